@@ -1,0 +1,3 @@
+from rclrec.cli import main
+
+raise SystemExit(main())

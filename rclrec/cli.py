@@ -1,0 +1,181 @@
+"""Command line: rclrec train | evaluate | stats | similarity."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rclrec.config import ConfigError, load_config, parse_overrides
+from rclrec.data.dataset import DataError
+
+# Flags that are shortcuts for a config key: flag dest -> dotted key.
+TRAIN_SHORTCUTS = {
+    "dataset": "data.dataset",
+    "data_dir": "data.data_dir",
+    "method": "method",
+    "encoder": "encoder.name",
+    "epochs": "train.epochs",
+    "max_steps": "train.max_steps",
+    "seed": "train.seed",
+    "device": "train.device",
+    "variant": "rcl.variant",
+    "similarity": "rcl.similarity",
+    "alpha": "rcl.alpha",
+    "lambda_": "rcl.weight",
+    "tau": "rcl.tau",
+}
+
+
+def format_table(rows: dict[str, dict[str, float]], ks: tuple[int, ...] = (5, 10, 20)) -> str:
+    """A plain text table: one row per split, HR / NDCG / MRR columns."""
+    cols = [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks] + ["MRR@10"]
+    lines = ["split  " + "  ".join(f"{c:>8}" for c in cols)]
+    for name, metrics in rows.items():
+        lines.append(f"{name:<6} " + "  ".join(f"{metrics.get(c, float('nan')):8.4f}"
+                                                for c in cols))
+    return "\n".join(lines)
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train and evaluate a model",
+                       description="Train a method, select the epoch by validation NDCG@10 and "
+                                   "report test metrics at that epoch.")
+    p.add_argument("--dataset", help="dataset name (beauty, sports, toys, yelp, lastfm, ml-100k, "
+                                     "ml-1m, synthetic) or a file path [beauty]")
+    p.add_argument("--data-dir", dest="data_dir", help="directory searched first for datasets")
+    p.add_argument("--method", help="sasrec (default) and other training methods")
+    p.add_argument("--encoder", help="sasrec | fmlp [sasrec]")
+    p.add_argument("--epochs", type=int, help="maximum epochs [200]")
+    p.add_argument("--max-steps", dest="max_steps", type=int, help="cap steps per epoch")
+    p.add_argument("--seed", type=int, help="random seed [0]")
+    p.add_argument("--device", help="auto | cpu | cuda [auto]")
+    p.add_argument("--variant", help="RCL loss variant: rcl | unweight | weak | strong | "
+                                     "three_pairs")
+    p.add_argument("--similarity", help="RCL weak-positive metric: jaccard | tfidf | ngram | "
+                                        "levenshtein | semantic")
+    p.add_argument("--alpha", type=float, help="RCL: top alpha fraction of similar sequences")
+    p.add_argument("--lambda", dest="lambda_", type=float, help="RCL: loss weight (Eq. 18)")
+    p.add_argument("--tau", type=float, help="RCL: temperature")
+    p.add_argument("--config", help="TOML file with settings")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set train.lr=1e-3 (repeatable)")
+    p.add_argument("--out", required=True, help="run directory for metrics.json and model.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out (or return a finished one)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from rclrec.experiment import run_training
+
+    overrides: dict[str, Any] = {}
+    for dest, key in TRAIN_SHORTCUTS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            overrides[key] = value
+    overrides.update(parse_overrides(args.overrides))
+    cfg = load_config(args.config, overrides)
+    metrics = run_training(cfg, args.out, resume=args.resume, show_progress=not args.quiet)
+    print(f"\n{metrics['method']} / {metrics['encoder']} on {metrics['dataset']} "
+          f"(seed {metrics['seed']}): best epoch {metrics['best_epoch']} of "
+          f"{metrics['epochs_run']}, {metrics['train_seconds']:.0f}s")
+    print(format_table({"valid": metrics["valid"], "test": metrics["test"]},
+                       tuple(metrics["config"]["eval"]["ks"])))
+    print(f"written: {Path(args.out) / 'metrics.json'}, {Path(args.out) / 'model.pt'}")
+    return 0
+
+
+def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="re-evaluate a saved run")
+    p.add_argument("--run", required=True, help="run directory written by `rclrec train`")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from rclrec.experiment import evaluate_run
+
+    result = evaluate_run(args.run, device=args.device)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_table({"valid": result["valid"], "test": result["test"]}))
+    return 0
+
+
+def add_stats_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stats", help="dataset statistics (Table 1) and similarity histograms")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--similarity", help="comma-separated metrics for the Figure 1 histogram, "
+                                        "e.g. jaccard,ngram")
+    p.add_argument("--plot", help="PNG path for the histogram [stats_<dataset>.png]")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from rclrec.data.registry import load_dataset
+    from rclrec.data.stats import dataset_stats
+
+    ds = load_dataset(args.dataset, data_dir=args.data_dir)
+    stats = dataset_stats(ds)
+    for key, value in stats.items():
+        print(f"{key:>26}: {value}")
+    if args.similarity:
+        from rclrec.data.split import contrast_units, leave_one_out
+        from rclrec.similarity.histogram import different_target_pair_histogram, plot_histogram
+
+        inputs, targets = contrast_units(leave_one_out(ds).train)
+        hist = {}
+        for metric in [m.strip() for m in args.similarity.split(",") if m.strip()]:
+            hist[metric] = different_target_pair_histogram(inputs, targets, metric)
+            print(f"different-target pairs by {metric} similarity: {hist[metric]}")
+        plot = args.plot or f"stats_{Path(args.dataset).stem}.png"
+        plot_histogram(hist, plot)
+        print(f"written: {plot}")
+        stats["similarity_histogram"] = hist
+    if args.json:
+        print(json.dumps(stats))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rclrec", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
+    add_stats_parser(sub)
+    try:
+        from rclrec.similarity import cli as similarity_cli
+    except ImportError:  # pragma: no cover - the similarity package is optional while built
+        similarity_cli = None
+    if similarity_cli is not None:
+        similarity_cli.add_parser(sub)
+    return parser
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "stats": run_stats}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command in COMMANDS:
+            return COMMANDS[args.command](args)
+        from rclrec.similarity import cli as similarity_cli
+
+        return similarity_cli.run(args)
+    except (ConfigError, DataError, FileExistsError, FileNotFoundError) as e:
+        print(f"rclrec {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

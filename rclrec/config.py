@@ -1,0 +1,264 @@
+"""Typed configuration: one frozen dataclass per concern, loaded from TOML plus overrides.
+
+Precedence: --set key=value  >  --config FILE.toml  >  defaults below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+
+class ConfigError(ValueError):
+    """An unknown or badly typed setting; the message names the key and suggests a valid one."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "beauty"  # (str) dataset name or file path
+    data_dir: str | None = None  # (str) where dataset names are looked up first
+    max_len: int | None = None  # (int) input length; None = 200 for MovieLens, 50 otherwise
+    user_col: str = "user"  # (str) raw logs: user column
+    item_col: str = "item"  # (str) raw logs: item column
+    time_col: str = "timestamp"  # (str) raw logs: time column
+    k_core: int = 5  # (int) raw logs: iterated k-core filter
+    drop_repeats: bool = False  # (bool) raw logs: drop immediate repeats of an item
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    name: str = "sasrec"  # (str) sasrec | fmlp
+    hidden_dim: int = 64  # (int) d
+    num_blocks: int = 2  # (int) encoder blocks
+    num_heads: int = 2  # (int) attention heads (sasrec)
+    inner_dim: int = 256  # (int) feed-forward width
+    dropout: float = 0.5  # (float) hidden and embedding dropout
+    attn_dropout: float = 0.5  # (float) attention-probability dropout (sasrec)
+    max_len: int = 50  # (int) maximum input length (filled from data.max_len)
+    norm_first: bool = False  # (bool) pre-LN blocks (original SASRec) instead of post-LN (RecBole)
+
+    def __post_init__(self) -> None:
+        if self.hidden_dim % max(self.num_heads, 1):
+            raise ConfigError(f"encoder.hidden_dim={self.hidden_dim} is not divisible by "
+                              f"encoder.num_heads={self.num_heads}")
+        for key in ("dropout", "attn_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"encoder.{key} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 200  # (int) maximum epochs
+    batch_size: int = 256  # (int) training instances per step
+    lr: float = 1e-3  # (float) Adam learning rate
+    weight_decay: float = 0.0  # (float) Adam weight decay
+    patience: int = 10  # (int) epochs without a better validation NDCG@10 before stopping
+    loss: str = "ce"  # (str) ce = full softmax over all items | bce = one sampled negative
+    instances: str = "auto"  # (str) windows | prefixes | auto (windows for causal encoders)
+    max_steps: int | None = None  # (int) cap on steps per epoch (smoke runs)
+    seed: int = 0  # (int) seeds torch and numpy
+    device: str = "auto"  # (str) auto | cpu | cuda | cuda:N
+    eval_batch_size: int = 1024  # (int) users per evaluation batch
+    threads: int | None = None  # (int) torch CPU threads; None = torch default
+
+    def __post_init__(self) -> None:
+        _choice("train.loss", self.loss, ("ce", "bce"))
+        _choice("train.instances", self.instances, ("auto", "windows", "prefixes"))
+        for key in ("epochs", "batch_size", "patience", "eval_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError("train.max_steps must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError("train.lr must be > 0")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    exclude_history: bool = True  # (bool) rank only items not in the input (the target stays)
+    ks: tuple[int, ...] = (5, 10, 20)  # (list) cut-offs of HR@K and NDCG@K
+    select_metric: str = "NDCG@10"  # (str) validation metric for early stopping
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    method: str = "sasrec"  # (str) training method, see `rclrec train --help`
+    data: DataConfig = field(default_factory=DataConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    rcl: RCLConfig = field(default_factory=lambda: RCLConfig())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class RCLConfig:
+    variant: str = "rcl"  # (str) rcl | unweight | weak | strong | three_pairs
+    similarity: str = "ngram"  # (str) jaccard | tfidf | ngram | levenshtein | semantic
+    ngram: int = 2  # (int) n of the n-gram metric
+    alpha: float = 0.05  # (float) weak positives = top alpha fraction of sequences
+    selection: str = "row"  # (str) row (paper text) | global (official code) top-alpha
+    max_neighbours: int = 256  # (int) cap on weak candidates per sequence
+    weight: float = 0.1  # (float) lambda of Eq. 18
+    tau: float = 1.0  # (float) temperature of Eq. 12 and 16
+    score: str = "dot"  # (str) dot (paper) | cosine
+    mask_same_target: bool = False  # (bool) mask in-batch same-target false negatives
+    weight_floor: float = 0.0  # (float) eps added to similarities in Eq. 16 (0 = paper)
+    semantic_every: int = 5  # (int) epochs between rebuilds of the semantic index
+    rec_loss_on_positives: bool = False  # (bool) sampled positives also get the rec. loss
+
+
+# ---------------------------------------------------------------- loading and overrides
+
+
+def _fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _all_keys(cls: type = ExperimentConfig, prefix: str = "") -> list[str]:
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for name in _fields(cls):
+        if dataclasses.is_dataclass(hints[name]):
+            keys += _all_keys(hints[name], f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def _unknown(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, _all_keys(), n=1, cutoff=0.5)
+    if not close:  # try the last part alone: "lr" -> "train.lr"
+        tail = key.rsplit(".", 1)[-1]
+        close = [k for k in _all_keys() if k.rsplit(".", 1)[-1] == tail][:1]
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown setting {key!r}{hint}")
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Convert a TOML value or a --set string to the field's type."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0])
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.strip("[]() ").split(",") if v.strip()]
+        return tuple(_coerce(key, v, args[0]) for v in value)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "1", "yes", "on"):
+                return True
+            if str(value).lower() in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if hint is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(f"setting {key!r} expects {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = _fields(cls)
+    kwargs = {}
+    for name, value in values.items():
+        key = prefix + name
+        if name not in fields:
+            raise _unknown(key)
+        if dataclasses.is_dataclass(hints[name]):
+            if not isinstance(value, dict):
+                raise ConfigError(f"setting {key!r} is a section; use {key}.<name> = value")
+            kwargs[name] = _build(hints[name], value, key + ".")
+        else:
+            kwargs[name] = _coerce(key, value, hints[name])
+    return cls(**kwargs)
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = nested
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise _unknown(key)
+        node[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings (from --set) into a flat dict, validating each key."""
+    flat = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if key not in _all_keys():
+            raise _unknown(key)
+        flat[key] = value.strip()
+    return flat
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                base: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Resolve the configuration: defaults < ``base`` < TOML file < overrides (flat dotted keys).
+
+    Raises:
+        ConfigError: unknown key (with the closest valid key), wrong type, bad value.
+    """
+    values: dict[str, Any] = _nest(base or {})
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"--config: {path} does not exist")
+        try:
+            with open(path, "rb") as f:
+                values = _merge(values, tomllib.load(f))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: {e}") from e
+    values = _merge(values, _nest(overrides or {}))
+    return _build(ExperimentConfig, values)
+
+
+def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
+    """Rebuild a config saved with ``to_dict`` (run folders, checkpoints)."""
+    return _build(ExperimentConfig, values)

@@ -1,0 +1,5 @@
+"""Reading, splitting and batching user item sequences."""
+
+from rclrec.data.dataset import DataError, SequenceDataset
+
+__all__ = ["DataError", "SequenceDataset"]

@@ -1,0 +1,66 @@
+"""Full ranking: every user's target is ranked against the whole item set."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rclrec.data.batches import left_pad, trim_padding
+from rclrec.data.dataset import PAD
+from rclrec.eval.metrics import metrics_from_ranks
+
+
+def target_ranks(scores: torch.Tensor, history: torch.Tensor, targets: torch.Tensor,
+                 exclude_history: bool = True) -> torch.Tensor:
+    """0-based rank of each target among all items.
+
+    Args:
+        scores: (B, num_items + 1) scores; column 0 is padding and never ranked.
+        history: (B, H) every input item of each user (not only the last max_len), 0 = padding.
+        targets: (B,) target item ids.
+        exclude_history: drop the input items from the ranking (the target itself stays, so
+            a repeated item is ranked like any other).
+
+    Returns:
+        (B,) long: how many rankable items score strictly higher than the target.
+    """
+    scores = scores.clone()
+    scores[:, PAD] = -torch.inf
+    if exclude_history:
+        history = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, history, True)
+        history[:, PAD] = True
+        history.scatter_(1, targets[:, None], False)
+        scores[history] = -torch.inf
+    target_scores = scores.gather(1, targets[:, None])
+    return (scores > target_scores).sum(dim=1)
+
+
+@torch.no_grad()
+def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets: np.ndarray,
+                     max_len: int, *, batch_size: int = 1024, device: torch.device | str = "cpu",
+                     exclude_history: bool = True, ks: tuple[int, ...] = (5, 10, 20),
+                     return_ranks: bool = False):
+    """Full-ranking HR / NDCG / MRR of an encoder on (input sequence, target) cases.
+
+    The representation of a sequence is the encoder state at its last position; the scores are
+    its dot products with every item embedding.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    padded = left_pad(inputs, max_len)
+    table = encoder.item_embedding.weight  # (num_items + 1, D)
+    # Users sorted by length so each batch can drop its all-padding columns.
+    order = np.argsort((padded != PAD).sum(axis=1), kind="stable")
+    ranks = np.empty(len(padded), dtype=np.int64)
+    for start in range(0, len(padded), batch_size):
+        rows = order[start:start + batch_size]
+        (window,) = trim_padding(padded[rows])
+        x = torch.from_numpy(window).to(device)
+        y = torch.from_numpy(targets[rows]).to(device)
+        chunk = [inputs[r] for r in rows]
+        history = torch.from_numpy(left_pad(chunk, max(1, max(len(s) for s in chunk))))
+        h = encoder(x)[:, -1]  # (B, D)
+        ranks[rows] = target_ranks(h @ table.T, history.to(device), y, exclude_history).cpu()
+    encoder.train(was_training)
+    metrics = metrics_from_ranks(ranks, ks)
+    return (metrics, ranks) if return_ranks else metrics

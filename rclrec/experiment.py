@@ -1,0 +1,214 @@
+"""A run as a recipe: config -> data -> encoder and method -> fit -> evaluate -> files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rclrec.config import ConfigError, ExperimentConfig, config_from_dict
+from rclrec.data.batches import TrainingInstances, prefix_instances, window_instances
+from rclrec.data.dataset import SequenceDataset
+from rclrec.data.registry import default_max_len, load_dataset
+from rclrec.data.split import LeaveOneOutSplit, leave_one_out
+from rclrec.files import write_json_atomic
+from rclrec.methods import method_class
+from rclrec.models import ENCODERS, build_encoder
+from rclrec.train.checkpoint import load_torch, save_torch_atomic
+from rclrec.train.trainer import Trainer
+
+MODEL_FORMAT = 1
+
+
+def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Fill the settings that depend on others: max_len by dataset, instances by encoder."""
+    if cfg.encoder.name not in ENCODERS:
+        raise ConfigError(f"unknown encoder {cfg.encoder.name!r} (option --encoder); choose one "
+                          f"of {', '.join(sorted(ENCODERS))}")
+    method_class(cfg.method)  # fails early on an unknown method
+    max_len = cfg.data.max_len or default_max_len(cfg.data.dataset)
+    causal = getattr(ENCODERS[cfg.encoder.name], "causal", False)
+    instances = cfg.train.instances
+    if instances == "auto":
+        instances = "windows" if causal else "prefixes"
+    if instances == "windows" and not causal:
+        raise ConfigError(f"train.instances=windows needs a causal encoder; "
+                          f"{cfg.encoder.name} sees the future (use prefixes)")
+    return dataclasses.replace(
+        cfg,
+        data=dataclasses.replace(cfg.data, max_len=max_len),
+        encoder=dataclasses.replace(cfg.encoder, max_len=max_len),
+        train=dataclasses.replace(cfg.train, instances=instances),
+    )
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def load_data(cfg: ExperimentConfig) -> SequenceDataset:
+    d = cfg.data
+    return load_dataset(d.dataset, data_dir=d.data_dir, user_col=d.user_col, item_col=d.item_col,
+                        time_col=d.time_col, k_core=d.k_core, drop_repeats=d.drop_repeats)
+
+
+def build_instances(cfg: ExperimentConfig, split: LeaveOneOutSplit) -> TrainingInstances:
+    build = window_instances if cfg.train.instances == "windows" else prefix_instances
+    return build(split.train, cfg.encoder.max_len)
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
+                 show_progress: bool = True) -> dict[str, Any]:
+    """Train, select by validation, test at the best epoch; write metrics.json and model.pt.
+
+    With ``resume``, a finished run is returned as it is and an interrupted one continues from
+    its last checkpoint; without it an existing run folder is an error (no silent overwrite).
+    """
+    out_dir = Path(out_dir)
+    cfg = resolve(cfg)
+    metrics_path = out_dir / "metrics.json"
+    if metrics_path.exists() or (out_dir / "checkpoint.pt").exists():
+        if not resume:
+            raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it "
+                                  f"or choose another --out")
+        _check_same_config(out_dir, cfg)
+        if metrics_path.exists():
+            return json.loads(metrics_path.read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / "config.json", cfg.to_dict())
+
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    seed_everything(cfg.train.seed)
+    device = pick_device(cfg.train.device)
+    dataset = load_data(cfg)
+    split = leave_one_out(dataset)
+    instances = build_instances(cfg, split)
+    encoder = build_encoder(cfg.encoder, split.num_items).to(device)
+    method = method_class(cfg.method)(cfg, split, instances, device)
+    trainer = Trainer(cfg, split, instances, encoder, method, device, out_dir, show_progress)
+    if resume and trainer.resume() and show_progress:
+        print(f"resumed {out_dir} after epoch {trainer.state.epoch}", file=sys.stderr)
+    state = trainer.fit()
+
+    valid, test = trainer.validate(), trainer.test()
+    epochs = max(state.epoch, 1)
+    metrics = {
+        "method": cfg.method,
+        "encoder": cfg.encoder.name,
+        "dataset": cfg.data.dataset,
+        "seed": cfg.train.seed,
+        "epochs_run": state.epoch,
+        "best_epoch": state.best_epoch,
+        "stopped_early": state.stopped_early,
+        "train_seconds": round(state.train_seconds, 3),
+        "seconds_per_epoch": round(sum(h["train_seconds"] for h in state.history) / epochs, 3)
+        if state.history else None,
+        "seconds_to_best": round(state.seconds_to_best, 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch "
+                   f"{torch.__version__}",
+        "data": {"users": dataset.num_users, "items": dataset.num_items,
+                 "interactions": dataset.num_interactions, "training_instances": len(instances)},
+        "valid": valid,
+        "test": test,
+        "config": cfg.to_dict(),
+        "git_commit": git_commit(),
+        "history": state.history,
+    }
+    save_torch_atomic(out_dir / "model.pt", {
+        "format": MODEL_FORMAT,
+        "config": cfg.to_dict(),
+        "num_items": split.num_items,
+        "state_dict": encoder.state_dict(),
+    })
+    write_json_atomic(metrics_path, metrics)
+    return metrics
+
+
+def _check_same_config(out_dir: Path, cfg: ExperimentConfig) -> None:
+    """Resuming with other settings would mix two experiments in one folder."""
+    saved_path = out_dir / "config.json"
+    if not saved_path.exists():
+        return
+    saved = json.loads(saved_path.read_text())
+    now = json.loads(json.dumps(cfg.to_dict()))
+    # These may change between an interrupted run and its continuation.
+    for section, key in (("train", "epochs"), ("train", "device"), ("train", "patience"),
+                         ("train", "threads"), ("train", "eval_batch_size")):
+        saved[section].pop(key, None)
+        now[section].pop(key, None)
+    if saved != now:
+        diff = [f"{s}.{k}" for s in now if isinstance(now[s], dict)
+                for k in now[s] if saved.get(s, {}).get(k) != now[s][k]]
+        diff += [s for s in now if not isinstance(now[s], dict) and saved.get(s) != now[s]]
+        raise ConfigError(f"{out_dir} was started with other settings ({', '.join(diff)}); "
+                          f"use another --out")
+
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """Rebuild a trained encoder and its config from ``run_dir/model.pt``."""
+    path = Path(run_dir) / "model.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist (is {run_dir} a finished run?)")
+    saved = load_torch(path)
+    cfg = config_from_dict(saved["config"])
+    encoder = build_encoder(cfg.encoder, saved["num_items"])
+    encoder.load_state_dict(saved["state_dict"])
+    return encoder.to(device).eval(), cfg
+
+
+def evaluate_run(run_dir: str | Path, *, device: str = "auto") -> dict[str, Any]:
+    """Re-evaluate a saved run on its validation and test cases."""
+    from rclrec.eval.ranking import evaluate_ranking
+
+    dev = pick_device(device)
+    encoder, cfg = load_model(run_dir, dev)
+    split = leave_one_out(load_data(cfg))
+    e = cfg.eval
+    kw = dict(batch_size=cfg.train.eval_batch_size, device=dev, exclude_history=e.exclude_history,
+              ks=e.ks)
+    return {
+        "run": str(run_dir),
+        "valid": evaluate_ranking(encoder, split.valid_inputs(), split.valid_targets,
+                                  cfg.encoder.max_len, **kw),
+        "test": evaluate_ranking(encoder, split.test_inputs(), split.test_targets,
+                                 cfg.encoder.max_len, **kw),
+    }

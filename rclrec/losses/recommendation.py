@@ -1,0 +1,54 @@
+"""Next-item losses: full-softmax cross-entropy (Eq. 3-4) and SASRec's BCE with one negative."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from rclrec.data.dataset import PAD
+
+
+def cross_entropy_loss(states: torch.Tensor, targets: torch.Tensor,
+                       item_table: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy over the whole item set, averaged over positions with a target.
+
+    Args:
+        states: (P, D) encoder states of the positions that have a target.
+        targets: (P,) target item ids in 1..num_items.
+        item_table: (num_items + 1, D) item embeddings; row 0 (padding) is never a class.
+    """
+    logits = states @ item_table[1:].T  # (P, num_items)
+    return F.cross_entropy(logits, targets - 1)
+
+
+def bce_one_negative_loss(states: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+    """Original SASRec loss: log sigmoid of the target and of one uniformly sampled negative.
+
+    The negative is uniform over all items; the original rejects the user's own items, which
+    on these datasets changes about 1 draw in 1,000, so it is not worth a per-user lookup.
+    """
+    num_items = item_table.shape[0] - 1
+    negatives = torch.randint(1, num_items + 1, targets.shape, device=targets.device,
+                              generator=generator)
+    pos = (states * item_table[targets]).sum(-1)
+    neg = (states * item_table[negatives]).sum(-1)
+    return -(F.logsigmoid(pos) + F.logsigmoid(-neg)).mean()
+
+
+def select_target_positions(hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor,
+                                                                                   torch.Tensor]:
+    """Gather the states that have a target.
+
+    Args:
+        hidden: (B, L, D) encoder states.
+        targets: (B, L) next item per position, 0 = none (windows), or (B, 1) (prefixes: the
+            target of the last position).
+
+    Returns:
+        states (P, D) and their targets (P,).
+    """
+    if targets.shape[1] == 1:
+        return hidden[:, -1], targets[:, 0]
+    keep = targets != PAD
+    return hidden[keep], targets[keep]

@@ -1,0 +1,64 @@
+"""The method contract: the trainer computes the recommendation loss, a method adds its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from rclrec.config import ExperimentConfig
+from rclrec.data.batches import TrainingInstances
+from rclrec.data.split import LeaveOneOutSplit
+
+
+@dataclass
+class Batch:
+    """One training step's instances.
+
+    Attributes:
+        index: (B,) rows of the TrainingInstances.
+        inputs: (B, L) left-padded input items (tensor on the training device).
+        targets: (B, L) or (B, 1) targets (tensor).
+        users: (B,) user rows (numpy).
+        whole: (B,) True where the instance ends with the user's final training target (numpy).
+    """
+
+    index: np.ndarray
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    users: np.ndarray
+    whole: np.ndarray
+
+
+class Method:
+    """Plain next-item training (SASRec, FMLP-Rec): no extra objective."""
+
+    def __init__(self, cfg: ExperimentConfig, split: LeaveOneOutSplit,
+                 instances: TrainingInstances, device: torch.device) -> None:
+        self.cfg = cfg
+        self.split = split
+        self.instances = instances
+        self.device = device
+
+    def setup(self, encoder: nn.Module) -> None:
+        """Called once before training (e.g. to build a similarity index)."""
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Extra trainable parameters the optimizer must update (e.g. learned augmenters)."""
+        return []
+
+    def on_epoch_start(self, epoch: int, encoder: nn.Module) -> None:
+        """Called before each epoch (e.g. to rebuild a similarity from the current encoder)."""
+
+    def extra_loss(self, batch: Batch, hidden: torch.Tensor,
+                   encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
+        """The method's weighted extra loss for a batch, and scalar statistics to log.
+
+        Args:
+            batch: the step's instances.
+            hidden: (B, L, D) encoder states of ``batch.inputs`` (with dropout, as trained).
+            encoder: the encoder, for extra forward passes (other views, positives).
+        """
+        return None, {}

@@ -1,0 +1,19 @@
+"""Sequence encoders: ``encoder(seqs (B, L)) -> states (B, L, D)``, owning the item table."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from rclrec.config import EncoderConfig
+from rclrec.models.sasrec import SASRec
+
+ENCODERS: dict[str, type[nn.Module]] = {
+    "sasrec": SASRec,
+}
+
+
+def build_encoder(cfg: EncoderConfig, num_items: int) -> nn.Module:
+    if cfg.name not in ENCODERS:
+        raise ValueError(f"unknown encoder {cfg.name!r}; choose one of "
+                         f"{', '.join(sorted(ENCODERS))} (option --encoder)")
+    return ENCODERS[cfg.name](cfg, num_items)

@@ -1,0 +1,56 @@
+"""Building blocks shared by the encoders."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def init_weights(module: nn.Module) -> None:
+    """Normal(0, 0.02) for linear and embedding weights, LayerNorm at (1, 0) (RecBole, BERT)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class FeedForward(nn.Module):
+    """Point-wise feed-forward: d -> inner -> d with GELU."""
+
+    def __init__(self, hidden_dim: int, inner_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(hidden_dim, inner_dim)
+        self.fc2 = nn.Linear(inner_dim, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(F.gelu(self.fc1(x))))
+
+
+class SequenceEmbedding(nn.Module):
+    """Item embedding plus a learned position embedding, LayerNorm and dropout.
+
+    Positions are the slots of the left-padded window, so the most recent item always sits at
+    position max_len - 1. Item 0 is padding; its row is kept at zero.
+    """
+
+    def __init__(self, num_items: int, hidden_dim: int, max_len: int, dropout: float) -> None:
+        super().__init__()
+        self.max_len = max_len
+        self.item_embedding = nn.Embedding(num_items + 1, hidden_dim, padding_idx=0)
+        self.position_embedding = nn.Embedding(max_len, hidden_dim)
+        self.norm = nn.LayerNorm(hidden_dim, eps=1e-12)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        """(B, L) item ids, L <= max_len -> (B, L, D)."""
+        length = seqs.shape[1]
+        if length > self.max_len:
+            raise ValueError(f"input length {length} exceeds max_len {self.max_len}")
+        positions = torch.arange(self.max_len - length, self.max_len, device=seqs.device)
+        x = self.item_embedding(seqs) + self.position_embedding(positions)
+        return self.dropout(self.norm(x))

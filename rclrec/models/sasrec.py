@@ -1,0 +1,97 @@
+"""SASRec: causal self-attention over the item sequence (Kang & McAuley, ICDM 2018).
+
+The blocks follow the RecBole SASRec that DuoRec, CL4SRec and MCLRec build on (post-LN, GELU,
+hidden and attention dropout); ``norm_first`` switches to the pre-LN blocks of the original.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rclrec.config import EncoderConfig
+from rclrec.data.dataset import PAD
+from rclrec.models.layers import FeedForward, SequenceEmbedding, init_weights
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, hidden_dim: int, num_heads: int, attn_dropout: float, dropout: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(hidden_dim, 3 * hidden_dim)
+        self.out = nn.Linear(hidden_dim, hidden_dim)
+        self.attn_dropout = attn_dropout
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (B, L, D), mask (B, 1, L, L) bool, True = may attend -> (B, L, D)."""
+        b, length, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=2)
+        # (B, L, D) -> (B, H, L, D/H)
+        q, k, v = (t.view(b, length, self.num_heads, d // self.num_heads).transpose(1, 2)
+                   for t in (q, k, v))
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(b, length, d)
+        return self.dropout(self.out(y))
+
+
+class SASRecBlock(nn.Module):
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        self.norm_first = cfg.norm_first
+        self.attention = CausalSelfAttention(cfg.hidden_dim, cfg.num_heads, cfg.attn_dropout,
+                                             cfg.dropout)
+        self.feed_forward = FeedForward(cfg.hidden_dim, cfg.inner_dim, cfg.dropout)
+        self.norm1 = nn.LayerNorm(cfg.hidden_dim, eps=1e-12)
+        self.norm2 = nn.LayerNorm(cfg.hidden_dim, eps=1e-12)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.norm_first:
+            x = x + self.attention(self.norm1(x), mask)
+            return x + self.feed_forward(self.norm2(x))
+        x = self.norm1(x + self.attention(x, mask))
+        return self.norm2(x + self.feed_forward(x))
+
+
+class SASRec(nn.Module):
+    """Causal Transformer encoder: every position sees itself and the real items before it."""
+
+    causal = True
+
+    def __init__(self, cfg: EncoderConfig, num_items: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_items = num_items
+        self.embed = SequenceEmbedding(num_items, cfg.hidden_dim, cfg.max_len, cfg.dropout)
+        self.blocks = nn.ModuleList(SASRecBlock(cfg) for _ in range(cfg.num_blocks))
+        self.final_norm = nn.LayerNorm(cfg.hidden_dim, eps=1e-12) if cfg.norm_first else None
+        self.apply(init_weights)
+
+    @property
+    def item_embedding(self) -> nn.Embedding:
+        return self.embed.item_embedding
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Encode left-padded sequences.
+
+        Args:
+            seqs: (B, L) item ids, 0 = padding on the left.
+
+        Returns:
+            (B, L, D) states; position t summarises items up to t.
+        """
+        length = seqs.shape[1]
+        real = seqs != PAD  # (B, L)
+        causal = torch.ones(length, length, dtype=torch.bool, device=seqs.device).tril()
+        # A query attends to real keys at or before it, and always to itself, so padding rows
+        # never see an all-masked row (which would give NaN).
+        eye = torch.eye(length, dtype=torch.bool, device=seqs.device)
+        mask = (causal & real[:, None, :]) | eye  # (B, L, L)
+        x = self.embed(seqs)
+        for block in self.blocks:
+            x = block(x, mask[:, None])
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x

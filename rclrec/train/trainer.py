@@ -1,0 +1,205 @@
+"""The training loop: epochs of steps, validation, early stopping, checkpoints and resume."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from rclrec.config import ExperimentConfig
+from rclrec.data.batches import TrainingInstances, batch_order, real_length, trim_padding
+from rclrec.data.split import LeaveOneOutSplit
+from rclrec.eval.ranking import evaluate_ranking
+from rclrec.losses.recommendation import (
+    bce_one_negative_loss,
+    cross_entropy_loss,
+    select_target_positions,
+)
+from rclrec.methods.base import Batch, Method
+from rclrec.train.checkpoint import load_torch, save_torch_atomic
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue an interrupted run exactly where it stopped."""
+
+    epoch: int = 0  # epochs finished
+    best_score: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    train_seconds: float = 0.0  # wall time of finished epochs, training and validation
+    seconds_to_best: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+class Trainer:
+    """Fits an encoder with a method's loss; keeps the best validation state.
+
+    Files in ``out_dir``: ``checkpoint.pt`` (after every epoch: model, optimizer, RNG and
+    TrainState) and ``best.pt`` (the best validation weights so far).
+    """
+
+    def __init__(self, cfg: ExperimentConfig, split: LeaveOneOutSplit,
+                 instances: TrainingInstances, encoder: nn.Module, method: Method,
+                 device: torch.device, out_dir: Path, show_progress: bool = True) -> None:
+        self.cfg = cfg
+        self.split = split
+        self.instances = instances
+        self.encoder = encoder
+        self.method = method
+        self.device = device
+        self.out_dir = out_dir
+        self.show_progress = show_progress
+        params = list(encoder.parameters()) + list(method.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr,
+                                          weight_decay=cfg.train.weight_decay)
+        self.rng = np.random.default_rng(cfg.train.seed)
+        self.state = TrainState()
+        self.lengths = real_length(instances.inputs)
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "best.pt"
+
+    def save_checkpoint(self) -> None:
+        save_torch_atomic(self.checkpoint_path, {
+            "encoder": self.encoder.state_dict(),
+            "method": [p.detach().cpu() for p in self.method.parameters()],
+            "optimizer": self.optimizer.state_dict(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "state": self.state.__dict__,
+        })
+
+    def resume(self) -> bool:
+        """Load ``checkpoint.pt`` if present; returns whether it did."""
+        if not self.checkpoint_path.exists():
+            return False
+        ckpt = load_torch(self.checkpoint_path)
+        self.encoder.load_state_dict(ckpt["encoder"])
+        with torch.no_grad():
+            for p, saved in zip(self.method.parameters(), ckpt["method"], strict=True):
+                p.copy_(saved)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.rng.bit_generator.state = ckpt["numpy_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        if ckpt["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        self.state = TrainState(**ckpt["state"])
+        return True
+
+    # ------------------------------------------------------------------ steps
+    def make_batch(self, index: np.ndarray) -> Batch:
+        inst = self.instances
+        inputs, targets = trim_padding(inst.inputs[index], inst.targets[index])
+        return Batch(
+            index=index,
+            inputs=torch.from_numpy(inputs).to(self.device),
+            targets=torch.from_numpy(targets).to(self.device),
+            users=inst.users[index],
+            whole=inst.whole[index],
+        )
+
+    def loss_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Recommendation loss (Eq. 3-4) plus the method's own weighted loss (e.g. Eq. 18)."""
+        hidden = self.encoder(batch.inputs)  # (B, L, D)
+        states, targets = select_target_positions(hidden, batch.targets)
+        table = self.encoder.item_embedding.weight
+        if self.cfg.train.loss == "ce":
+            rec = cross_entropy_loss(states, targets, table)
+        else:
+            rec = bce_one_negative_loss(states, targets, table)
+        extra, stats = self.method.extra_loss(batch, hidden, self.encoder)
+        stats = {"rec": float(rec.detach()), **stats}
+        return (rec if extra is None else rec + extra), stats
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        self.encoder.train()
+        self.method.on_epoch_start(epoch, self.encoder)
+        batches = batch_order(self.lengths, self.cfg.train.batch_size, self.rng)
+        if self.cfg.train.max_steps is not None:
+            batches = batches[: self.cfg.train.max_steps]
+        totals: dict[str, float] = {}
+        bar = tqdm(batches, desc=f"epoch {epoch}", unit="step", leave=False,
+                   disable=not self.show_progress, dynamic_ncols=True)
+        for step, index in enumerate(bar, start=1):
+            loss, stats = self.loss_step(self.make_batch(index))
+            if not torch.isfinite(loss):
+                raise TrainingError(f"epoch {epoch} step {step}: loss is {float(loss)}; "
+                                    f"lower train.lr or check the method's settings")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            stats["loss"] = float(loss.detach())
+            for k, v in stats.items():
+                totals[k] = totals.get(k, 0.0) + v
+            bar.set_postfix(loss=f"{totals['loss'] / step:.4f}")
+        return {k: v / max(len(batches), 1) for k, v in totals.items()}
+
+    def validate(self) -> dict[str, float]:
+        e = self.cfg.eval
+        return evaluate_ranking(self.encoder, self.split.valid_inputs(), self.split.valid_targets,
+                                self.cfg.encoder.max_len, batch_size=self.cfg.train.eval_batch_size,
+                                device=self.device, exclude_history=e.exclude_history, ks=e.ks)
+
+    def test(self) -> dict[str, float]:
+        e = self.cfg.eval
+        return evaluate_ranking(self.encoder, self.split.test_inputs(), self.split.test_targets,
+                                self.cfg.encoder.max_len, batch_size=self.cfg.train.eval_batch_size,
+                                device=self.device, exclude_history=e.exclude_history, ks=e.ks)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> TrainState:
+        """Train until ``train.epochs`` or early stopping; leaves the best weights loaded."""
+        cfg = self.cfg.train
+        select = self.cfg.eval.select_metric
+        st = self.state
+        self.method.setup(self.encoder)  # after resume() too: built from the restored weights
+        while st.epoch < cfg.epochs and not st.stopped_early:
+            epoch = st.epoch + 1
+            started = time.perf_counter()
+            losses = self.train_epoch(epoch)
+            train_time = time.perf_counter() - started
+            valid = self.validate()
+            elapsed = time.perf_counter() - started
+            st.train_seconds += elapsed
+            st.epoch = epoch
+            score = valid[select]
+            improved = score > st.best_score
+            if improved:
+                st.best_score, st.best_epoch, st.bad_epochs = score, epoch, 0
+                st.seconds_to_best = st.train_seconds
+                save_torch_atomic(self.best_path, self.encoder.state_dict())
+            else:
+                st.bad_epochs += 1
+            st.history.append({"epoch": epoch, "train_seconds": round(train_time, 3),
+                               "epoch_seconds": round(elapsed, 3), **losses,
+                               "valid": valid})
+            if self.show_progress:
+                tqdm.write(f"epoch {epoch:3d}  loss {losses.get('loss', float('nan')):.4f}  "
+                           f"valid {select} {score:.4f}  HR@10 {valid.get('HR@10', 0):.4f}  "
+                           f"({train_time:.1f}s train, {elapsed - train_time:.1f}s eval)"
+                           + ("  *" if improved else ""))
+            if st.bad_epochs >= cfg.patience:
+                st.stopped_early = True
+            self.save_checkpoint()
+        if self.best_path.exists():
+            self.encoder.load_state_dict(load_torch(self.best_path))
+        return st

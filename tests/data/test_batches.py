@@ -1,0 +1,74 @@
+import numpy as np
+
+from rclrec.data.batches import (
+    batch_order,
+    left_pad,
+    prefix_instances,
+    real_length,
+    trim_padding,
+    window_instances,
+)
+from rclrec.data.dataset import SequenceDataset
+from rclrec.data.split import contrast_units, leave_one_out
+
+
+def test_left_pad_keeps_most_recent():
+    out = left_pad([np.array([1, 2, 3, 4]), np.array([5])], 3)
+    assert out.tolist() == [[2, 3, 4], [0, 0, 5]]
+
+
+def test_leave_one_out():
+    ds = SequenceDataset([np.array([1, 2, 3, 4, 5]), np.array([3, 2, 1])], 5)
+    split = leave_one_out(ds)
+    assert split.train[0].tolist() == [1, 2, 3]
+    assert split.valid_targets.tolist() == [4, 2]
+    assert split.test_targets.tolist() == [5, 1]
+    assert split.test_inputs()[1].tolist() == [3, 2]
+    inputs, targets = contrast_units(split.train)
+    assert inputs[0].tolist() == [1, 2] and targets.tolist() == [3, 3]
+
+
+def test_windows_cover_every_target_once():
+    rng = np.random.default_rng(0)
+    train = [rng.integers(1, 50, size=n) for n in (1, 2, 5, 11, 12, 13, 30)]
+    max_len = 5
+    inst = window_instances(train, max_len)
+    for u, seq in enumerate(train):
+        rows = np.flatnonzero(inst.users == u)
+        got = []
+        for r in rows:
+            inp, tgt = inst.inputs[r], inst.targets[r]
+            keep = tgt != 0
+            # every target follows its input item in the original sequence
+            assert np.all(inp[keep] != 0)
+            got += list(tgt[keep])
+        assert sorted(got) == sorted(seq[1:].tolist())
+        if len(seq) >= 2:
+            assert inst.whole[rows].sum() == 1
+            first = rows[inst.whole[rows]][0]
+            assert inst.targets[first][-1] == seq[-1]
+
+
+def test_prefixes():
+    inst = prefix_instances([np.array([1, 2, 3]), np.array([4, 5])], 2)
+    assert inst.inputs.tolist() == [[0, 1], [1, 2], [0, 4]]
+    assert inst.targets[:, 0].tolist() == [2, 3, 5]
+    assert inst.whole.tolist() == [False, True, True]
+
+
+def test_batch_order_is_a_partition_and_groups_lengths():
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(1, 50, size=1000)
+    batches = batch_order(lengths, 32, np.random.default_rng(2))
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches if len(b) > 1])
+    assert spread < np.ptp(lengths) / 2  # similar lengths share a batch
+
+
+def test_trim_padding():
+    x = np.array([[0, 0, 1, 2], [0, 0, 0, 3]])
+    y = np.array([[0, 0, 2, 9], [0, 0, 0, 4]])
+    tx, ty = trim_padding(x, y)
+    assert tx.tolist() == [[1, 2], [0, 3]] and ty.tolist() == [[2, 9], [0, 4]]
+    assert real_length(x).tolist() == [2, 1]

@@ -1,0 +1,37 @@
+import pytest
+
+from rclrec.config import ConfigError, config_from_dict, load_config, parse_overrides
+
+
+def test_defaults_and_overrides_are_typed(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('method = "sasrec"\n[train]\nlr = 0.01\nepochs = 3\n')
+    cfg = load_config(toml, {"train.epochs": "5", "eval.ks": "5,10", "rcl.mask_same_target": "1"})
+    assert cfg.train.lr == 0.01 and cfg.train.epochs == 5
+    assert cfg.eval.ks == (5, 10) and cfg.rcl.mask_same_target is True
+    assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_unknown_key_suggests_the_closest():
+    with pytest.raises(ConfigError, match="train.lr"):
+        load_config(overrides={"train.lrr": "1"})
+    with pytest.raises(ConfigError, match="train.patience"):
+        parse_overrides(["patience=3"])
+
+
+def test_unknown_key_in_toml(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text("[train]\nbatchsize = 3\n")
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        load_config(toml)
+
+
+def test_bad_values():
+    with pytest.raises(ConfigError, match="train.epochs"):
+        load_config(overrides={"train.epochs": "many"})
+    with pytest.raises(ConfigError, match="train.loss"):
+        load_config(overrides={"train.loss": "mse"})
+    with pytest.raises(ConfigError, match="num_heads"):
+        load_config(overrides={"encoder.hidden_dim": "10", "encoder.num_heads": "3"})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("/nonexistent.toml")
