@@ -5,10 +5,12 @@ from __future__ import annotations
 from torch import nn
 
 from rclrec.config import EncoderConfig
+from rclrec.models.fmlp import FMLPRec
 from rclrec.models.sasrec import SASRec
 
 ENCODERS: dict[str, type[nn.Module]] = {
     "sasrec": SASRec,
+    "fmlp": FMLPRec,
 }
 
 
