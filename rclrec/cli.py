@@ -142,12 +142,35 @@ def run_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_analyze_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="Figures 5 and 6 for a trained run")
+    p.add_argument("--run", required=True, help="run directory written by `rclrec train`")
+    p.add_argument("--centres", type=int, default=2000, help="centres averaged for Figure 6")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from rclrec.analysis import analyze_run
+
+    result = analyze_run(args.run, centres=args.centres, seed=args.seed, device=args.device)
+    d = result["mean_dot"]
+    print(f"mean dot product with the centre ({result['centres']} centres, "
+          f"{result['similarity']} weak positives): strong {d['strong']:.3f}  "
+          f"weak {d['weak']:.3f}  negative {d['negative']:.3f}")
+    print("order strong > weak > negative: " + ("yes" if result["order_strong_weak_negative"]
+                                                 else "no"))
+    print(f"written: {Path(args.run) / 'analysis.json'}, fig6_dot_products.png, fig5_tsne.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rclrec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_evaluate_parser(sub)
     add_stats_parser(sub)
+    add_analyze_parser(sub)
     try:
         from rclrec.similarity import cli as similarity_cli
     except ImportError:  # pragma: no cover - the similarity package is optional while built
@@ -157,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"train": run_train, "evaluate": run_evaluate, "stats": run_stats}
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "stats": run_stats,
+            "analyze": run_analyze}
 
 
 def main(argv: list[str] | None = None) -> int:

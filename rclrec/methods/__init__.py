@@ -6,9 +6,11 @@ Add a method by writing a ``Method`` subclass and one line in ``METHODS``.
 from __future__ import annotations
 
 from rclrec.methods.base import Method
+from rclrec.methods.rcl import RCL
 
 METHODS: dict[str, type[Method]] = {
     "sasrec": Method,
+    "rcl": RCL,
 }
 
 

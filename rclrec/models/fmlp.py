@@ -85,8 +85,6 @@ class FMLPRec(nn.Module):
         self.embed = SequenceEmbedding(num_items, cfg.hidden_dim, cfg.max_len, cfg.dropout)
         self.blocks = nn.ModuleList(FMLPBlock(cfg) for _ in range(cfg.num_blocks))
         self.apply(init_weights)
-        with torch.no_grad():  # init_weights redraws the whole table, padding row included
-            self.item_embedding.weight[PAD].zero_()
 
     @property
     def item_embedding(self) -> nn.Embedding:

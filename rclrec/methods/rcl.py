@@ -1,0 +1,193 @@
+"""RCL: the recommendation loss plus lambda times the relative contrastive loss (Eq. 18).
+
+Per step, each centre (an instance that ends with its user's final training target) gets one
+strong positive (another training sequence with the same target, Eq. 5) and one weak positive
+(drawn from WP_u with probability proportional to similarity, Eq. 10). Positives are encoded
+with the same encoder, with dropout, in one extra forward pass.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from rclrec.data.batches import TrainingInstances, trim_padding
+from rclrec.data.split import LeaveOneOutSplit, contrast_units
+from rclrec.losses.contrastive import (
+    RCLLossConfig,
+    fill_missing_strong,
+    relative_contrastive_loss,
+    stack_members,
+)
+from rclrec.losses.recommendation import cross_entropy_loss, select_target_positions
+from rclrec.methods.base import Batch, Method
+from rclrec.similarity.index import SimilarityIndex, build_index
+from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RCLREC_CACHE", Path.home() / ".cache" / "rclrec"))
+
+
+class RCL(Method):
+    """Relative Contrastive Learning (Wang et al., CIKM 2024)."""
+
+    def __init__(self, cfg, split: LeaveOneOutSplit, instances: TrainingInstances,
+                 device: torch.device) -> None:
+        super().__init__(cfg, split, instances, device)
+        self.rcl = cfg.rcl
+        self.loss_cfg = RCLLossConfig.from_config(cfg.rcl)
+        self.inputs, self.targets = contrast_units(split.train)
+        # The instance whose input is a user's whole contrast input (train[:-1]): positives are
+        # encoded from it, and it carries the targets if positives also get the rec. loss.
+        self.whole_row = np.full(split.num_users, -1, dtype=np.int64)
+        rows = np.flatnonzero(instances.whole)
+        self.whole_row[instances.users[rows]] = rows
+        self.usable = self.whole_row >= 0  # users with at least one input item
+        self.lengths = (instances.inputs != 0).sum(axis=1)
+        self.rng = np.random.default_rng(cfg.train.seed + 1)
+        self.index: SimilarityIndex | None = None
+        self.coverage: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- positives
+    def setup(self, encoder: nn.Module) -> None:
+        self.strong = StrongSampler(self.targets, rng=self.rng)
+        if self.rcl.similarity == "semantic":
+            self.rebuild_semantic(encoder)
+        else:
+            params = {"n": self.rcl.ngram} if self.rcl.similarity == "ngram" else None
+            self.set_index(build_index(
+                self.inputs, self.targets, self.rcl.similarity, alpha=self.rcl.alpha,
+                selection=self.rcl.selection, max_neighbours=self.rcl.max_neighbours,
+                params=params, cache_dir=default_cache_dir(), show_progress=True))
+        self.coverage = {
+            "share_with_strong": float(((self.strong.counts() > 0) & self.usable).mean()),
+            "share_with_weak": float(((self.index.degrees() > 0) & self.usable).mean()),
+        }
+        tqdm.write(f"RCL positives ({self.rcl.similarity}, alpha {self.rcl.alpha}): "
+                   f"{self.coverage['share_with_strong']:.1%} of sequences have a strong "
+                   f"positive, {self.coverage['share_with_weak']:.1%} a weak one")
+
+    def set_index(self, index: SimilarityIndex) -> None:
+        self.index = index
+        self.weak = WeakSampler(index, rng=self.rng)
+
+    @torch.no_grad()
+    def rebuild_semantic(self, encoder: nn.Module) -> None:
+        """Semantic similarity (Eq. 9) from the current encoder's representations."""
+        reps = np.zeros((len(self.inputs), encoder.item_embedding.weight.shape[1]), np.float32)
+        rows = np.flatnonzero(self.usable)
+        was_training = encoder.training
+        encoder.eval()
+        for start in range(0, len(rows), 1024):
+            users = rows[start:start + 1024]
+            reps[users] = self.encode(encoder, users).float().cpu().numpy()
+        encoder.train(was_training)
+        self.set_index(build_index(self.inputs, self.targets, "semantic", alpha=self.rcl.alpha,
+                                   selection=self.rcl.selection,
+                                   max_neighbours=self.rcl.max_neighbours,
+                                   params={"representations": reps}))
+
+    def on_epoch_start(self, epoch: int, encoder: nn.Module) -> None:
+        every = self.rcl.semantic_every
+        if self.rcl.similarity == "semantic" and epoch > 1 and (epoch - 1) % every == 0:
+            self.rebuild_semantic(encoder)
+
+    def encode(self, encoder: nn.Module, users: np.ndarray, with_targets: bool = False,
+               chunk: int = 128):
+        """Last-position states (U, D) of the users' contrast inputs.
+
+        Positives are random users of any length, so they are encoded in length-sorted chunks,
+        each trimmed to its longest sequence, instead of one batch padded to the longest.
+        With ``with_targets`` also returns the states and targets of every position that has a
+        target (for the recommendation loss on positives).
+        """
+        rows = self.whole_row[users]
+        order = np.argsort(self.lengths[rows], kind="stable")
+        last = [None] * len(order)
+        states, targets = [], []
+        for start in range(0, len(order), chunk):
+            part = order[start:start + chunk]
+            inputs, target = trim_padding(self.instances.inputs[rows[part]],
+                                          self.instances.targets[rows[part]])
+            hidden = encoder(torch.from_numpy(inputs).to(self.device))
+            for i, p in enumerate(part):
+                last[p] = hidden[i, -1]
+            if with_targets:
+                s, t = select_target_positions(hidden, torch.from_numpy(target).to(self.device))
+                states.append(s)
+                targets.append(t)
+        last = torch.stack(last)
+        if with_targets:
+            return last, torch.cat(states), torch.cat(targets)
+        return last
+
+    def sample(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        variant = self.loss_cfg.variant
+        none = np.full(len(users), -1, dtype=np.int64)
+        strong = none if variant == "weak" else self.strong.sample(users)
+        weak = none if variant == "strong" else self.weak.sample(users)
+        # A sequence with no input item has no representation to contrast.
+        strong = np.where((strong >= 0) & self.usable[np.maximum(strong, 0)], strong, -1)
+        weak = np.where((weak >= 0) & self.usable[np.maximum(weak, 0)], weak, -1)
+        return strong, weak
+
+    # ---------------------------------------------------------------- the loss
+    def extra_loss(self, batch: Batch, hidden: torch.Tensor,
+                   encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
+        rows = np.flatnonzero(batch.whole)
+        if len(rows) == 0:
+            return None, {}
+        users = batch.users[rows]
+        h_centre = hidden[torch.from_numpy(rows).to(self.device), -1]  # (B, D)
+        strong, weak = self.sample(users)
+        has_s, has_w = strong >= 0, weak >= 0
+        view_users = users[~has_s] if self.loss_cfg.variant == "strong" else users[:0]
+
+        # One extra pass encodes every positive (and the dropout views of the Strong ablation).
+        to_encode = np.concatenate([strong[has_s], weak[has_w], view_users])
+        extra_rec = None
+        if len(to_encode):
+            if self.rcl.rec_loss_on_positives:
+                encoded, pos_states, pos_targets = self.encode(encoder, to_encode,
+                                                               with_targets=True)
+                extra_rec = cross_entropy_loss(pos_states, pos_targets,
+                                               encoder.item_embedding.weight)
+            else:
+                encoded = self.encode(encoder, to_encode)
+        else:
+            encoded = h_centre.new_zeros((0, h_centre.shape[1]))
+        n_s, n_w = int(has_s.sum()), int(has_w.sum())
+        h_strong = h_centre.new_zeros(h_centre.shape)
+        h_weak = h_centre.new_zeros(h_centre.shape)
+        ts, tw = torch.from_numpy(has_s).to(self.device), torch.from_numpy(has_w).to(self.device)
+        h_strong[ts] = encoded[:n_s]
+        h_weak[tw] = encoded[n_s:n_s + n_w]
+        strong_ids = strong.copy()
+        is_view = None
+        if self.loss_cfg.variant == "strong" and len(view_users):
+            h_strong, ts, is_view = fill_missing_strong(h_strong, ts, h_strong.clone().index_put(
+                (~ts,), encoded[n_s + n_w:]))
+            strong_ids[~has_s] = users[~has_s]
+
+        member_ids = stack_members(torch.from_numpy(users), torch.from_numpy(strong_ids), ts.cpu(),
+                                   torch.from_numpy(weak), tw.cpu()).numpy()
+        similarity = None
+        if self.loss_cfg.variant in ("rcl", "weak"):
+            similarity = torch.from_numpy(
+                pair_similarity(self.index, users, member_ids, symmetric=True)).to(self.device)
+        loss, stats = relative_contrastive_loss(
+            h_centre, h_strong, ts, h_weak, tw, similarity, self.loss_cfg,
+            centre_targets=torch.from_numpy(self.targets[users]).to(self.device),
+            member_targets=torch.from_numpy(self.targets[member_ids]).to(self.device),
+            strong_is_view=is_view)
+        total = self.rcl.weight * loss
+        if extra_rec is not None:
+            total = total + extra_rec
+        return total, {"rcl": float(loss.detach()), **{f"rcl_{k}": v for k, v in stats.items()
+                                                       if k in ("boundary_active", "both")}}

@@ -1,0 +1,27 @@
+"""Dual-tiered positive selection of RCL: similarity metrics, the weak-positive index, samplers.
+
+See METHOD.md section 3. Main entry points:
+
+- :func:`build_index` -> :class:`SimilarityIndex` (CSR of the top similar sequences per row).
+- :class:`StrongSampler` (Eq. 5), :class:`WeakSampler` (Eq. 10), :func:`pair_similarity`.
+- :func:`different_target_pair_histogram` (Figure 1).
+"""
+
+from rclrec.similarity.histogram import different_target_pair_histogram, plot_histogram
+from rclrec.similarity.index import SimilarityIndex, build_index, sequences_hash
+from rclrec.similarity.measures import METRICS, pair_scores, score_blocks
+from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
+
+__all__ = [
+    "METRICS",
+    "SimilarityIndex",
+    "StrongSampler",
+    "WeakSampler",
+    "build_index",
+    "different_target_pair_histogram",
+    "pair_scores",
+    "pair_similarity",
+    "plot_histogram",
+    "score_blocks",
+    "sequences_hash",
+]

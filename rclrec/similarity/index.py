@@ -1,0 +1,425 @@
+"""The weak-positive index: for each training sequence, its top similar sequences as CSR arrays.
+
+The paper stores ``alpha * N^2`` similarities (Sec. 3.3.2). Here only the selected neighbours
+are kept: at most ``max_neighbours`` per row, so memory is ``O(N * k)``. The candidate pairs
+come from :func:`rclrec.similarity.measures.score_blocks` one row block at a time.
+
+Selection (METHOD.md section 3 and 5):
+
+- ``row`` (paper text): per row, the top ``k = ceil(alpha * (N - 1))`` sequences, capped at
+  ``max_neighbours``.
+- ``global`` (official code): one threshold ``t`` = the ``P``-th largest similarity over all
+  eligible ordered pairs, ``P = ceil(alpha * E)``; a row keeps its pairs with ``s >= t`` (ties at
+  ``t`` all kept), capped at ``max_neighbours``. The threshold is found exactly with a radix
+  histogram of the float32 bit patterns (two passes), not by storing the pairs.
+
+Always excluded: the sequence itself and pairs with similarity 0; by default also the sequences
+with the same target (weak positives are "similar sequences with different targets").
+Ties are broken by the smaller neighbour id, so results are deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from rclrec.files import atomic_write
+from rclrec.similarity._kernels import HAVE_NUMBA, NUM_HI_BINS
+from rclrec.similarity.measures import (
+    DEFAULT_BLOCK_ENTRIES,
+    ScoreBlock,
+    check_metric,
+    score_blocks,
+)
+
+SELECTIONS = ("row", "global")
+ENGINES = ("auto", "numba", "numpy")
+FUSED_METRICS = ("jaccard", "ngram", "tfidf")  # metrics the numba kernel scores
+INDEX_VERSION = 1  # bump when the stored format or the selection rules change
+
+
+@dataclass
+class SimilarityIndex:
+    """Selected weak-positive candidates WP_u with their similarities, as CSR arrays.
+
+    Attributes:
+        indptr: (N + 1,) int64; row i's entries are ``indptr[i]:indptr[i + 1]``.
+        indices: (nnz,) int32 neighbour ids (0-based rows), by decreasing score per row.
+        scores: (nnz,) float32 similarities s(i, j) > 0.
+        metric: metric name.
+        info: how it was built (alpha, selection, k or threshold, params, timings).
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    scores: np.ndarray
+    metric: str = "jaccard"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def degrees(self) -> np.ndarray:
+        """(N,) number of stored neighbours of each row."""
+        return np.diff(self.indptr)
+
+    def neighbours(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbour ids and scores of row ``i``, best first."""
+        lo, hi = self.indptr[i], self.indptr[i + 1]
+        return self.indices[lo:hi], self.scores[lo:hi]
+
+    def to_csr(self) -> sp.csr_matrix:
+        """(N, N) scipy CSR with the stored scores."""
+        n = self.num_rows
+        return sp.csr_matrix((self.scores, self.indices, self.indptr), shape=(n, n))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write an .npz (arrays indptr, indices, scores, info as JSON), atomically."""
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, indptr=self.indptr, indices=self.indices, scores=self.scores,
+                         metric=np.array(self.metric), info=np.array(json.dumps(self.info)))
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SimilarityIndex:
+        with np.load(path, allow_pickle=False) as z:
+            info = json.loads(str(z["info"])) if "info" in z else {}
+            metric = str(z["metric"]) if "metric" in z else info.get("metric", "")
+            return cls(z["indptr"].astype(np.int64), z["indices"].astype(np.int32),
+                       z["scores"].astype(np.float32), metric, info)
+
+
+def row_k(alpha: float, n: int, max_neighbours: int) -> int:
+    """k = ceil(alpha * (N - 1)) capped at ``max_neighbours`` (float noise ignored)."""
+    return int(min(math.ceil(alpha * (n - 1) - 1e-9), max_neighbours))
+
+
+def sequences_hash(inputs: Sequence[np.ndarray], targets: np.ndarray | None = None) -> str:
+    """Content hash of the inputs (and targets) that keys the index cache."""
+    h = hashlib.sha256()
+    for s in inputs:
+        a = np.ascontiguousarray(s, dtype=np.int64)
+        h.update(np.int64(len(a)).tobytes())
+        h.update(a.tobytes())
+    if targets is not None:
+        h.update(b"targets")
+        h.update(np.ascontiguousarray(targets, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def cache_path(cache_dir: str | os.PathLike, data_hash: str, metric: str,
+               options: dict[str, Any]) -> Path:
+    """``<cache_dir>/<metric>-<data hash>-<options hash>.npz``."""
+    opts = json.dumps({"version": INDEX_VERSION, **options}, sort_keys=True, default=str)
+    return Path(cache_dir) / (f"{metric}-{data_hash}-"
+                              f"{hashlib.sha256(opts.encode()).hexdigest()[:12]}.npz")
+
+
+def _filter(block: ScoreBlock, targets: np.ndarray, exclude_same_target: bool) -> ScoreBlock:
+    keep = (block.cols != block.rows) & (block.scores > 0)
+    if exclude_same_target:
+        keep &= targets[block.cols] != targets[block.rows]
+    return ScoreBlock(block.start, block.stop, block.rows[keep], block.cols[keep],
+                      block.scores[keep])
+
+
+def top_k_per_row(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, k: int,
+                  threshold: float | None = None) -> np.ndarray:
+    """Positions of the top ``k`` entries of each row (score desc, then col asc), in that order.
+
+    Args:
+        rows, cols, scores: (E,) entries; rows need not be sorted.
+        k: entries kept per row.
+        threshold: if given, entries below it are dropped first.
+
+    Returns:
+        (E',) int64 positions into the inputs, grouped by row (ascending), best first.
+    """
+    pos = np.arange(len(rows), dtype=np.int64)
+    if threshold is not None:
+        pos = pos[scores >= threshold]
+    if len(pos) == 0 or k <= 0:
+        return pos[:0]
+    r, s = rows[pos], scores[pos]
+    # Cheap pre-filter: per row, the k-th largest score bucket on a 1024-bin grid; entries in
+    # lower buckets cannot be in the top k, and most entries are there for long rows.
+    counts = np.bincount(r - r.min(), minlength=int(r.max() - r.min()) + 1)
+    if counts.max() > k:
+        nb = 1024
+        bins = np.minimum((s * nb).astype(np.int64), nb - 1)
+        rr = r - r.min()
+        hist = np.bincount(rr * nb + (nb - 1 - bins), minlength=len(counts) * nb)
+        cum = np.cumsum(hist.reshape(len(counts), nb), axis=1)
+        # first (highest-score) bucket where the running count reaches k; rows with fewer keep all
+        cut = np.where(cum[:, -1] > k, np.argmax(cum >= k, axis=1), nb - 1)
+        keep = (nb - 1 - bins) <= cut[rr]
+        pos, r, s = pos[keep], r[keep], s[keep]
+    order = np.lexsort((cols[pos], -s, r))
+    pos, r = pos[order], r[order]
+    first = np.r_[0, np.flatnonzero(np.diff(r)) + 1]
+    rank = np.arange(len(r)) - np.repeat(first, np.diff(np.r_[first, len(r)]))
+    return pos[rank < k]
+
+
+def _to_index(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, metric: str,
+              info: dict) -> SimilarityIndex:
+    rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int32)
+    scores = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return SimilarityIndex(indptr, cols.astype(np.int32), scores.astype(np.float32), metric, info)
+
+
+def _progress(blocks: Iterable[ScoreBlock], n: int, show: bool, desc: str):
+    if not show:
+        yield from blocks
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=n, desc=desc, unit="row", unit_scale=True, leave=False) as bar:
+        for b in blocks:
+            yield b
+            bar.update(b.stop - b.start)
+
+
+def _global_threshold(hist_hi: np.ndarray, p: int, lo_hist_of) -> float:
+    """Exact P-th largest float32 value from a histogram of ``bits >> 12``.
+
+    ``lo_hist_of(b)`` runs a second pass and returns the (4096,) histogram of the low 12 bits of
+    the scores whose high bits are ``b``.
+    """
+    cum = np.cumsum(hist_hi[::-1])
+    b = len(hist_hi) - 1 - int(np.searchsorted(cum, p))
+    above = int(hist_hi[b + 1:].sum())
+    cum_lo = np.cumsum(lo_hist_of(b)[::-1])
+    lo = 4095 - int(np.searchsorted(cum_lo, p - above))
+    return float(np.array([(b << 12) | lo], dtype=np.uint32).view(np.float32)[0])
+
+
+def _numpy_lo_hist(blocks: Callable[[], Iterable[ScoreBlock]]) -> Callable[[int], np.ndarray]:
+    def lo_hist_of(b: int) -> np.ndarray:
+        lo_hist = np.zeros(4096, dtype=np.int64)
+        for blk in blocks():
+            bits = blk.scores.view(np.uint32)
+            lo_hist += np.bincount(bits[(bits >> 12) == b] & 0xFFF, minlength=4096)
+        return lo_hist
+
+    return lo_hist_of
+
+
+def _eligible_pairs(targets: np.ndarray, exclude_same_target: bool) -> int:
+    n = len(targets)
+    if not exclude_same_target:
+        return n * (n - 1)
+    _, group = np.unique(targets, return_counts=True)
+    return n * (n - 1) - int((group * (group - 1)).sum())
+
+
+def _fused_parts(inputs, targets, metric, params, *, selection, k, alpha, max_neighbours,
+                 exclude_same_target, show_progress, rows_per_block=4096):
+    """Row or global selection with the numba kernel (jaccard / ngram / tfidf)."""
+    import numba
+
+    from rclrec.similarity._kernels import NUM_HI_BINS, topk_rows
+    from rclrec.similarity.measures import incidence, tfidf_matrix
+
+    if metric == "tfidf":
+        a = tfidf_matrix(inputs)
+    else:
+        a = incidence(inputs, params.get("n", 1) if metric == "ngram" else 1)
+    at = a.T.tocsr()
+    n = a.shape[0]
+    sizes = np.diff(a.indptr).astype(np.float64)
+    csr = (a.indptr.astype(np.int64), a.indices.astype(np.int64), a.data.astype(np.float64))
+    csr_t = (at.indptr.astype(np.int64), at.indices.astype(np.int64),
+             at.data.astype(np.float64))
+    n_chunks = max(1, numba.get_num_threads() * 4)
+    empty_hist = np.zeros((0, NUM_HI_BINS), dtype=np.int64)
+    empty_lo = np.zeros((0, 4096), dtype=np.int64)
+
+    def run(start, stop, kk, hist, hi_bin, lo_hist):
+        rows = stop - start
+        out_cols = np.empty((rows, max(kk, 1)), dtype=np.int64)
+        out_scores = np.empty((rows, max(kk, 1)), dtype=np.float32)
+        out_count = np.zeros(rows, dtype=np.int64)
+        chunks = min(n_chunks, rows)
+        topk_rows(*csr, *csr_t, sizes, targets, exclude_same_target, metric != "tfidf",
+                  start, stop, kk, chunks, out_cols, out_scores, out_count,
+                  hist[:chunks] if len(hist) else hist, hi_bin,
+                  lo_hist[:chunks] if len(lo_hist) else lo_hist)
+        mask = np.arange(out_cols.shape[1])[None, :] < out_count[:, None]
+        rows_ids = np.repeat(np.arange(start, stop, dtype=np.int64), out_count)
+        return rows_ids, out_cols[mask].astype(np.int32), out_scores[mask]
+
+    def ranges():
+        starts = range(0, n, rows_per_block)
+        if show_progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc=f"{metric} index", unit="block", leave=False)
+        for start in starts:
+            yield start, min(n, start + rows_per_block)
+
+    info: dict[str, Any] = {"engine": "numba"}
+    if selection == "row":
+        parts = [run(s0, s1, k, empty_hist, -1, empty_lo) for s0, s1 in ranges()]
+        return parts, info
+    hist = np.zeros((n_chunks, NUM_HI_BINS), dtype=np.int64)
+    parts = [run(s0, s1, max_neighbours, hist, -1, empty_lo) for s0, s1 in ranges()]
+    hist_hi = hist.sum(axis=0)
+
+    def lo_hist_of(b: int) -> np.ndarray:
+        lo = np.zeros((n_chunks, 4096), dtype=np.int64)
+        for s0, s1 in ranges():
+            run(s0, s1, 0, empty_hist, b, lo)
+        return lo.sum(axis=0)
+
+    return _apply_threshold(parts, hist_hi, targets, alpha, exclude_same_target, lo_hist_of,
+                            info)
+
+
+def _apply_threshold(parts, hist_hi, targets, alpha, exclude_same_target, lo_hist_of, info):
+    eligible = _eligible_pairs(targets, exclude_same_target)
+    p = max(1, math.ceil(alpha * eligible - 1e-9))
+    positives = int(hist_hi.sum())
+    # fewer positive pairs than P: the threshold falls on a zero, so every positive pair passes
+    threshold = 0.0 if p >= positives else _global_threshold(hist_hi, p, lo_hist_of)
+    info.update(threshold=threshold, pairs_wanted=p, positive_pairs=positives,
+                eligible_pairs=eligible)
+    parts = [(r[s >= threshold], c[s >= threshold], s[s >= threshold]) for r, c, s in parts]
+    return parts, info
+
+
+def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str = "jaccard", *,
+                alpha: float = 0.05, selection: str = "row", max_neighbours: int = 256,
+                exclude_same_target: bool = True, approx: bool = False,
+                params: dict | None = None, cache_dir: str | os.PathLike | None = None,
+                data_hash: str | None = None, block_entries: int = DEFAULT_BLOCK_ENTRIES,
+                workers: int = -1, show_progress: bool = False,
+                approx_options: dict | None = None, engine: str = "auto") -> SimilarityIndex:
+    """Build (or load from the cache) the weak-positive index WP_u of every sequence.
+
+    Args:
+        inputs: N int arrays, the input items of each training sequence (train[:-1]).
+        targets: (N,) int target of each sequence (train[-1]).
+        metric: jaccard | tfidf | ngram | levenshtein | semantic.
+        alpha: fraction in (0, 1] of sequences (row) or of pairs (global) kept.
+        selection: "row" (paper) or "global" (official code).
+        max_neighbours: cap on neighbours per row (memory bound).
+        exclude_same_target: drop pairs whose targets are equal.
+        approx: MinHash LSH candidates for jaccard / ngram (large N); exact scores on them.
+        params: {"n": 2} for ngram; {"representations": (N, d)} for semantic.
+        cache_dir: if set, the index is read from / written to a file keyed by the data hash,
+            the metric and every option (semantic indexes are never cached).
+        data_hash: precomputed content hash (e.g. ``SequenceDataset.content_hash()``); by default
+            a hash of ``inputs`` and ``targets``.
+        block_entries: bound on the entries of one block's sparse product.
+        workers: threads for rapidfuzz (levenshtein).
+        show_progress: tqdm bar over row blocks (stderr).
+        approx_options: forwarded to :func:`rclrec.similarity.approx.minhash_blocks`.
+        engine: "auto" (numba kernel for exact jaccard / ngram / tfidf when installed, else
+            SciPy blocks), "numba" or "numpy" (SciPy blocks; the reference fast path).
+
+    Returns:
+        The :class:`SimilarityIndex`; ``info["cache_hit"]`` says whether it was loaded.
+    """
+    import time
+
+    params = check_metric(metric, params)
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection={selection!r} is not one of {', '.join(SELECTIONS)}")
+    if max_neighbours < 1:
+        raise ValueError(f"max_neighbours must be >= 1, got {max_neighbours}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
+    if approx and metric not in ("jaccard", "ngram"):
+        raise ValueError(f"approx mode supports jaccard and ngram, not {metric!r}")
+    targets = np.asarray(targets, dtype=np.int64)
+    n = len(inputs)
+    if len(targets) != n:
+        raise ValueError(f"{len(targets)} targets for {n} inputs")
+
+    options = {"alpha": alpha, "selection": selection, "max_neighbours": max_neighbours,
+               "exclude_same_target": exclude_same_target, "approx": approx,
+               **({k: v for k, v in params.items() if k != "representations"}),
+               **({"approx_options": approx_options} if approx else {})}
+    path = None
+    if cache_dir is not None and metric != "semantic":
+        path = cache_path(cache_dir, data_hash or sequences_hash(inputs, targets), metric, options)
+        if path.exists():
+            index = SimilarityIndex.load(path)
+            index.info["cache_hit"] = True
+            index.info["cache_path"] = str(path)
+            return index
+
+    t0 = time.perf_counter()
+
+    def blocks() -> Iterable[ScoreBlock]:
+        if approx:
+            from rclrec.similarity.approx import minhash_blocks
+
+            src = minhash_blocks(inputs, metric, params=params, block_entries=block_entries,
+                                 **(approx_options or {}))
+        else:
+            src = score_blocks(inputs, metric, params=params, block_entries=block_entries,
+                               workers=workers)
+        for b in _progress(src, n, show_progress, f"{metric} index"):
+            yield _filter(b, targets, exclude_same_target)
+
+    info: dict[str, Any] = {"metric": metric, **options, "sequences": n}
+    parts = []
+    k = row_k(alpha, n, max_neighbours)
+    if selection == "row":
+        info["k"] = k
+    use_numba = (engine != "numpy" and not approx and metric in FUSED_METRICS and HAVE_NUMBA)
+    if engine == "numba" and not use_numba:
+        raise ValueError(f"engine 'numba' is not available for metric {metric!r} "
+                         f"(approx={approx}, numba installed: {HAVE_NUMBA})")
+    if use_numba:
+        parts, extra = _fused_parts(
+            inputs, targets, metric, params, selection=selection, k=k, alpha=alpha,
+            max_neighbours=max_neighbours, exclude_same_target=exclude_same_target,
+            show_progress=show_progress)
+        info.update(extra)
+    elif selection == "row":
+        info["engine"] = "numpy"
+        for b in blocks():
+            keep = top_k_per_row(b.rows, b.cols, b.scores, k)
+            parts.append((b.rows[keep], b.cols[keep].astype(np.int32), b.scores[keep]))
+    else:
+        info["engine"] = "numpy"
+        hist_hi = np.zeros(NUM_HI_BINS, dtype=np.int64)
+        for b in blocks():
+            hist_hi += np.bincount(b.scores.view(np.uint32) >> 12, minlength=len(hist_hi))
+            keep = top_k_per_row(b.rows, b.cols, b.scores, max_neighbours)
+            parts.append((b.rows[keep], b.cols[keep].astype(np.int32), b.scores[keep]))
+        parts, info = _apply_threshold(parts, hist_hi, targets, alpha, exclude_same_target,
+                                       _numpy_lo_hist(blocks), info)
+    info["seconds"] = time.perf_counter() - t0
+    index = _to_index(parts, n, metric, info)
+    index.info["neighbours_total"] = index.nnz
+    if path is not None:
+        index.save(path)
+        index.info["cache_path"] = str(path)
+    index.info["cache_hit"] = False
+    return index

@@ -1,0 +1,203 @@
+"""The index against a brute-force all-pairs reference, for every metric and selection mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rclrec.similarity import SimilarityIndex, build_index, pair_scores, score_blocks
+from rclrec.similarity.index import top_k_per_row
+
+from .similarity_reference import select, similarity_matrix
+
+EXACT = ("jaccard", "ngram", "levenshtein")  # same float32 bits as the reference: exact match
+
+
+@st.composite
+def datasets(draw, max_n: int = 18):
+    n = draw(st.integers(2, max_n))
+    items = draw(st.integers(2, 9))
+    inputs = [np.array(draw(st.lists(st.integers(1, items), max_size=7)), dtype=np.int64)
+              for _ in range(n)]
+    targets = np.array(draw(st.lists(st.integers(1, 4), min_size=n, max_size=n)))
+    return inputs, targets
+
+
+def check_against_reference(index: SimilarityIndex, sim, targets, alpha, selection, cap,
+                            exclude, exact: bool) -> None:
+    ref, t = select(sim, targets, alpha, selection, cap, exclude)
+    assert index.num_rows == len(sim)
+    for i in range(index.num_rows):
+        ids, scores = index.neighbours(i)
+        assert len(set(ids.tolist())) == len(ids)
+        assert np.all(np.diff(scores) <= 0), "best first"
+        np.testing.assert_allclose(scores, sim[i, ids], atol=1e-5)
+        if exact:
+            assert set(ids.tolist()) == ref[i]
+        else:  # float noise may reorder near-ties: compare the score multisets
+            want = np.sort(sim[i, sorted(ref[i])])[::-1]
+            got = np.sort(sim[i, ids])[::-1]
+            if selection == "global" and len(got) != len(want):
+                diff = set(ids.tolist()) ^ ref[i]
+                assert all(abs(sim[i, j] - t) < 1e-5 for j in diff)
+            else:
+                np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", ["jaccard", "tfidf", "ngram", "levenshtein", "semantic"])
+@settings(max_examples=25, deadline=None)
+@given(data=datasets(), alpha=st.sampled_from([0.05, 0.2, 0.5, 1.0]),
+       selection=st.sampled_from(["row", "global"]), cap=st.integers(1, 20),
+       exclude=st.booleans(), n=st.integers(1, 3), block=st.sampled_from([1, 7, 10_000]),
+       engine=st.sampled_from(["auto", "numpy"]))
+def test_index_matches_brute_force(metric, data, alpha, selection, cap, exclude, n, block,
+                                   engine):
+    inputs, targets = data
+    params, reps = {}, None
+    if metric == "ngram":
+        params = {"n": n}
+    if metric == "semantic":
+        reps = np.random.default_rng(len(inputs)).normal(size=(len(inputs), 3))
+        params = {"representations": reps}
+    sim = similarity_matrix(inputs, metric, n=n, reps=reps)
+    index = build_index(inputs, targets, metric, alpha=alpha, selection=selection,
+                        max_neighbours=cap, exclude_same_target=exclude, params=params,
+                        block_entries=block, workers=1, engine=engine)
+    check_against_reference(index, sim, targets, alpha, selection, cap, exclude,
+                            exact=metric in EXACT)
+
+
+@pytest.mark.parametrize("metric", ["jaccard", "tfidf", "ngram", "levenshtein"])
+@settings(max_examples=15, deadline=None)
+@given(data=datasets())
+def test_blocks_and_pair_scores_are_symmetric_and_match(metric, data):
+    inputs, _ = data
+    sim = similarity_matrix(inputs, metric)
+    dense = np.zeros_like(sim)
+    for b in score_blocks(inputs, metric, block_entries=3, workers=1):
+        assert np.all(b.scores > 0)
+        dense[b.rows, b.cols] = b.scores
+    np.fill_diagonal(sim, 0)
+    np.fill_diagonal(dense, 0)
+    np.testing.assert_allclose(dense, sim, atol=1e-6)
+    np.testing.assert_allclose(dense, dense.T, atol=1e-6)
+    r, c = np.nonzero(np.ones_like(sim, dtype=bool))
+    off = r != c
+    got = pair_scores(inputs, metric, r[off], c[off])
+    np.testing.assert_allclose(got, sim[r[off], c[off]], atol=1e-6)
+
+
+def test_global_threshold_is_exact_with_many_distinct_values():
+    rng = np.random.default_rng(0)
+    inputs = [rng.choice(40, size=rng.integers(1, 12), replace=False) + 1 for _ in range(60)]
+    targets = np.arange(60)
+    sim = similarity_matrix(inputs, "tfidf")
+    for alpha in (0.01, 0.05, 0.3):
+        for engine in ("auto", "numpy"):
+            index = build_index(inputs, targets, "tfidf", alpha=alpha, selection="global",
+                                max_neighbours=60, block_entries=50, engine=engine)
+            ref, t = select(sim, targets, alpha, "global", 60, True)
+            assert abs(index.info["threshold"] - t) < 1e-6
+            check_against_reference(index, sim, targets, alpha, "global", 60, True,
+                                    exact=False)
+
+
+def test_top_k_per_row_prefilter_keeps_ties_in_col_order():
+    rng = np.random.default_rng(1)
+    rows = np.repeat(np.arange(5), 400)
+    cols = np.tile(np.arange(400), 5)
+    scores = (rng.integers(1, 30, size=2000) / 30).astype(np.float32)
+    keep = top_k_per_row(rows, cols, scores, 17)
+    for i in range(5):
+        m = rows == i
+        order = np.lexsort((cols[m], -scores[m]))[:17]
+        assert cols[keep][rows[keep] == i].tolist() == cols[m][order].tolist()
+
+
+def test_levenshtein_uses_edit_distance_over_items():
+    inputs = [np.array([1, 2, 3, 4]), np.array([1, 3, 4]), np.array([5, 6]), np.array([], int)]
+    index = build_index(inputs, np.array([9, 8, 7, 6]), "levenshtein", alpha=1.0, workers=1)
+    ids, scores = index.neighbours(0)
+    assert ids.tolist() == [1] and scores.tolist() == pytest.approx([0.75])
+    assert index.degrees().tolist() == [1, 1, 0, 0]
+
+
+def test_same_target_and_self_are_excluded_by_default():
+    inputs = [np.array([1, 2]), np.array([1, 2]), np.array([1, 2])]
+    index = build_index(inputs, np.array([5, 5, 6]), "jaccard", alpha=1.0)
+    assert index.neighbours(0)[0].tolist() == [2]
+    index = build_index(inputs, np.array([5, 5, 6]), "jaccard", alpha=1.0,
+                        exclude_same_target=False)
+    assert index.neighbours(0)[0].tolist() == [1, 2]
+
+
+def test_row_k_and_cap():
+    rng = np.random.default_rng(2)
+    inputs = [rng.integers(1, 4, size=3) for _ in range(41)]
+    targets = np.arange(41)
+    index = build_index(inputs, targets, "jaccard", alpha=0.05)  # ceil(0.05 * 40) = 2
+    assert index.info["k"] == 2 and index.degrees().max() <= 2
+    index = build_index(inputs, targets, "jaccard", alpha=1.0, max_neighbours=5)
+    assert index.degrees().max() <= 5
+
+
+def test_cache_roundtrip(tmp_path):
+    inputs = [np.array([1, 2, 3]), np.array([2, 3]), np.array([3, 4])]
+    targets = np.array([1, 2, 3])
+    a = build_index(inputs, targets, "ngram", alpha=1.0, cache_dir=tmp_path)
+    assert not a.info["cache_hit"] and len(list(tmp_path.glob("*.npz"))) == 1
+    b = build_index(inputs, targets, "ngram", alpha=1.0, cache_dir=tmp_path)
+    assert b.info["cache_hit"]
+    for name in ("indptr", "indices", "scores"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    c = build_index(inputs, targets, "ngram", alpha=1.0, cache_dir=tmp_path, params={"n": 1})
+    assert not c.info["cache_hit"]  # parameters are part of the key
+    assert b.indices.dtype == np.int32 and b.scores.dtype == np.float32
+    assert b.indptr.dtype == np.int64
+
+
+def test_approx_mode_finds_most_neighbours():
+    rng = np.random.default_rng(3)
+    base = [rng.choice(300, size=8, replace=False) + 1 for _ in range(60)]
+    # near-duplicates: every base sequence with one item changed
+    inputs = base + [np.r_[b[:-1], 400 + i] for i, b in enumerate(base)]
+    targets = np.arange(len(inputs))
+    exact = build_index(inputs, targets, "jaccard", alpha=0.01, max_neighbours=1)
+    approx = build_index(inputs, targets, "jaccard", alpha=0.01, max_neighbours=1, approx=True)
+    hits = sum(set(exact.neighbours(i)[0]) == set(approx.neighbours(i)[0])
+               for i in range(len(inputs)))
+    assert hits >= 0.9 * len(inputs)
+    with pytest.raises(ValueError):
+        build_index(inputs, targets, "tfidf", approx=True)
+
+
+def test_bad_arguments():
+    inputs, targets = [np.array([1]), np.array([1])], np.array([1, 2])
+    with pytest.raises(ValueError, match="metric"):
+        build_index(inputs, targets, "cosine")
+    with pytest.raises(ValueError, match="alpha"):
+        build_index(inputs, targets, alpha=0)
+    with pytest.raises(ValueError, match="selection"):
+        build_index(inputs, targets, selection="col")
+    with pytest.raises(ValueError, match="representations"):
+        build_index(inputs, targets, "semantic")
+    with pytest.raises(ValueError, match="engine"):
+        build_index(inputs, targets, engine="gpu")
+    with pytest.raises(ValueError, match="numba"):
+        build_index(inputs, targets, "levenshtein", engine="numba")
+
+
+def test_engines_agree_on_random_data():
+    rng = np.random.default_rng(5)
+    inputs = [rng.integers(1, 30, size=rng.integers(0, 10)) for _ in range(300)]
+    targets = rng.integers(0, 20, size=300)
+    for metric in ("jaccard", "ngram"):
+        for selection in ("row", "global"):
+            a = build_index(inputs, targets, metric, alpha=0.02, selection=selection,
+                            engine="numpy", block_entries=500)
+            b = build_index(inputs, targets, metric, alpha=0.02, selection=selection)
+            assert b.info["engine"] == "numba"
+            for name in ("indptr", "indices", "scores"):
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
