@@ -1,4 +1,4 @@
-"""Command line: rclrec train | evaluate | stats | similarity."""
+"""Command line: rclrec train | evaluate | stats | analyze | similarity | benchmark | report."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 from rclrec.config import ConfigError, load_config, parse_overrides
 from rclrec.data.dataset import DataError
+from rclrec.experiments import cli as experiments_cli
+from rclrec.similarity import cli as similarity_cli
 
 # Flags that are shortcuts for a config key: flag dest -> dotted key.
 TRAIN_SHORTCUTS = {
@@ -171,12 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(sub)
     add_stats_parser(sub)
     add_analyze_parser(sub)
-    try:
-        from rclrec.similarity import cli as similarity_cli
-    except ImportError:  # pragma: no cover - the similarity package is optional while built
-        similarity_cli = None
-    if similarity_cli is not None:
-        similarity_cli.add_parser(sub)
+    similarity_cli.add_parser(sub)
+    experiments_cli.add_parsers(sub)
     return parser
 
 
@@ -190,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in COMMANDS:
             return COMMANDS[args.command](args)
-        from rclrec.similarity import cli as similarity_cli
-
+        if args.command in experiments_cli.COMMANDS:
+            return experiments_cli.run(args)
         return similarity_cli.run(args)
     except (ConfigError, DataError, FileExistsError, FileNotFoundError) as e:
         print(f"rclrec {args.command}: error: {e}", file=sys.stderr)

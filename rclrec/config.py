@@ -95,6 +95,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     rcl: RCLConfig = field(default_factory=lambda: RCLConfig())
+    baseline: BaselineConfig = field(default_factory=lambda: BaselineConfig())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,6 +121,34 @@ class RCLConfig:
     weight_floor: float = 0.0  # (float) eps added to similarities in Eq. 16 (0 = paper)
     semantic_every: int = 5  # (int) epochs between rebuilds of the semantic index
     rec_loss_on_positives: bool = False  # (bool) sampled positives also get the rec. loss
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Contrastive baselines (rclrec/methods/*.py); None = the method's own default."""
+
+    weight: float | None = None  # (float) loss weight (cl4srec, duorec, contrarec, hpm)
+    tau: float | None = None  # (float) temperature (cl4srec, duorec, mclrec, hpm)
+    similarity: str | None = None  # (str) dot | cos (cl4srec, duorec)
+    ratios: str | None = None  # (str) duorec | mclrec | iclrec view ratios (cl4srec)
+    mask_token: str | None = None  # (str) auto | pad (cl4srec, mclrec, contrarec)
+    mask_same_target: bool | None = None  # (bool) duorec: drop same-target negatives
+    rd_weight: float | None = None  # (float) ct4rec output-consistency weight
+    ur_weight: float | None = None  # (float) ct4rec representation-consistency weight
+    ur_tau: float | None = None  # (float) ct4rec
+    clip: float | None = None  # (float) ct4rec logit clip
+    ur_positions: str | None = None  # (str) ct4rec: last | all
+    lmd: float | None = None  # (float) mclrec (None = per dataset)
+    beta: float | None = None  # (float) mclrec (None = per dataset)
+    use_rl: bool | None = None  # (bool) mclrec margin regulariser
+    aug_lr: float | None = None  # (float) mclrec augmenter learning rate
+    ccc_tau: float | None = None  # (float) contrarec context-context temperature
+    beta_a: int | None = None  # (int) contrarec Beta(a, b) mask/reorder ratio
+    beta_b: int | None = None  # (int) contrarec
+    cross_weight: float | None = None  # (float) hpm item/category cross term
+    normalize: bool | None = None  # (bool) hpm cosine instead of dot
+    category_file: str | None = None  # (str) hpm: lines "item category"
+    num_clusters: int | None = None  # (int) hpm stand-in categories (co-occurrence clusters)
 
 
 # ---------------------------------------------------------------- loading and overrides

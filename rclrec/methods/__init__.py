@@ -6,11 +6,23 @@ Add a method by writing a ``Method`` subclass and one line in ``METHODS``.
 from __future__ import annotations
 
 from rclrec.methods.base import Method
+from rclrec.methods.cl4srec import CL4SRec
+from rclrec.methods.contrarec import ContraRec
+from rclrec.methods.ct4rec import CT4Rec
+from rclrec.methods.duorec import DuoRec
+from rclrec.methods.hpm import HPM
+from rclrec.methods.mclrec import MCLRec
 from rclrec.methods.rcl import RCL
 
 METHODS: dict[str, type[Method]] = {
     "sasrec": Method,
     "rcl": RCL,
+    "cl4srec": CL4SRec,
+    "duorec": DuoRec,
+    "ct4rec": CT4Rec,
+    "mclrec": MCLRec,
+    "contrarec": ContraRec,
+    "hpm": HPM,
 }
 
 

@@ -58,8 +58,9 @@ if HAVE_NUMBA:
         for ch in prange(n_chunks):
             lo = start + ch * rows // n_chunks
             hi = start + (ch + 1) * rows // n_chunks
-            acc = np.zeros(n, dtype=np.float64)
-            seen = np.zeros(n, dtype=np.uint8)
+            # float32 accumulator: half the random-access traffic of float64; exact for the
+            # integer intersection counts of Jaccard (< 2^24), ~1e-7 relative for cosine
+            acc = np.zeros(n, dtype=np.float32)
             cand = np.empty(n, dtype=np.int64)
             cs = np.empty(n, dtype=np.float32)
             bits = np.empty(1, dtype=np.float32)
@@ -71,17 +72,15 @@ if HAVE_NUMBA:
                     w = data[p]
                     for q in range(t_indptr[item], t_indptr[item + 1]):
                         v = t_indices[q]
-                        if seen[v] == 0:
-                            seen[v] = 1
+                        if acc[v] == 0:  # first touch (every product of weights is > 0)
                             cand[c] = v
                             c += 1
                         acc[v] += w * t_data[q]
                 m = 0
                 for j in range(c):
                     v = cand[j]
-                    x = acc[v]
+                    x = np.float64(acc[v])
                     acc[v] = 0.0
-                    seen[v] = 0
                     if v == u or (exclude_same and targets[v] == targets[u]):
                         continue
                     if jaccard:

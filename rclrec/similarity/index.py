@@ -38,6 +38,7 @@ from rclrec.similarity.measures import (
     DEFAULT_BLOCK_ENTRIES,
     ScoreBlock,
     check_metric,
+    row_blocks,
     score_blocks,
 )
 
@@ -248,9 +249,9 @@ def _fused_parts(inputs, targets, metric, params, *, selection, k, alpha, max_ne
     at = a.T.tocsr()
     n = a.shape[0]
     sizes = np.diff(a.indptr).astype(np.float64)
-    csr = (a.indptr.astype(np.int64), a.indices.astype(np.int64), a.data.astype(np.float64))
-    csr_t = (at.indptr.astype(np.int64), at.indices.astype(np.int64),
-             at.data.astype(np.float64))
+    csr = (a.indptr.astype(np.int64), a.indices.astype(np.int32), a.data.astype(np.float32))
+    csr_t = (at.indptr.astype(np.int64), at.indices.astype(np.int32),
+             at.data.astype(np.float32))
     n_chunks = max(1, numba.get_num_threads() * 4)
     empty_hist = np.zeros((0, NUM_HI_BINS), dtype=np.int64)
     empty_lo = np.zeros((0, 4096), dtype=np.int64)
@@ -308,6 +309,26 @@ def _apply_threshold(parts, hist_hi, targets, alpha, exclude_same_target, lo_his
     return parts, info
 
 
+def _levenshtein_candidate_blocks(inputs, targets, exclude_same_target, workers, engine,
+                                  candidates: int, pairs_per_block: int = 2_000_000):
+    """Levenshtein scores of each row's top ``candidates`` Jaccard neighbours (approx mode)."""
+    from rclrec.similarity.measures import levenshtein_pairs, levenshtein_strings
+
+    cand = build_index(inputs, targets, "jaccard", alpha=1.0, max_neighbours=candidates,
+                       exclude_same_target=exclude_same_target,
+                       engine="numpy" if engine == "numpy" else "auto")
+    strings = levenshtein_strings(inputs)
+    lengths = np.fromiter((len(s) for s in inputs), dtype=np.int64, count=len(inputs))
+    degrees = cand.degrees()
+    for start, stop in row_blocks(degrees, pairs_per_block):
+        lo, hi = cand.indptr[start], cand.indptr[stop]
+        rows = np.repeat(np.arange(start, stop, dtype=np.int64), degrees[start:stop])
+        cols = cand.indices[lo:hi].astype(np.int64)
+        s = levenshtein_pairs(strings, lengths, rows, cols, workers)
+        keep = s > 0
+        yield ScoreBlock(start, stop, rows[keep], cols[keep], s[keep])
+
+
 def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str = "jaccard", *,
                 alpha: float = 0.05, selection: str = "row", max_neighbours: int = 256,
                 exclude_same_target: bool = True, approx: bool = False,
@@ -325,7 +346,10 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
         selection: "row" (paper) or "global" (official code).
         max_neighbours: cap on neighbours per row (memory bound).
         exclude_same_target: drop pairs whose targets are equal.
-        approx: MinHash LSH candidates for jaccard / ngram (large N); exact scores on them.
+        approx: for jaccard / ngram, MinHash LSH candidates (large N), scored exactly; for
+            levenshtein, only each row's top ``approx_options["candidates"]`` (default
+            ``4 * max_neighbours``) Jaccard neighbours are scored (exact mode scores every
+            pair sharing an item).
         params: {"n": 2} for ngram; {"representations": (N, d)} for semantic.
         cache_dir: if set, the index is read from / written to a file keyed by the data hash,
             the metric and every option (semantic indexes are never cached).
@@ -352,8 +376,8 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
         raise ValueError(f"max_neighbours must be >= 1, got {max_neighbours}")
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
-    if approx and metric not in ("jaccard", "ngram"):
-        raise ValueError(f"approx mode supports jaccard and ngram, not {metric!r}")
+    if approx and metric not in ("jaccard", "ngram", "levenshtein"):
+        raise ValueError(f"approx mode supports jaccard, ngram and levenshtein, not {metric!r}")
     targets = np.asarray(targets, dtype=np.int64)
     n = len(inputs)
     if len(targets) != n:
@@ -375,7 +399,11 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
     t0 = time.perf_counter()
 
     def blocks() -> Iterable[ScoreBlock]:
-        if approx:
+        if approx and metric == "levenshtein":
+            src = _levenshtein_candidate_blocks(
+                inputs, targets, exclude_same_target, workers, engine,
+                **{"candidates": 4 * max_neighbours, **(approx_options or {})})
+        elif approx:
             from rclrec.similarity.approx import minhash_blocks
 
             src = minhash_blocks(inputs, metric, params=params, block_entries=block_entries,

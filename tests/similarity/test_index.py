@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rclrec.similarity import SimilarityIndex, build_index, pair_scores, score_blocks
+from rclrec.similarity._kernels import HAVE_NUMBA
 from rclrec.similarity.index import top_k_per_row
 
 from .similarity_reference import select, similarity_matrix
@@ -173,6 +174,20 @@ def test_approx_mode_finds_most_neighbours():
         build_index(inputs, targets, "tfidf", approx=True)
 
 
+def test_levenshtein_approx_scores_jaccard_candidates_exactly():
+    rng = np.random.default_rng(4)
+    inputs = [rng.integers(1, 15, size=rng.integers(1, 8)) for _ in range(80)]
+    targets = rng.integers(0, 10, size=80)
+    exact = build_index(inputs, targets, "levenshtein", alpha=0.05, workers=1)
+    wide = build_index(inputs, targets, "levenshtein", alpha=0.05, workers=1, approx=True,
+                       approx_options={"candidates": 80})  # every candidate: same as exact
+    for name in ("indptr", "indices", "scores"):
+        np.testing.assert_array_equal(getattr(exact, name), getattr(wide, name))
+    narrow = build_index(inputs, targets, "levenshtein", alpha=0.05, workers=1, approx=True,
+                         approx_options={"candidates": 2})
+    assert narrow.nnz <= exact.nnz and narrow.degrees().max() <= 2
+
+
 def test_bad_arguments():
     inputs, targets = [np.array([1]), np.array([1])], np.array([1, 2])
     with pytest.raises(ValueError, match="metric"):
@@ -189,6 +204,7 @@ def test_bad_arguments():
         build_index(inputs, targets, "levenshtein", engine="numba")
 
 
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
 def test_engines_agree_on_random_data():
     rng = np.random.default_rng(5)
     inputs = [rng.integers(1, 30, size=rng.integers(0, 10)) for _ in range(300)]

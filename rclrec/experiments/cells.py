@@ -1,0 +1,120 @@
+"""A cell: one `train` run named by the hash of its resolved configuration.
+
+The bulky run folder (checkpoints, model.pt) lives under ``work/<hash>``; the committed part is
+``results/cells/<hash>/cell.json``. A cell with a cell.json is finished and never retrained, so
+an interrupted benchmark resumes, and several processes or machines can fill one grid (a
+per-cell lock keeps two local processes off the same cell).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from rclrec.config import ExperimentConfig
+from rclrec.files import write_json_atomic
+
+# Settings that do not change what is computed: left out of the hash, so a grid can be filled
+# on other machines (device, threads) or with the data found in another folder.
+UNHASHED = (("train", "device"), ("train", "threads"), ("train", "eval_batch_size"),
+            ("data", "data_dir"))
+HASH_LENGTH = 16
+
+
+class CellBusy(RuntimeError):
+    """Another process holds the cell's lock (it is training it now)."""
+
+
+def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The resolved configuration as hashed: JSON types, unhashed settings removed."""
+    from rclrec.experiment import resolve
+
+    d = json.loads(json.dumps(resolve(cfg).to_dict()))
+    for section, key in UNHASHED:
+        d[section].pop(key, None)
+    return d
+
+
+def config_hash(cfg: ExperimentConfig) -> str:
+    """A stable hex digest of the resolved configuration (same settings, same hash).
+
+    Raises:
+        ConfigError, ValueError: the configuration does not resolve (e.g. unknown method).
+    """
+    text = json.dumps(hashed_config(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def cell_path(results: str | os.PathLike, digest: str) -> Path:
+    return Path(results) / "cells" / digest / "cell.json"
+
+
+def load_cell(results: str | os.PathLike, digest: str) -> dict[str, Any] | None:
+    path = cell_path(results, digest)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def cell_summary(digest: str, metrics: dict[str, Any], settings: dict[str, Any],
+                 wall_seconds: float) -> dict[str, Any]:
+    cfg = metrics["config"]
+    return {
+        "hash": digest,
+        "method": metrics["method"],
+        "encoder": metrics["encoder"],
+        "dataset": metrics["dataset"],
+        "seed": metrics["seed"],
+        "settings": settings,
+        "valid": metrics["valid"],
+        "test": metrics["test"],
+        "epochs_run": metrics["epochs_run"],
+        "best_epoch": metrics["best_epoch"],
+        "seconds": metrics["train_seconds"],
+        "wall_seconds": round(wall_seconds, 3),
+        "git_commit": metrics["git_commit"],
+        "device": metrics["device"],
+        "machine": metrics.get("machine"),
+        "data": metrics.get("data"),
+        "config": cfg,
+    }
+
+
+def run_cell(cfg: ExperimentConfig, results: str | os.PathLike, work: str | os.PathLike, *,
+             settings: dict[str, Any] | None = None, show_progress: bool = False
+             ) -> tuple[dict[str, Any], bool]:
+    """Train a cell unless it is finished; return (cell summary, reused).
+
+    Args:
+        cfg: the cell's configuration (device and threads do not enter the hash).
+        results: the committed results folder (cell.json goes to ``cells/<hash>/``).
+        work: the git-ignored folder of run directories (``<work>/<hash>``).
+        settings: the flat settings that define the cell beyond the profile, recorded as is.
+
+    Raises:
+        CellBusy: another process is training this cell.
+    """
+    from rclrec.experiment import run_training
+
+    digest = config_hash(cfg)
+    done = load_cell(results, digest)
+    if done is not None:
+        return done, True
+    run_dir = Path(work) / digest
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(Path(work) / f"{digest}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise CellBusy(f"cell {digest} is being trained by another process") from e
+        done = load_cell(results, digest)  # finished while we waited for the lock
+        if done is not None:
+            return done, True
+        start = time.perf_counter()
+        metrics = run_training(cfg, run_dir, resume=True, show_progress=show_progress)
+        cell = cell_summary(digest, metrics, dict(settings or {}), time.perf_counter() - start)
+        write_json_atomic(cell_path(results, digest), cell)
+    return cell, False

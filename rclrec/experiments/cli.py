@@ -1,0 +1,119 @@
+"""`rclrec benchmark` and `rclrec report`; rclrec/cli.py registers them with ``add_parsers``
+and calls ``run(args)`` for these two commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rclrec.experiments.suites import PROFILES, SUITES
+
+COMMANDS = ("benchmark", "report")
+
+
+def _names(values: list[str] | None) -> tuple[str, ...] | None:
+    """``--datasets beauty sports`` or ``--datasets beauty,sports``."""
+    if not values:
+        return None
+    return tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "benchmark", help="train a suite of runs (Tables 2/3, Figures 3-6) as resumable cells",
+        description="Train or reuse every cell of a suite. A cell is a `train` run named by the "
+                    "hash of its resolved configuration; finished cells are reused, so an "
+                    "interrupted benchmark resumes and several processes can fill one grid. "
+                    "Hyper-parameters are searched on validation NDCG@10 over the paper's grids.",
+        epilog="suites: " + "; ".join(
+            f"{name} = " + " + ".join(f"{g.name} ({', '.join(g.methods)} on "
+                                      f"{', '.join(g.datasets)}, {g.encoder})"
+                                      for g in groups)
+            for name, groups in SUITES.items() if name != "all") + "; all = every suite")
+    p.add_argument("--suite", required=True, choices=list(SUITES))
+    p.add_argument("--datasets", nargs="+", help="replace the suite's datasets")
+    p.add_argument("--methods", nargs="+", help="keep only these methods of the suite")
+    p.add_argument("--seeds", type=int, help="number of seeds (0..N-1) [the profile's]")
+    p.add_argument("--profile", choices=list(PROFILES), default="quick",
+                   help="smoke (seconds, synthetic) | quick (CPU) | full (paper, GPU) [quick]")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda [auto]")
+    p.add_argument("--results", help="committed results folder [results/<profile>]")
+    p.add_argument("--work", help="git-ignored run folders [benchmarks/.work/cells]")
+    p.add_argument("--budget", type=int,
+                   help="max cells per hyper-parameter search (0 = no limit) [the profile's]")
+    p.add_argument("--progress", action="store_true", help="progress bars of each run")
+
+    r = subparsers.add_parser("report", help="Markdown report from a results folder",
+                              description="Rebuild the report (tables, PNG figures, missing "
+                                          "cells) from the committed JSON of a results folder.")
+    r.add_argument("--results", help="results folder [results/<profile>]")
+    r.add_argument("--profile", choices=list(PROFILES), default="quick",
+                   help="picks the default --results [quick]")
+    r.add_argument("--out", default="docs/REPORT.md", help="report path [docs/REPORT.md]; "
+                                                           "PNGs go to <its folder>/report/")
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    from rclrec.experiments.runner import DEFAULT_WORK, BenchmarkOptions, run_suite
+
+    profile = PROFILES[args.profile]
+    if args.seeds is not None and args.seeds < 1:
+        print("rclrec benchmark: error: --seeds must be >= 1", file=sys.stderr)
+        return 2
+    opts = BenchmarkOptions(
+        profile=profile,
+        results=Path(args.results or Path("results") / profile.name),
+        work=Path(args.work) if args.work else DEFAULT_WORK,
+        datasets=_names(args.datasets), methods=_names(args.methods), seeds=args.seeds,
+        device=args.device,
+        budget=(args.budget or None) if args.budget is not None else None,
+        use_budget=args.budget is not None, show_progress=args.progress)
+    known = {m for g in SUITES[args.suite] for m in g.methods}
+    unknown = sorted(set(opts.methods or ()) - known)
+    if unknown:
+        print(f"rclrec benchmark: error: --methods {', '.join(unknown)}: not in suite "
+              f"{args.suite} ({', '.join(sorted(known))})", file=sys.stderr)
+        return 2
+    manifests = run_suite(args.suite, opts)
+    done = sum(len(e["cells"]) for m in manifests for e in m["entries"])
+    missing = [(e["id"], x) for m in manifests for e in m["entries"] for x in e["missing"]]
+    print(f"{args.suite} ({profile.name}): {done} cells done, {len(missing)} missing; "
+          f"results in {opts.results}")
+    for entry_id, m in missing:
+        seed = "all seeds" if m["seed"] is None else f"seed {m['seed']}"
+        print(f"  missing {entry_id} ({seed}): {m['reason']}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from rclrec.experiments.report import build_report
+
+    results = Path(args.results or Path("results") / args.profile)
+    if not results.is_dir():
+        print(f"rclrec report: error: {results} is not a results folder (run `rclrec "
+              f"benchmark` first)", file=sys.stderr)
+        return 2
+    build_report(results, args.out)
+    print(f"written: {args.out} (figures in {Path(args.out).parent / 'report'})")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "benchmark":
+        return run_benchmark(args)
+    if args.command == "report":
+        return run_report(args)
+    raise ValueError(f"rclrec.experiments.cli cannot run {args.command!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point until rclrec/cli.py wires the commands in."""
+    parser = argparse.ArgumentParser(prog="rclrec")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parsers(sub)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

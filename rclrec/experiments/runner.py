@@ -1,0 +1,209 @@
+"""Run a suite: plan its cells, search hyper-parameters, train or reuse every cell, and record
+what was done and what is missing (with the reason) in ``results/suites/<group>.json``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rclrec.config import load_config
+from rclrec.experiments.cells import CellBusy, run_cell
+from rclrec.experiments.search import coordinate_search, search_name
+from rclrec.experiments.suites import PROFILES, SUITES, Group, Profile, search_space
+from rclrec.files import write_json_atomic
+
+DEFAULT_WORK = Path("benchmarks") / ".work" / "cells"
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class BenchmarkOptions:
+    """What `rclrec benchmark` was asked for (None = the suite's or the profile's choice)."""
+
+    profile: Profile = field(default_factory=lambda: PROFILES["smoke"])
+    results: Path = Path("results") / "smoke"
+    work: Path = DEFAULT_WORK
+    datasets: tuple[str, ...] | None = None
+    methods: tuple[str, ...] | None = None
+    seeds: int | None = None
+    device: str = "auto"
+    budget: int | None = None  # None = the profile's search budget
+    use_budget: bool = False  # True: ``budget`` overrides the profile's (None = no limit)
+    show_progress: bool = False
+    log: Callable[[str], None] = _stderr
+
+
+def dataset_key(name: str) -> str:
+    """A file-name-safe key of a dataset name or path (``beauty``, ``synthetic-3``)."""
+    return Path(name).stem.lower() if ("/" in name or "." in name) else name.lower()
+
+
+def missing_method_reason(method: str) -> str | None:
+    from rclrec.methods import METHODS
+
+    if method in METHODS:
+        return None
+    return f"missing method: {method!r} is not in rclrec.methods.METHODS"
+
+
+def missing_dataset_reason(dataset: str) -> str | None:
+    from rclrec.data.dataset import DataError
+    from rclrec.data.registry import resolve_dataset
+
+    try:
+        resolve_dataset(dataset)
+    except DataError:
+        return f"dataset not found: {dataset!r} is in no data directory"
+    return None
+
+
+def write_dataset_record(results: Path, dataset: str, histogram_metrics: tuple[str, ...] = (),
+                         log: Callable[[str], None] = _stderr) -> dict[str, Any]:
+    """Table 1 statistics (and Figure 1 histograms if asked) of a dataset, written once."""
+    from rclrec.data.registry import load_dataset
+    from rclrec.data.stats import dataset_stats
+
+    path = results / "datasets" / f"{dataset_key(dataset)}.json"
+    record = json.loads(path.read_text()) if path.exists() else {"name": dataset}
+    hist = record.setdefault("similarity_histogram", {})
+    todo = [m for m in histogram_metrics if m not in hist]
+    if "stats" in record and not todo:
+        return record
+    ds = load_dataset(dataset)
+    if "stats" not in record:
+        record["stats"] = dataset_stats(ds)
+    if todo:
+        from rclrec.data.split import contrast_units, leave_one_out
+        from rclrec.similarity.histogram import different_target_pair_histogram
+
+        inputs, targets = contrast_units(leave_one_out(ds).train)
+        for metric in todo:
+            params = {"n": 2} if metric == "ngram" else {}
+            log(f"[datasets] {dataset}: Figure 1 histogram by {metric}")
+            hist[metric] = different_target_pair_histogram(inputs, targets, metric, **params)
+    write_json_atomic(path, record)
+    return record
+
+
+def _variant_id(variant: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in variant.items()) or "-"
+
+
+def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
+    """Train or reuse every cell of a group; write and return its manifest."""
+    prof = opts.profile
+    datasets = opts.datasets or prof.datasets or group.datasets
+    methods = [m for m in group.methods if opts.methods is None or m in opts.methods]
+    n_seeds = group.seeds or opts.seeds or prof.seeds
+    budget = opts.budget if opts.use_budget else prof.search_budget
+    path = opts.results / "suites" / f"{group.name}.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {}
+    entries = {e["id"]: e for e in manifest.get("entries", [])}
+    unrecorded = {"train.device": opts.device}
+    for dataset in datasets:
+        no_data = missing_dataset_reason(dataset)
+        if no_data is None:
+            metrics = prof.histogram_metrics if group.kind == "analysis" else ()
+            write_dataset_record(opts.results, dataset, metrics, opts.log)
+        for method in methods:
+            reason = no_data or missing_method_reason(method)
+            base = {**prof.settings, "method": method, "data.dataset": dataset,
+                    "encoder.name": group.encoder, "train.seed": 0}
+            tuned: dict[str, Any] = {}
+            search_file = None
+            if reason is None:
+                space = search_space(method)
+                search_file = search_name(method, group.encoder, dataset, base, space, budget)
+                try:
+                    rec = coordinate_search(base, space, results=opts.results, work=opts.work,
+                                            budget=budget, name=search_file,
+                                            unrecorded=unrecorded,
+                                            show_progress=opts.show_progress, log=opts.log)
+                    tuned = rec["settings"]
+                except CellBusy as e:
+                    reason = f"busy: {e}"
+                except Exception as e:  # noqa: BLE001 - a broken method must not stop the grid
+                    reason = f"failed in search: {type(e).__name__}: {e}"
+            for variant in group.variants:
+                entry = {"id": f"{group.name}/{dataset_key(dataset)}/{method}/"
+                               f"{_variant_id(variant)}",
+                         "group": group.name, "kind": group.kind, "profile": prof.name,
+                         "dataset": dataset_key(dataset), "method": method,
+                         "label": group.labels.get(method, method), "encoder": group.encoder,
+                         "variant": variant, "search": search_file, "tuned": tuned,
+                         "cells": {}, "missing": []}
+                entries[entry["id"]] = entry
+                if reason is not None:
+                    entry["missing"].append({"seed": None, "reason": reason})
+                    opts.log(f"[{group.name}] {dataset} {method} {_variant_id(variant)}: "
+                             f"skipped ({reason})")
+                    continue
+                for seed in range(n_seeds):
+                    settings = {**base, **tuned, **variant, "train.seed": seed}
+                    try:
+                        cfg = load_config(None, {**settings, **unrecorded})
+                        cell, reused = run_cell(cfg, opts.results, opts.work, settings=settings,
+                                                show_progress=opts.show_progress)
+                    except CellBusy as e:
+                        entry["missing"].append({"seed": seed, "reason": f"busy: {e}"})
+                        continue
+                    except Exception as e:  # noqa: BLE001
+                        entry["missing"].append({"seed": seed, "reason":
+                                                 f"failed: {type(e).__name__}: {e}"})
+                        opts.log(f"[{group.name}] {dataset} {method} seed {seed}: failed ({e})")
+                        continue
+                    entry["cells"][str(seed)] = cell["hash"]
+                    how = "reused" if reused else f"{cell['seconds']:.0f}s"
+                    opts.log(f"[{group.name}] {dataset} {method} {_variant_id(variant)} seed "
+                             f"{seed}: test NDCG@10 {cell['test']['NDCG@10']:.4f} ({how}, "
+                             f"{cell['hash']})")
+                if group.kind == "analysis" and "0" in entry["cells"]:
+                    _analyse(entry, opts)
+    manifest = {"group": group.name, "kind": group.kind, "profile": prof.name,
+                "entries": list(entries.values())}
+    write_json_atomic(path, manifest)
+    return manifest
+
+
+def _analyse(entry: dict[str, Any], opts: BenchmarkOptions) -> None:
+    """Figures 5 and 6 of the seed-0 cell; the JSON and the t-SNE PNG are committed."""
+    digest = entry["cells"]["0"]
+    dest = opts.results / "analysis" / digest
+    entry["analysis"] = f"analysis/{digest}/analysis.json"
+    if (dest / "analysis.json").exists():
+        return
+    run_dir = opts.work / digest
+    if not (run_dir / "model.pt").exists():
+        entry["missing"].append({"seed": 0, "reason": f"analysis: no model.pt in {run_dir} "
+                                                      f"(cell trained elsewhere)"})
+        entry.pop("analysis")
+        return
+    from rclrec.analysis import analyze_run
+
+    device = "cpu" if opts.device == "auto" else opts.device
+    try:
+        analyze_run(run_dir, centres=opts.profile.centres, seed=0, device=device)
+    except Exception as e:  # noqa: BLE001
+        entry["missing"].append({"seed": 0, "reason": f"analysis failed: {type(e).__name__}: "
+                                                      f"{e}"})
+        entry.pop("analysis")
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("analysis.json", "fig5_tsne.png"):
+        shutil.copyfile(run_dir / name, dest / name)
+    opts.log(f"[analysis] {entry['dataset']} rcl: Figures 5 and 6 -> {dest}")
+
+
+def run_suite(suite: str, opts: BenchmarkOptions) -> list[dict[str, Any]]:
+    """Run every group of a suite (``all`` = every suite); return their manifests."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
+    return [run_group(group, opts) for group in SUITES[suite]]

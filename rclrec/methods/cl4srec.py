@@ -1,0 +1,136 @@
+"""CL4SRec (Xie et al., ICDE 2022; BASELINES.md sec. 2) and the plumbing its siblings share.
+
+Per step: two augmented views of every instance of the batch (two DIFFERENT operators among
+crop / mask / reorder, ``two_views``), one extra forward pass encodes both, and
+    loss = rec(h) + weight * NTXent(z1, z2)     (tau 1, dot product; DuoRec repo defaults)
+where z1, z2 are the encoder states at the last position of the two views.
+
+Which instances are contrasted: every instance of the batch, by its last position. With
+``prefixes`` (FMLP default) that is every prefix, as in the authors' code. With ``windows``
+(SASRec default) it is each window's last position (one per user, plus the earlier windows of
+sequences longer than max_len); the recommendation loss stays at every position.
+
+The [mask] token. The encoders' item table has num_items + 1 rows (0 = padding) and no [mask]
+row. ``mask_token = "auto"`` uses id num_items + 1 when the table has a row for it, else the
+padding id 0, which is what MCLRec's code does: a masked item becomes invisible to attention
+(SASRec) or zeroed (FMLP-Rec). With FMLP-Rec a view whose LAST item is masked has a zero state at
+the last position; a [mask] row in the encoders (num_items + 2 rows, scores over rows
+1..num_items only) removes that.
+
+Hyper-parameters are class attributes (listed in ``hyper``); a config section ``cfg.baseline``,
+when it exists, overrides any of them whose value there is not None.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rclrec.data.augment import DUOREC_RATIOS, ICLREC_RATIOS, MCLREC_RATIOS, two_views
+from rclrec.data.batches import TrainingInstances, trim_padding
+from rclrec.data.dataset import PAD
+from rclrec.data.split import LeaveOneOutSplit
+from rclrec.losses.baselines import CL4SREC_TAU, CL4SREC_WEIGHT, nt_xent
+from rclrec.losses.recommendation import bce_one_negative_loss, cross_entropy_loss
+from rclrec.methods.base import Batch, Method
+
+RATIOS = {"duorec": DUOREC_RATIOS, "mclrec": MCLREC_RATIOS, "iclrec": ICLREC_RATIOS}
+
+
+class BaselineMethod(Method):
+    """Shared plumbing of the contrastive baselines: settings, seeded augmentation, encoding.
+
+    Subclasses list their hyper-parameters (class attributes) in ``hyper``.
+    """
+
+    hyper: tuple[str, ...] = ()
+    approximate = False  # True when the method is a documented stand-in, not the paper's model
+    mask_token: str = "auto"  # auto (num_items + 1 if the table has the row, else 0) | pad (0)
+
+    def __init__(self, cfg, split: LeaveOneOutSplit, instances: TrainingInstances,
+                 device: torch.device) -> None:
+        super().__init__(cfg, split, instances, device)
+        section = getattr(cfg, "baseline", None)
+        for name in self.hyper:
+            value = getattr(section, name, None) if section is not None else None
+            if value is not None:
+                setattr(self, name, value)
+        # One generator per run for every augmentation (CPU: the views are drawn there and moved).
+        self.generator = torch.Generator().manual_seed(int(cfg.train.seed) + 17)
+        self.num_items = split.num_items
+
+    def settings(self) -> dict[str, object]:
+        """The resolved hyper-parameters (for logs and tests)."""
+        return {name: getattr(self, name) for name in self.hyper}
+
+    def mask_id(self, encoder: nn.Module) -> int:
+        if self.mask_token == "pad":
+            return PAD
+        if self.mask_token != "auto":
+            raise ValueError(f"mask_token must be auto or pad, got {self.mask_token!r}")
+        rows = encoder.item_embedding.weight.shape[0]
+        return self.num_items + 1 if rows > self.num_items + 1 else PAD
+
+    def rec_loss(self, states: torch.Tensor, targets: torch.Tensor,
+                 encoder: nn.Module) -> torch.Tensor:
+        """The trainer's recommendation loss on other states (train.loss = ce | bce)."""
+        table = encoder.item_embedding.weight[: self.num_items + 1]
+        if self.cfg.train.loss == "ce":
+            return cross_entropy_loss(states, targets, table)
+        return bce_one_negative_loss(states, targets, table)
+
+    def item_scores(self, states: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
+        """(P, D) -> (P, num_items) dot products with items 1..num_items."""
+        return states @ encoder.item_embedding.weight[1: self.num_items + 1].T
+
+    def rows_tensor(self, rows: np.ndarray) -> torch.Tensor:
+        """Left-padded inputs of training instances, trimmed to their longest (tensor)."""
+        (inputs,) = trim_padding(self.instances.inputs[rows])
+        return torch.from_numpy(inputs).to(self.device)
+
+
+def last_targets(batch: Batch) -> torch.Tensor:
+    """(B,) the target of each instance's last position (windows and prefixes alike)."""
+    return batch.targets[:, -1]
+
+
+def encode_last(encoder: nn.Module, *seqs: torch.Tensor) -> list[torch.Tensor]:
+    """Last-position states of several (B_k, L_k) batches in ONE forward pass.
+
+    Batches are left-padded to the widest: positions are right-aligned and padding is masked
+    (SASRec) or zeroed (FMLP-Rec), so the extra padding does not change a sequence's states.
+
+    Returns:
+        One (B_k, D) tensor per input batch.
+    """
+    width = max(s.shape[1] for s in seqs)
+    joined = torch.cat([F.pad(s, (width - s.shape[1], 0), value=PAD) for s in seqs], 0)
+    last = encoder(joined)[:, -1]  # (sum B_k, D)
+    return list(last.split([s.shape[0] for s in seqs], 0))
+
+
+class CL4SRec(BaselineMethod):
+    """Contrastive learning with crop / mask / reorder views (Xie et al., ICDE 2022)."""
+
+    hyper = ("weight", "tau", "similarity", "ratios", "mask_token")
+    weight: float = CL4SREC_WEIGHT  # lambda, DuoRec repo: 0.1
+    tau: float = CL4SREC_TAU  # DuoRec repo: 1.0
+    similarity: str = "dot"  # dot (authors) | cos
+    ratios: str = "duorec"  # duorec (crop .6 mask .3 reorder .6) | mclrec | iclrec
+
+    def __init__(self, cfg, split, instances, device) -> None:
+        super().__init__(cfg, split, instances, device)
+        if self.ratios not in RATIOS:
+            raise ValueError(f"ratios must be one of {', '.join(RATIOS)}, got {self.ratios!r}")
+
+    def extra_loss(self, batch: Batch, hidden: torch.Tensor,
+                   encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
+        if len(batch.index) < 2:
+            return None, {}
+        v1, v2 = two_views(batch.inputs, ratios=RATIOS[self.ratios],
+                           mask_token=self.mask_id(encoder), generator=self.generator)
+        z1, z2 = encode_last(encoder, v1, v2)
+        loss = nt_xent(z1, z2, tau=self.tau, similarity=self.similarity)
+        return self.weight * loss, {"cl": float(loss.detach())}
