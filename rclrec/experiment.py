@@ -164,23 +164,34 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
 
 
 def _check_same_config(out_dir: Path, cfg: ExperimentConfig) -> None:
-    """Resuming with other settings would mix two experiments in one folder."""
+    """Resuming with other settings would mix two experiments in one folder.
+
+    The saved config is rebuilt first, so settings added to rclrec since the run started take
+    their defaults instead of counting as a change.
+    """
     saved_path = out_dir / "config.json"
     if not saved_path.exists():
         return
-    saved = json.loads(saved_path.read_text())
-    now = json.loads(json.dumps(cfg.to_dict()))
+    saved = config_from_dict(json.loads(saved_path.read_text())).to_dict()
+    now = cfg.to_dict()
     # These may change between an interrupted run and its continuation.
-    for section, key in (("train", "epochs"), ("train", "device"), ("train", "patience"),
-                         ("train", "threads"), ("train", "eval_batch_size")):
-        saved[section].pop(key, None)
-        now[section].pop(key, None)
-    if saved != now:
-        diff = [f"{s}.{k}" for s in now if isinstance(now[s], dict)
-                for k in now[s] if saved.get(s, {}).get(k) != now[s][k]]
-        diff += [s for s in now if not isinstance(now[s], dict) and saved.get(s) != now[s]]
+    free = {"train.epochs", "train.device", "train.patience", "train.threads",
+            "train.eval_batch_size"}
+    diff = [key for key in _flat(now) if key not in free
+            and _flat(now)[key] != _flat(saved).get(key)]
+    if diff:
         raise ConfigError(f"{out_dir} was started with other settings ({', '.join(diff)}); "
                           f"use another --out")
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu"):

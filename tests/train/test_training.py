@@ -96,3 +96,19 @@ def test_loss_and_instance_options_train(tmp_path, loss, instances):
                            show_progress=False)
     assert 0.0 <= metrics["test"]["NDCG@10"] <= 1.0
     assert metrics["config"]["train"]["instances"] == instances
+
+
+def test_resume_with_other_settings_names_them(tmp_path):
+    from rclrec.config import ConfigError
+
+    run_training(config(train__epochs=1), tmp_path / "r", show_progress=False)
+    (tmp_path / "r" / "metrics.json").unlink()
+    with pytest.raises(ConfigError, match="train.lr"):
+        run_training(config(train__epochs=1, train__lr=0.01), tmp_path / "r", resume=True,
+                     show_progress=False)
+    # a setting added to rclrec after the run started takes its default, not an error
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    del saved["baseline"]
+    (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
+    assert run_training(config(train__epochs=1), tmp_path / "r", resume=True,
+                        show_progress=False)["epochs_run"] == 1
