@@ -49,6 +49,24 @@ class Method:
         """Extra trainable parameters the optimizer must update (e.g. learned augmenters)."""
         return []
 
+    def random_state(self) -> dict:
+        """States of the method's own generators (attributes), saved in every checkpoint."""
+        state = {}
+        for name, value in vars(self).items():
+            if isinstance(value, np.random.Generator):
+                state[name] = value.bit_generator.state
+            elif isinstance(value, torch.Generator):
+                state[name] = value.get_state()
+        return state
+
+    def set_random_state(self, state: dict) -> None:
+        for name, value in state.items():
+            generator = getattr(self, name)
+            if isinstance(generator, np.random.Generator):
+                generator.bit_generator.state = value
+            else:
+                generator.set_state(value)
+
     def on_epoch_start(self, epoch: int, encoder: nn.Module) -> None:
         """Called before each epoch (e.g. to rebuild a similarity from the current encoder)."""
 

@@ -55,8 +55,8 @@ class DuoRec(BaselineMethod):
 
     def __init__(self, cfg, split, instances, device) -> None:
         super().__init__(cfg, split, instances, device)
-        self.sampler = SameTargetSampler(instances.targets[:, -1],
-                                         np.random.default_rng(int(cfg.train.seed) + 2))
+        self.rng = np.random.default_rng(int(cfg.train.seed) + 2)
+        self.sampler = SameTargetSampler(instances.targets[:, -1], self.rng)
 
     def extra_loss(self, batch: Batch, hidden: torch.Tensor,
                    encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:

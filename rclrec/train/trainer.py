@@ -83,6 +83,7 @@ class Trainer:
             "method": [p.detach().cpu() for p in self.method.parameters()],
             "optimizer": self.optimizer.state_dict(),
             "numpy_rng": self.rng.bit_generator.state,
+            "method_rng": self.method.random_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "state": self.state.__dict__,
@@ -99,6 +100,7 @@ class Trainer:
                 p.copy_(saved)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.rng.bit_generator.state = ckpt["numpy_rng"]
+        self.method.set_random_state(ckpt.get("method_rng", {}))
         torch.set_rng_state(ckpt["torch_rng"])
         if ckpt["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])

@@ -86,3 +86,13 @@ def test_analyze_writes_figures(tmp_path):
     assert result["tsne"]["strong"] + result["tsne"]["weak"] + result["tsne"]["negative"] == 128
     for name in ("analysis.json", "fig6_dot_products.png", "fig5_tsne.png"):
         assert (tmp_path / "r" / name).stat().st_size > 0
+
+
+def test_rcl_resume_continues_exactly(tmp_path):
+    cfg3 = load_config(overrides={**SMALL, "rcl.similarity": "jaccard", "train.epochs": "3"})
+    cfg1 = load_config(overrides={**SMALL, "rcl.similarity": "jaccard", "train.epochs": "1"})
+    straight = run_training(cfg3, tmp_path / "a", show_progress=False)
+    run_training(cfg1, tmp_path / "b", show_progress=False)
+    (tmp_path / "b" / "metrics.json").unlink()
+    resumed = run_training(cfg3, tmp_path / "b", resume=True, show_progress=False)
+    assert resumed["test"] == straight["test"]
