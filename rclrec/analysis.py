@@ -17,8 +17,7 @@ from rclrec.data.batches import left_pad, trim_padding
 from rclrec.data.split import contrast_units, leave_one_out
 from rclrec.experiment import load_data, load_model
 from rclrec.files import write_json_atomic
-from rclrec.methods.rcl import default_cache_dir
-from rclrec.similarity.index import build_index
+from rclrec.similarity.index import build_index, default_cache_dir
 from rclrec.similarity.positives import StrongSampler, WeakSampler
 
 

@@ -8,9 +8,6 @@ with the same encoder, with dropout, in one extra forward pass.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
@@ -26,12 +23,8 @@ from rclrec.losses.contrastive import (
 )
 from rclrec.losses.recommendation import cross_entropy_loss, select_target_positions
 from rclrec.methods.base import Batch, Method
-from rclrec.similarity.index import SimilarityIndex, build_index
+from rclrec.similarity.index import SimilarityIndex, build_index, default_cache_dir
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("RCLREC_CACHE", Path.home() / ".cache" / "rclrec"))
 
 
 class RCL(Method):

@@ -22,8 +22,6 @@ import numpy as np
 
 from rclrec.similarity.measures import METRICS
 
-DEFAULT_CACHE_DIR = ".cache/similarity"
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``similarity`` subcommand on an argparse subparsers object."""
@@ -45,8 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--approx", action="store_true",
                    help="MinHash LSH candidates (jaccard / ngram, very large data)")
     p.add_argument("--data-dir", dest="data_dir", help="directory searched first for datasets")
-    p.add_argument("--cache-dir", dest="cache_dir", default=DEFAULT_CACHE_DIR,
-                   help=f"index cache directory [{DEFAULT_CACHE_DIR}]")
+    p.add_argument("--cache-dir", dest="cache_dir", default=None,
+                   help="index cache directory [$RCLREC_CACHE/similarity or "
+                        "~/.cache/rclrec/similarity]")
     p.add_argument("--no-cache", dest="no_cache", action="store_true", help="always rebuild")
     p.add_argument("--out", help="also write the index as .npz (indptr, indices, scores)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     """Build or load the index; print a summary (and a JSON line with ``--json``)."""
     from rclrec.data.registry import load_dataset
     from rclrec.data.split import contrast_units, leave_one_out
-    from rclrec.similarity.index import build_index
+    from rclrec.similarity.index import build_index, default_cache_dir
 
     t0 = time.perf_counter()
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
@@ -85,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         inputs, targets, args.metric, alpha=args.alpha, selection=args.selection,
         max_neighbours=args.max_neighbours, exclude_same_target=not args.keep_same_target,
         approx=args.approx, params=params,
-        cache_dir=None if args.no_cache else args.cache_dir,
+        cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
         data_hash=ds.content_hash(), show_progress=not args.quiet)
     seconds = time.perf_counter() - t0
     if args.out:

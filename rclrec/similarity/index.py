@@ -107,6 +107,11 @@ class SimilarityIndex:
                        z["scores"].astype(np.float32), metric, info)
 
 
+def default_cache_dir() -> Path:
+    """Where indexes are cached: ``$RCLREC_CACHE/similarity`` or ``~/.cache/rclrec/similarity``."""
+    return Path(os.environ.get("RCLREC_CACHE", Path.home() / ".cache" / "rclrec")) / "similarity"
+
+
 def row_k(alpha: float, n: int, max_neighbours: int) -> int:
     """k = ceil(alpha * (N - 1)) capped at ``max_neighbours`` (float noise ignored)."""
     return int(min(math.ceil(alpha * (n - 1) - 1e-9), max_neighbours))
