@@ -115,12 +115,33 @@ class RCLConfig:
     selection: str = "row"  # (str) row (paper text) | global (official code) top-alpha
     max_neighbours: int = 256  # (int) cap on weak candidates per sequence
     weight: float = 0.1  # (float) lambda of Eq. 18
-    tau: float = 1.0  # (float) temperature of Eq. 12 and 16
-    score: str = "dot"  # (str) dot (paper) | cosine
+    # Defaults picked on validation NDCG@10 (docs/RESULTS.md, "RCL pilot"): raw dot products
+    # at tau 1 (the paper's reading) let the contrast swamp the recommendation loss early on.
+    tau: float = 0.5  # (float) temperature of Eq. 12 and 16
+    score: str = "cosine"  # (str) cosine | dot (paper)
     mask_same_target: bool = False  # (bool) mask in-batch same-target false negatives
     weight_floor: float = 0.0  # (float) eps added to similarities in Eq. 16 (0 = paper)
     semantic_every: int = 5  # (int) epochs between rebuilds of the semantic index
     rec_loss_on_positives: bool = False  # (bool) sampled positives also get the rec. loss
+
+    def __post_init__(self) -> None:
+        _choice("rcl.variant", self.variant, ("rcl", "unweight", "weak", "strong", "three_pairs",
+                                              "official"))
+        _choice("rcl.similarity", self.similarity,
+                ("jaccard", "tfidf", "ngram", "levenshtein", "semantic"))
+        _choice("rcl.selection", self.selection, ("row", "global"))
+        _choice("rcl.score", self.score, ("cosine", "dot"))
+        if self.variant == "official" and (self.score != "dot" or self.mask_same_target
+                                           or self.weight_floor):
+            raise ConfigError("rcl.variant=official (the authors' loss) needs rcl.score=dot, "
+                              "rcl.mask_same_target=false and rcl.weight_floor=0")
+        if not 0 < self.alpha <= 1:
+            raise ConfigError(f"rcl.alpha must be in (0, 1], got {self.alpha}")
+        if self.tau <= 0:
+            raise ConfigError(f"rcl.tau must be > 0, got {self.tau}")
+        for key in ("ngram", "max_neighbours", "semantic_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"rcl.{key} must be >= 1")
 
 
 @dataclass(frozen=True)

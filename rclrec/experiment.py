@@ -112,6 +112,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
             return json.loads(metrics_path.read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "config.json", cfg.to_dict())
+    commit = git_commit()  # at the start: the code may change while a long run goes on
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -150,7 +151,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
         "valid": valid,
         "test": test,
         "config": cfg.to_dict(),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "history": state.history,
     }
     save_torch_atomic(out_dir / "model.pt", {

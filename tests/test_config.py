@@ -35,3 +35,12 @@ def test_bad_values():
         load_config(overrides={"encoder.hidden_dim": "10", "encoder.num_heads": "3"})
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("/nonexistent.toml")
+
+
+def test_rcl_settings_are_checked():
+    with pytest.raises(ConfigError, match="rcl.variant"):
+        load_config(overrides={"rcl.variant": "best"})
+    with pytest.raises(ConfigError, match="rcl.alpha"):
+        load_config(overrides={"rcl.alpha": "1.5"})
+    with pytest.raises(ConfigError, match="rcl.similarity"):
+        load_config(overrides={"rcl.similarity": "cosine"})

@@ -140,7 +140,9 @@ class RCL(Method):
         h_centre = hidden[torch.from_numpy(rows).to(self.device), -1]  # (B, D)
         strong, weak = self.sample(users)
         has_s, has_w = strong >= 0, weak >= 0
-        view_users = users[~has_s] if self.loss_cfg.variant == "strong" else users[:0]
+        # Strong and official use a dropout view of the centre where SP_u is empty.
+        needs_view = self.loss_cfg.variant in ("strong", "official")
+        view_users = users[~has_s] if needs_view else users[:0]
 
         # One extra pass encodes every positive (and the dropout views of the Strong ablation).
         to_encode = np.concatenate([strong[has_s], weak[has_w], view_users])
@@ -163,7 +165,7 @@ class RCL(Method):
         h_weak[tw] = encoded[n_s:n_s + n_w]
         strong_ids = strong.copy()
         is_view = None
-        if self.loss_cfg.variant == "strong" and len(view_users):
+        if needs_view and len(view_users):
             h_strong, ts, is_view = fill_missing_strong(h_strong, ts, h_strong.clone().index_put(
                 (~ts,), encoded[n_s + n_w:]))
             strong_ids[~has_s] = users[~has_s]
@@ -171,7 +173,7 @@ class RCL(Method):
         member_ids = stack_members(torch.from_numpy(users), torch.from_numpy(strong_ids), ts.cpu(),
                                    torch.from_numpy(weak), tw.cpu()).numpy()
         similarity = None
-        if self.loss_cfg.variant in ("rcl", "weak"):
+        if self.loss_cfg.variant in ("rcl", "weak", "official"):
             similarity = torch.from_numpy(
                 pair_similarity(self.index, users, member_ids, symmetric=True)).to(self.device)
         loss, stats = relative_contrastive_loss(

@@ -23,9 +23,12 @@ def cache_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("RCLREC_CACHE", str(tmp_path / "cache"))
 
 
-@pytest.mark.parametrize("variant", ["rcl", "unweight", "weak", "strong", "three_pairs"])
+@pytest.mark.parametrize("variant", ["rcl", "unweight", "weak", "strong", "three_pairs",
+                                     "official"])
 def test_variants_train(tmp_path, variant):
-    cfg = load_config(overrides={**SMALL, "rcl.variant": variant, "rcl.similarity": "jaccard"})
+    score = "dot" if variant == "official" else "cosine"
+    cfg = load_config(overrides={**SMALL, "rcl.variant": variant, "rcl.similarity": "jaccard",
+                                 "rcl.score": score})
     metrics = run_training(cfg, tmp_path / "r", show_progress=False)
     assert np.isfinite(metrics["history"][0]["rcl"])
     assert 0 <= metrics["test"]["NDCG@10"] <= 1
