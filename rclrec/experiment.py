@@ -178,11 +178,20 @@ def _check_same_config(out_dir: Path, cfg: ExperimentConfig) -> None:
     # These may change between an interrupted run and its continuation.
     free = {"train.epochs", "train.device", "train.patience", "train.threads",
             "train.eval_batch_size"}
-    diff = [key for key in _flat(now) if key not in free
+    # A method's run does not depend on the sections of other methods.
+    unused = tuple(f"{section}." for section in ("rcl", "baseline")
+                   if not _uses_section(cfg.method, section))
+    diff = [key for key in _flat(now) if key not in free and not key.startswith(unused)
             and _flat(now)[key] != _flat(saved).get(key)]
     if diff:
         raise ConfigError(f"{out_dir} was started with other settings ({', '.join(diff)}); "
                           f"use another --out")
+
+
+def _uses_section(method: str, section: str) -> bool:
+    if section == "rcl":
+        return method == "rcl"
+    return method not in ("sasrec", "rcl")
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

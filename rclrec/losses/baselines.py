@@ -508,35 +508,6 @@ def hpm_dual_contrastive_loss(h_item: torch.Tensor, h_cat: torch.Tensor, targets
     return loss
 
 
-def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iters: int = 50) -> np.ndarray:
-    """Lloyd's k-means with k-means++ seeding; returns labels in 0..k-1."""
-    n = x.shape[0]
-    centers = np.empty((k, x.shape[1]))
-    centers[0] = x[rng.integers(n)]
-    d2 = ((x - centers[0]) ** 2).sum(1)
-    for c in range(1, k):
-        total = d2.sum()
-        i = rng.choice(n, p=d2 / total) if total > 0 else rng.integers(n)
-        centers[c] = x[i]
-        d2 = np.minimum(d2, ((x - centers[c]) ** 2).sum(1))
-    labels = np.zeros(n, dtype=np.int64)
-    for it in range(iters):
-        # ||x - c||^2 without the ||x||^2 term, which does not change the argmin.
-        dist = (centers ** 2).sum(1)[None, :] - 2.0 * x @ centers.T
-        new = dist.argmin(1)
-        if it > 0 and np.array_equal(new, labels):
-            break
-        labels = new
-        for c in range(k):
-            members = labels == c
-            if members.any():
-                centers[c] = x[members].mean(0)
-            else:  # an empty cluster restarts at the point farthest from its center
-                far = ((x - centers[labels]) ** 2).sum(1).argmax()
-                centers[c] = x[far]
-    return labels
-
-
 def cooccurrence_clusters(sequences: list[np.ndarray], num_items: int, num_clusters: int,
                           seed: int = 0, window: int = 3) -> np.ndarray:
     """Pseudo-categories from item co-occurrence, the HPM stand-in when no category file exists.
@@ -599,5 +570,8 @@ def cooccurrence_clusters(sequences: list[np.ndarray], num_items: int, num_clust
         emb = vecs
     lengths = np.linalg.norm(emb, axis=1, keepdims=True)
     emb = np.divide(emb, lengths, out=np.zeros_like(emb), where=lengths > 0)
-    out[1:] = _kmeans(emb, k, rng) + 1
+    from sklearn.cluster import KMeans
+
+    labels = KMeans(n_clusters=k, n_init=4, random_state=int(rng.integers(2**31))).fit_predict(emb)
+    out[1:] = labels + 1
     return out

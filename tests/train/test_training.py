@@ -112,3 +112,11 @@ def test_resume_with_other_settings_names_them(tmp_path):
     (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
     assert run_training(config(train__epochs=1), tmp_path / "r", resume=True,
                         show_progress=False)["epochs_run"] == 1
+
+
+def test_resume_ignores_settings_of_other_methods(tmp_path):
+    run_training(config(train__epochs=1), tmp_path / "r", show_progress=False)
+    (tmp_path / "r" / "metrics.json").unlink()
+    again = run_training(config(train__epochs=1, rcl__tau=2.0), tmp_path / "r", resume=True,
+                         show_progress=False)
+    assert again["epochs_run"] == 1
