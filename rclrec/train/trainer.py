@@ -156,16 +156,16 @@ class Trainer:
         return {k: v / max(len(batches), 1) for k, v in totals.items()}
 
     def validate(self) -> dict[str, float]:
-        e = self.cfg.eval
-        return evaluate_ranking(self.encoder, self.split.valid_inputs(), self.split.valid_targets,
-                                self.cfg.encoder.max_len, batch_size=self.cfg.train.eval_batch_size,
-                                device=self.device, exclude_history=e.exclude_history, ks=e.ks)
+        return self._evaluate(self.split.valid_inputs(), self.split.valid_targets)
 
     def test(self) -> dict[str, float]:
+        return self._evaluate(self.split.test_inputs(), self.split.test_targets)
+
+    def _evaluate(self, inputs: list[np.ndarray], targets: np.ndarray) -> dict[str, float]:
         e = self.cfg.eval
-        return evaluate_ranking(self.encoder, self.split.test_inputs(), self.split.test_targets,
-                                self.cfg.encoder.max_len, batch_size=self.cfg.train.eval_batch_size,
-                                device=self.device, exclude_history=e.exclude_history, ks=e.ks)
+        return evaluate_ranking(self.encoder, inputs, targets, self.cfg.encoder.max_len,
+                                batch_size=self.cfg.train.eval_batch_size, device=self.device,
+                                exclude_history=e.exclude_history, ks=e.ks)
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainState:
