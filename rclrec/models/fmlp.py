@@ -20,7 +20,12 @@ from torch.nn import functional as F
 
 from rclrec.config import EncoderConfig
 from rclrec.data.dataset import PAD
-from rclrec.models.layers import FeedForward, SequenceEmbedding, init_weights
+from rclrec.models.layers import (
+    FeedForward,
+    SequenceEmbedding,
+    SequenceEncoder,
+    init_weights,
+)
 
 
 class FilterLayer(nn.Module):
@@ -60,7 +65,7 @@ class FMLPBlock(nn.Module):
         return self.norm(x + self.feed_forward(x))
 
 
-class FMLPRec(nn.Module):
+class FMLPRec(SequenceEncoder):
     """FMLP-Rec encoder: sequences of item ids -> one state per position.
 
     The filter is a circular convolution over the whole window, so the encoder is not causal:
@@ -85,11 +90,6 @@ class FMLPRec(nn.Module):
         self.embed = SequenceEmbedding(num_items, cfg.hidden_dim, cfg.max_len, cfg.dropout)
         self.blocks = nn.ModuleList(FMLPBlock(cfg) for _ in range(cfg.num_blocks))
         self.apply(init_weights)
-
-    @property
-    def item_embedding(self) -> nn.Embedding:
-        """The (num_items + 1, D) item table, shared with the scoring layer."""
-        return self.embed.item_embedding
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         """Encode left-padded sequences.

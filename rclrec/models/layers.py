@@ -57,3 +57,14 @@ class SequenceEmbedding(nn.Module):
         positions = torch.arange(self.max_len - length, self.max_len, device=seqs.device)
         x = self.item_embedding(seqs) + self.position_embedding(positions)
         return self.dropout(self.norm(x))
+
+
+class SequenceEncoder(nn.Module):
+    """Base of the encoders: ``self.embed`` owns the item table that also scores items."""
+
+    embed: SequenceEmbedding
+
+    @property
+    def item_embedding(self) -> nn.Embedding:
+        """The (num_items + 1, D) item table, shared with the scoring layer."""
+        return self.embed.item_embedding

@@ -12,7 +12,12 @@ from torch.nn import functional as F
 
 from rclrec.config import EncoderConfig
 from rclrec.data.dataset import PAD
-from rclrec.models.layers import FeedForward, SequenceEmbedding, init_weights
+from rclrec.models.layers import (
+    FeedForward,
+    SequenceEmbedding,
+    SequenceEncoder,
+    init_weights,
+)
 
 
 class CausalSelfAttention(nn.Module):
@@ -55,7 +60,7 @@ class SASRecBlock(nn.Module):
         return self.norm2(x + self.feed_forward(x))
 
 
-class SASRec(nn.Module):
+class SASRec(SequenceEncoder):
     """Causal Transformer encoder: every position sees itself and the real items before it."""
 
     causal = True
@@ -68,10 +73,6 @@ class SASRec(nn.Module):
         self.blocks = nn.ModuleList(SASRecBlock(cfg) for _ in range(cfg.num_blocks))
         self.final_norm = nn.LayerNorm(cfg.hidden_dim, eps=1e-12) if cfg.norm_first else None
         self.apply(init_weights)
-
-    @property
-    def item_embedding(self) -> nn.Embedding:
-        return self.embed.item_embedding
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         """Encode left-padded sequences.
