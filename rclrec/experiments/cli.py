@@ -38,6 +38,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", choices=list(PROFILES), default="quick",
                    help="smoke (seconds, synthetic) | quick (CPU) | full (paper, GPU) [quick]")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda [auto]")
+    p.add_argument("--threads", type=int,
+                   help="CPU threads per cell; not part of a cell's hash [the config's]")
     p.add_argument("--results", help="committed results folder [results/<profile>]")
     p.add_argument("--work", help="git-ignored run folders [benchmarks/.work/cells]")
     p.add_argument("--budget", type=int,
@@ -61,12 +63,15 @@ def run_benchmark(args: argparse.Namespace) -> int:
     if args.seeds is not None and args.seeds < 1:
         print("rclrec benchmark: error: --seeds must be >= 1", file=sys.stderr)
         return 2
+    if args.threads is not None and args.threads < 1:
+        print("rclrec benchmark: error: --threads must be >= 1", file=sys.stderr)
+        return 2
     opts = BenchmarkOptions(
         profile=profile,
         results=Path(args.results or Path("results") / profile.name),
         work=Path(args.work) if args.work else DEFAULT_WORK,
         datasets=_names(args.datasets), methods=_names(args.methods), seeds=args.seeds,
-        device=args.device,
+        device=args.device, threads=args.threads,
         budget=(args.budget or None) if args.budget is not None else None,
         use_budget=args.budget is not None, show_progress=args.progress)
     known = {m for g in SUITES[args.suite] for m in g.methods}

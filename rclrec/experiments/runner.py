@@ -35,6 +35,7 @@ class BenchmarkOptions:
     methods: tuple[str, ...] | None = None
     seeds: int | None = None
     device: str = "auto"
+    threads: int | None = None  # CPU threads per cell (None = the config's)
     budget: int | None = None  # None = the profile's search budget
     use_budget: bool = False  # True: ``budget`` overrides the profile's (None = no limit)
     show_progress: bool = False
@@ -107,7 +108,9 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
     path = opts.results / "suites" / f"{group.name}.json"
     manifest = json.loads(path.read_text()) if path.exists() else {}
     entries = {e["id"]: e for e in manifest.get("entries", [])}
-    unrecorded = {"train.device": opts.device}
+    unrecorded: dict[str, Any] = {"train.device": opts.device}
+    if opts.threads is not None:
+        unrecorded["train.threads"] = opts.threads
     for dataset in datasets:
         no_data = missing_dataset_reason(dataset)
         if no_data is None:
@@ -167,10 +170,20 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
                              f"{cell['hash']})")
                 if group.kind == "analysis" and "0" in entry["cells"]:
                     _analyse(entry, opts)
+                _write_manifest(path, group, prof, entry)  # an interrupted grid keeps its cells
     manifest = {"group": group.name, "kind": group.kind, "profile": prof.name,
                 "entries": list(entries.values())}
     write_json_atomic(path, manifest)
     return manifest
+
+
+def _write_manifest(path: Path, group: Group, prof: Profile, entry: dict[str, Any]) -> None:
+    """Record one entry in the manifest on disk, keeping the entries other processes wrote."""
+    manifest = json.loads(path.read_text()) if path.exists() else {}
+    entries = {e["id"]: e for e in manifest.get("entries", [])}
+    entries[entry["id"]] = entry
+    write_json_atomic(path, {"group": group.name, "kind": group.kind, "profile": prof.name,
+                             "entries": list(entries.values())})
 
 
 def _analyse(entry: dict[str, Any], opts: BenchmarkOptions) -> None:

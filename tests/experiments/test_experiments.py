@@ -162,3 +162,35 @@ def test_suites_list_known_settings(suite):
         for p in space:
             for value in p.values:
                 load_config(None, {**TINY, **{k: value for k in p.keys}})
+
+
+def test_interrupted_benchmark_keeps_finished_entries(tmp_path, monkeypatch):
+    real_run_cell = search_mod.run_cell
+
+    def interrupted_at_rcl(cfg, *args, **kwargs):
+        if cfg.method == "rcl":
+            raise KeyboardInterrupt
+        return real_run_cell(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(search_mod, "run_cell", interrupted_at_rcl)
+    results, work = tmp_path / "results", tmp_path / "work"
+    common = ["--profile", "smoke", "--results", str(results), "--work", str(work),
+              "--budget", "1", "--methods", "sasrec", "rcl"]
+    with pytest.raises(KeyboardInterrupt):
+        main(["benchmark", "--suite", "table2", *common, "--threads", "1"])
+    manifest = json.loads((results / "suites" / "table2.json").read_text())
+    assert [e["method"] for e in manifest["entries"]] == ["sasrec"]
+    assert manifest["entries"][0]["cells"]["0"]
+
+    # Resumed with other threads (not part of a cell's hash): sasrec is reused, rcl trained.
+    monkeypatch.setattr(search_mod, "run_cell", real_run_cell)
+    cells_before = set((results / "cells").iterdir())
+    assert main(["benchmark", "--suite", "table2", *common, "--threads", "2"]) == 0
+    manifest = json.loads((results / "suites" / "table2.json").read_text())
+    assert sorted(e["method"] for e in manifest["entries"]) == ["rcl", "sasrec"]
+    assert len(set((results / "cells").iterdir()) - cells_before) == 1
+
+
+def test_benchmark_rejects_bad_threads(capsys):
+    assert main(["benchmark", "--suite", "table2", "--threads", "0"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err

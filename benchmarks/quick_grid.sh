@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The quick-profile grid behind docs/REPORT.md, in priority order, on a 2-core CPU.
+# Run it in two shells (or on two machines sharing results/quick): the per-cell lock hands each
+# cell to one process, finished cells are reused, so a killed grid resumes where it stopped.
+#   bash benchmarks/quick_grid.sh            # each process trains with 1 thread
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run() { .venv/bin/python -m rclrec benchmark --profile quick --threads "${THREADS:-1}" "$@"; }
+run --suite table2 --datasets beauty
+run --suite analysis
+run --suite table3 --datasets beauty
+run --suite ablation
+run --suite alpha
+run --suite table2 --datasets yelp
