@@ -1,7 +1,9 @@
 """Train one configuration over several seeds and summarise mean and spread.
 
 Each seed is a resumable `rclrec train` run under benchmarks/.work/<name>/seed<S>; the summary
-(small JSON, committed) goes to benchmarks/results/<name>.json.
+(small JSON, committed) goes to benchmarks/results/<name>.json. A seed whose run folder is gone
+(they are not committed) but which the committed summary holds, trained with the same train
+arguments, is taken from the summary instead of being trained again.
 
     python benchmarks/seeds.py --name sasrec_beauty --seeds 0 1 2 -- --dataset beauty
 """
@@ -38,6 +40,18 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
+def stored_runs(path: Path, extra: list[str]) -> dict[int, dict]:
+    """Runs of a committed summary made with the same train arguments, by seed."""
+    if not path.exists():
+        return {}
+    summary = json.loads(path.read_text())
+    stored_args = summary["command"].split(" -- ", 1)[1].split() if " -- " in summary[
+        "command"] else []
+    if stored_args != extra:
+        return {}
+    return {r["seed"]: r | {"config": summary["config"]} for r in summary["runs"]}
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--name", required=True)
@@ -45,16 +59,21 @@ def main() -> int:
     p.add_argument("train_args", nargs=argparse.REMAINDER)
     args = p.parse_args()
     extra = [a for a in args.train_args if a != "--"]
+    path = ROOT / "benchmarks" / "results" / f"{args.name}.json"
+    stored = stored_runs(path, extra)
     runs = []
     for seed in args.seeds:
         out = ROOT / "benchmarks" / ".work" / args.name / f"seed{seed}"
+        if not (out / "metrics.json").exists() and seed in stored:
+            print(f"seed {seed}: taken from {path.name} (its run folder is gone)", flush=True)
+            runs.append(stored[seed])
+            continue
         cmd = [sys.executable, "-m", "rclrec", "train", "--seed", str(seed), "--out", str(out),
                "--resume", "--quiet", *extra]
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
         runs.append(json.loads((out / "metrics.json").read_text()))
     summary = summarise(runs) | {"command": "python benchmarks/seeds.py " + " ".join(sys.argv[1:])}
-    path = ROOT / "benchmarks" / "results" / f"{args.name}.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     t = summary["test"]
     print(f"{args.name}: test NDCG@10 {t['NDCG@10']['mean']:.4f} +- {t['NDCG@10']['std']:.4f}, "

@@ -15,7 +15,7 @@ from typing import Any
 
 from rclrec.experiments import paper
 from rclrec.experiments.cells import load_cell
-from rclrec.experiments.suites import ALPHAS, GROUPS, SIMILARITIES, VARIANTS
+from rclrec.experiments.suites import ALPHAS, GROUPS, PROFILES, SIMILARITIES, VARIANTS
 from rclrec.files import write_text_atomic
 
 METRICS = paper.METRICS
@@ -86,6 +86,19 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _speed(cells: list[dict[str, Any]]) -> list[str]:
+    """Mean training seconds per epoch, best epoch, and seconds to the best epoch."""
+    if not cells:
+        return ["—", "—", "—"]
+    per_epoch = [c.get("seconds_per_epoch") or c["seconds"] / max(c["epochs_run"], 1)
+                 for c in cells]
+    to_best = [c.get("seconds_to_best") or p * c["best_epoch"]
+               for c, p in zip(cells, per_epoch, strict=True)]
+    best = statistics.fmean(c["best_epoch"] for c in cells)
+    return [f"{statistics.fmean(per_epoch):.1f}", f"{best:.1f}",
+            f"{statistics.fmean(to_best):.0f}"]
+
+
 def improvement(ours: dict[str, float], method: str = "rcl") -> dict[str, float | None]:
     """The paper's "Improv.": (method - best other) / best other, per metric.
 
@@ -140,6 +153,7 @@ class Report:
                                 f"{self.res['root']})")
             return []
         entries = manifest["entries"]
+        self.not_run(group, manifest)
         for e in entries:
             for m in e["missing"]:
                 seed = "all seeds" if m["seed"] is None else f"seed {m['seed']}"
@@ -152,6 +166,31 @@ class Report:
                     self.missing.append(f"{group} / {e['dataset']} / {e['label']} / seed {seed}:"
                                         f" cells/{digest}/cell.json is not in the results")
         return entries
+
+    def not_run(self, group: str, manifest: dict[str, Any]) -> None:
+        """Cells the group plans (its datasets x methods x variants) that no process reached."""
+        g = GROUPS[group]
+        prof = PROFILES.get(manifest.get("profile", ""))
+        datasets = (prof.datasets if prof and prof.datasets else None) or g.datasets
+        from rclrec.experiments.runner import _variant_id, dataset_key
+
+        have = {(e["dataset"], e["method"], _variant_id(e["variant"]))
+                for e in manifest["entries"]}
+        for dataset in datasets:
+            for method in g.methods:
+                for variant in g.variants:
+                    if (dataset_key(dataset), method, _variant_id(variant)) not in have:
+                        label = g.labels.get(method, method)
+                        v = ", ".join(f"{k}={x}" for k, x in variant.items())
+                        self.missing.append(f"{group} / {dataset_key(dataset)} / {label}"
+                                            f"{' / ' + v if v else ''}: not run (no entry in "
+                                            f"suites/{group}.json)")
+
+    def notes(self) -> None:
+        """``NOTES.md`` of the results folder (why cells are missing, the machine), verbatim."""
+        path = self.res["root"] / "NOTES.md"
+        if path.exists():
+            self.lines += ["## Notes on this results folder", "", path.read_text().strip(), ""]
 
     # Table 1 and Figure 1
     def datasets(self) -> None:
@@ -224,6 +263,7 @@ class Report:
                     means[metric][e["method"]] = mean
                     row.append(_beside(mean, std,
                                        paper.table2_value(dataset, e["method"], metric, encoder)))
+                row += _speed(cells)
                 rows.append(row)
             imp = ["Improv. (RCL vs best other)", ""]
             for metric in METRICS:
@@ -235,9 +275,10 @@ class Report:
                 gap = (f"{100 * (ours - theirs):+.2f} pp" if ours is not None and theirs
                        is not None else "—")
                 imp.append(f"{_pct(ours)} (paper {_pct(theirs)}, gap {gap})")
-            rows.append(imp)
+            rows.append(imp + ["", "", ""])
             self.lines += [f"### {dataset} ({encoder} encoder; test, mean ± std over seeds)", ""]
-            self.lines += _table(["method", "seeds", *METRICS], rows)
+            self.lines += _table(["method", "seeds", *METRICS, "s/epoch", "best epoch",
+                                  "s to best"], rows)
             self.lines.append("")
 
     # Figure 3
@@ -402,6 +443,7 @@ def build_report(results: str | os.PathLike, out: str | os.PathLike) -> str:
                 f"Rebuilt by `rclrec report --results {results}` from the committed JSON only. "
                 "Each of our numbers is followed by the paper's and the gap (ours - paper); "
                 "`—` where the paper gives no number.", ""]
+    r.notes()
     r.datasets()
     r.main_table("table2", "Table 2: SASRec backbone")
     r.main_table("table3", "Table 3: FMLP-Rec backbone")

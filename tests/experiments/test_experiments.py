@@ -132,7 +132,8 @@ def test_smoke_benchmark_and_report(tmp_path, monkeypatch, capsys):
                     "## Table 3", "## Figure 3", "## Figure 4", "## Figures 5 and 6",
                     "## Hyper-parameter searches", "## Missing cells"):
         assert heading in text, heading
-    assert "| method | seeds | HR@5 | HR@10 | NDCG@5 | NDCG@10 |" in text
+    assert ("| method | seeds | HR@5 | HR@10 | NDCG@5 | NDCG@10 | s/epoch | best epoch | "
+            "s to best |") in text
     assert "Improv. (RCL vs best other)" in text and "(paper " in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert {Path(x).name.split("_")[0] for x in links} >= {"fig1", "fig3", "fig4", "fig5",
@@ -143,6 +144,9 @@ def test_smoke_benchmark_and_report(tmp_path, monkeypatch, capsys):
     missing = text.split("## Missing cells")[1]
     assert "missing method: 'hpm'" in missing
     assert "dataset not found: 'nosuchdata'" in missing
+    # Planned cells no process reached are listed too (table2 ran only sasrec and rcl).
+    assert "table2 / synthetic / CL4SRec: not run" in missing
+    assert "table2 / synthetic / SASRec: not run" not in missing
 
     # The report is rebuilt from the committed JSON alone: no run folders needed.
     import shutil
