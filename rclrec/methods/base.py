@@ -67,6 +67,13 @@ class Method:
             else:
                 generator.set_state(value)
 
+    def checkpoint_state(self) -> dict:
+        """Non-parameter state a resumed run needs (e.g. what an index was built from)."""
+        return {}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        """Restore ``checkpoint_state``; called by resume, before ``setup``."""
+
     def on_epoch_start(self, epoch: int, encoder: nn.Module) -> None:
         """Called before each epoch (e.g. to rebuild a similarity from the current encoder)."""
 

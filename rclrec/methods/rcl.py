@@ -45,13 +45,19 @@ class RCL(Method):
         self.lengths = (instances.inputs != 0).sum(axis=1)
         self.rng = np.random.default_rng(cfg.train.seed + 1)
         self.index: SimilarityIndex | None = None
+        # Representations the semantic index was last built from: saved in checkpoints, so a
+        # resumed run uses the index of its last rebuild, not one from the resumed weights.
+        self.semantic_representations: np.ndarray | None = None
         self.coverage: dict[str, float] = {}
 
     # ---------------------------------------------------------------- positives
     def setup(self, encoder: nn.Module) -> None:
         self.strong = StrongSampler(self.targets, rng=self.rng)
         if self.rcl.similarity == "semantic":
-            self.rebuild_semantic(encoder)
+            if self.semantic_representations is None:
+                self.rebuild_semantic(encoder)
+            else:  # resumed
+                self.set_semantic_index(self.semantic_representations)
         else:
             params = {"n": self.rcl.ngram} if self.rcl.similarity == "ngram" else None
             self.set_index(build_index(
@@ -81,10 +87,23 @@ class RCL(Method):
             users = rows[start:start + 1024]
             reps[users] = self.encode(encoder, users).float().cpu().numpy()
         encoder.train(was_training)
+        self.set_semantic_index(reps)
+
+    def set_semantic_index(self, reps: np.ndarray) -> None:
+        self.semantic_representations = reps
         self.set_index(build_index(self.inputs, self.targets, "semantic", alpha=self.rcl.alpha,
                                    selection=self.rcl.selection,
                                    max_neighbours=self.rcl.max_neighbours,
                                    params={"representations": reps}))
+
+    def checkpoint_state(self) -> dict:
+        if self.semantic_representations is None:
+            return {}
+        return {"semantic_representations": torch.from_numpy(self.semantic_representations)}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        reps = state.get("semantic_representations")
+        self.semantic_representations = None if reps is None else reps.numpy()
 
     def on_epoch_start(self, epoch: int, encoder: nn.Module) -> None:
         every = self.rcl.semantic_every

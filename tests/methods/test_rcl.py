@@ -99,3 +99,16 @@ def test_rcl_resume_continues_exactly(tmp_path):
     (tmp_path / "b" / "metrics.json").unlink()
     resumed = run_training(cfg3, tmp_path / "b", resume=True, show_progress=False)
     assert resumed["test"] == straight["test"]
+
+
+def test_rcl_semantic_resume_keeps_the_index_of_the_last_rebuild(tmp_path):
+    # Rebuilt at epochs 1 and 3: epoch 2 of a run resumed after epoch 1 must use the index
+    # built from the initial weights, as the uninterrupted run does.
+    common = {**SMALL, "rcl.similarity": "semantic", "rcl.semantic_every": "2"}
+    cfg3 = load_config(overrides={**common, "train.epochs": "3"})
+    cfg1 = load_config(overrides={**common, "train.epochs": "1"})
+    straight = run_training(cfg3, tmp_path / "a", show_progress=False)
+    run_training(cfg1, tmp_path / "b", show_progress=False)
+    (tmp_path / "b" / "metrics.json").unlink()
+    resumed = run_training(cfg3, tmp_path / "b", resume=True, show_progress=False)
+    assert resumed["test"] == straight["test"]
