@@ -96,18 +96,27 @@ def last_targets(batch: Batch) -> torch.Tensor:
     return batch.targets[:, -1]
 
 
-def encode_last(encoder: nn.Module, *seqs: torch.Tensor) -> list[torch.Tensor]:
-    """Last-position states of several (B_k, L_k) batches in ONE forward pass.
+def encode_last(encoder: nn.Module, *seqs: torch.Tensor, chunk: int = 256) -> list[torch.Tensor]:
+    """Last-position states of several (B_k, L_k) left-padded batches.
 
-    Batches are left-padded to the widest: positions are right-aligned and padding is masked
-    (SASRec) or zeroed (FMLP-Rec), so the extra padding does not change a sequence's states.
+    All rows are encoded together in length-sorted chunks, each trimmed to its longest row:
+    views and partners are random rows of any length, and one batch padded to the longest
+    costs several times the trimmed work (the encoder, not the item scores, dominates then).
+    Padding does not change a row's states (masked in SASRec; FMLP-Rec pads to max_len itself).
 
     Returns:
         One (B_k, D) tensor per input batch.
     """
     width = max(s.shape[1] for s in seqs)
     joined = torch.cat([F.pad(s, (width - s.shape[1], 0), value=PAD) for s in seqs], 0)
-    last = encoder(joined)[:, -1]  # (sum B_k, D)
+    lengths = (joined != PAD).sum(1)
+    order = torch.argsort(lengths, stable=True)
+    parts = []
+    for start in range(0, len(order), chunk):
+        rows = order[start:start + chunk]
+        keep = max(int(lengths[rows].max()), 1)
+        parts.append(encoder(joined[rows, width - keep:])[:, -1])
+    last = torch.cat(parts)[torch.argsort(order)]  # back to the input order
     return list(last.split([s.shape[0] for s in seqs], 0))
 
 

@@ -18,6 +18,7 @@ Defaults from the README: rd_alpha 1.0, con_alpha 5.0, similarities x5 (tau 0.2)
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rclrec.losses.baselines import (
@@ -49,10 +50,13 @@ class CT4Rec(BaselineMethod):
         hidden2 = encoder(batch.inputs)  # (B, L, D), a second dropout mask
         s1, targets = select_target_positions(hidden, batch.targets)
         s2, _ = select_target_positions(hidden2, batch.targets)
-        rec1 = self.rec_loss(s1, targets, encoder)
-        rec2 = self.rec_loss(s2, targets, encoder)
-        rd = ct4rec_rd_loss(self.item_scores(s1, encoder), self.item_scores(s2, encoder),
-                            clip=self.clip)
+        logits1, logits2 = self.item_scores(s1, encoder), self.item_scores(s2, encoder)
+        if self.cfg.train.loss == "ce":  # from the logits the RD term needs anyway
+            rec1 = F.cross_entropy(logits1, targets - 1)
+            rec2 = F.cross_entropy(logits2, targets - 1)
+        else:
+            rec1, rec2 = self.rec_loss(s1, targets, encoder), self.rec_loss(s2, targets, encoder)
+        rd = ct4rec_rd_loss(logits1, logits2, clip=self.clip)
         if self.ur_positions == "all":
             ur = ct4rec_ur_loss(s1, s2, tau=self.ur_tau)
         else:

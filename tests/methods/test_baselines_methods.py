@@ -137,3 +137,24 @@ def test_settings_come_from_cfg_baseline_when_present(split):
     assert method.weight == 0.5 and method.tau == 1.0
     assert METHODS["mclrec"](cfg, split, inst, torch.device("cpu")).lmd == 0.2
     assert METHODS["mclrec"].lmd is None  # the class default is untouched
+
+
+@pytest.mark.parametrize("name", ["sasrec", "fmlp"])
+def test_encode_last_in_sorted_chunks_equals_one_padded_batch(name):
+    from rclrec.methods.cl4srec import encode_last
+
+    cfg = load_config(overrides={**TINY, "encoder.name": name})
+    encoder = build_encoder(resolve(cfg).encoder, 30).eval()
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randint(1, 31, (7, 12), generator=gen)
+    b = torch.randint(1, 31, (5, 20), generator=gen)
+    for row, length in enumerate([1, 3, 12, 5, 8, 2, 12]):  # left-padded, mixed lengths
+        a[row, : 12 - length] = 0
+    for row, length in enumerate([20, 4, 1, 9, 13]):
+        b[row, : 20 - length] = 0
+    with torch.no_grad():
+        za, zb = encode_last(encoder, a, b, chunk=3)
+        wide = torch.cat([torch.nn.functional.pad(a, (8, 0)), b])
+        reference = encoder(wide)[:, -1]
+    assert za.shape == (7, 16) and zb.shape == (5, 16)
+    torch.testing.assert_close(torch.cat([za, zb]), reference, atol=1e-5, rtol=1e-5)
