@@ -87,7 +87,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _speed(cells: list[dict[str, Any]]) -> list[str]:
-    """Mean training seconds per epoch, best epoch, and seconds to the best epoch."""
+    """Mean training seconds per epoch, best epoch, seconds (with validation) to the best."""
     if not cells:
         return ["—", "—", "—"]
     per_epoch = [c.get("seconds_per_epoch") or c["seconds"] / max(c["epochs_run"], 1)
@@ -95,7 +95,10 @@ def _speed(cells: list[dict[str, Any]]) -> list[str]:
     to_best = [c.get("seconds_to_best") or p * c["best_epoch"]
                for c, p in zip(cells, per_epoch, strict=True)]
     best = statistics.fmean(c["best_epoch"] for c in cells)
-    return [f"{statistics.fmean(per_epoch):.1f}", f"{best:.1f}",
+    # Best at the last allowed epoch: still improving when the epoch cap stopped it.
+    capped = sum(c["best_epoch"] == c["config"]["train"]["epochs"] for c in cells)
+    flag = f" (cap hit in {capped}/{len(cells)})" if capped else ""
+    return [f"{statistics.fmean(per_epoch):.1f}", f"{best:.1f}{flag}",
             f"{statistics.fmean(to_best):.0f}"]
 
 
@@ -279,7 +282,11 @@ class Report:
             self.lines += [f"### {dataset} ({encoder} encoder; test, mean ± std over seeds)", ""]
             self.lines += _table(["method", "seeds", *METRICS, "s/epoch", "best epoch",
                                   "s to best"], rows)
-            self.lines.append("")
+            self.lines += ["", "s/epoch: training seconds per epoch (validation excluded); s "
+                               "to best: seconds up to the best epoch, validation included; on "
+                               "the cell's machine (see Provenance); \"cap hit\": the best "
+                               "validation score came at the last allowed epoch, so that run "
+                               "was still improving when the epoch cap stopped it.", ""]
 
     # Figure 3
     def ablation(self) -> None:
