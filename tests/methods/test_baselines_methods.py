@@ -158,3 +158,22 @@ def test_encode_last_in_sorted_chunks_equals_one_padded_batch(name):
         reference = encoder(wide)[:, -1]
     assert za.shape == (7, 16) and zb.shape == (5, 16)
     torch.testing.assert_close(torch.cat([za, zb]), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_ct4rec_without_dropout_is_the_plain_rec_loss(split):
+    # Without dropout both passes agree: RD and UR vanish, and the half-weighted trainer loss
+    # plus the method's half of the second pass is the plain cross-entropy.
+    from rclrec.losses.recommendation import cross_entropy_loss, select_target_positions
+
+    _, inst, encoder, method = setup_method("ct4rec", "sasrec", split)
+    encoder.eval()
+    batch = make_batch(inst, np.arange(32))
+    hidden = encoder(batch.inputs)
+    states, targets = select_target_positions(hidden, batch.targets)
+    rec = cross_entropy_loss(states, targets, encoder.item_embedding.weight)
+    extra, stats = method.extra_loss(batch, hidden, encoder)
+    assert stats["rd"] == pytest.approx(0.0, abs=1e-6)
+    assert stats["ur"] == pytest.approx(0.0, abs=1e-6)
+    total = method.rec_loss_weight * rec + extra
+    assert total.item() == pytest.approx(rec.item(), rel=1e-6)
+    assert method.rec_loss_weight == 0.5
