@@ -180,7 +180,7 @@ def _check_same_config(out_dir: Path, cfg: ExperimentConfig) -> None:
             "train.eval_batch_size"}
     # A method's run does not depend on the sections of other methods.
     unused = tuple(f"{section}." for section in ("rcl", "baseline")
-                   if not _uses_section(cfg.method, section))
+                   if not uses_section(cfg.method, section))
     diff = [key for key in _flat(now) if key not in free and not key.startswith(unused)
             and _flat(now)[key] != _flat(saved).get(key)]
     if diff:
@@ -188,7 +188,8 @@ def _check_same_config(out_dir: Path, cfg: ExperimentConfig) -> None:
                           f"use another --out")
 
 
-def _uses_section(method: str, section: str) -> bool:
+def uses_section(method: str, section: str) -> bool:
+    """Whether a method reads a method-specific config section (``rcl`` or ``baseline``)."""
     if section == "rcl":
         return method == "rcl"
     return method not in ("sasrec", "rcl")

@@ -31,12 +31,18 @@ class CellBusy(RuntimeError):
 
 
 def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The resolved configuration as hashed: JSON types, unhashed settings removed."""
-    from rclrec.experiment import resolve
+    """The resolved configuration as hashed: JSON types, unhashed settings and the sections
+    the method does not read removed."""
+    from rclrec.experiment import resolve, uses_section
 
     d = json.loads(json.dumps(resolve(cfg).to_dict()))
     for section, key in UNHASHED:
         d[section].pop(key, None)
+    # A method's cell does not depend on another method's section: a changed RCL default must
+    # not re-key (and retrain) SASRec or baseline cells.
+    for section in ("rcl", "baseline"):
+        if not uses_section(cfg.method, section):
+            d.pop(section)
     return d
 
 

@@ -198,3 +198,14 @@ def test_interrupted_benchmark_keeps_finished_entries(tmp_path, monkeypatch):
 def test_benchmark_rejects_bad_threads(capsys):
     assert main(["benchmark", "--suite", "table2", "--threads", "0"]) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err
+
+
+def test_cell_hash_ignores_sections_the_method_does_not_read():
+    sasrec = {**TINY, "method": "sasrec"}
+    assert config_hash(load_config(None, sasrec)) == config_hash(
+        load_config(None, {**sasrec, "rcl.rec_loss_on_positives": False, "baseline.tau": 0.3}))
+    rcl = {**TINY, "method": "rcl"}
+    assert config_hash(load_config(None, rcl)) != config_hash(
+        load_config(None, {**rcl, "rcl.weight": 0.3}))
+    assert config_hash(load_config(None, rcl)) == config_hash(
+        load_config(None, {**rcl, "baseline.tau": 0.3}))
