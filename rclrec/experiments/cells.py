@@ -26,8 +26,16 @@ UNHASHED = (("train", "device"), ("train", "threads"), ("train", "eval_batch_siz
 HASH_LENGTH = 16
 
 
-class CellBusy(RuntimeError):
+class CellUnavailable(RuntimeError):
+    """A cell that is not finished and is not trained by this call."""
+
+
+class CellBusy(CellUnavailable):
     """Another process holds the cell's lock (it is training it now)."""
+
+
+class CellNotTrained(CellUnavailable):
+    """The cell is not finished and training was not allowed (``--no-train``)."""
 
 
 def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -92,8 +100,8 @@ def cell_summary(digest: str, metrics: dict[str, Any], settings: dict[str, Any],
 
 
 def run_cell(cfg: ExperimentConfig, results: str | os.PathLike, work: str | os.PathLike, *,
-             settings: dict[str, Any] | None = None, show_progress: bool = False
-             ) -> tuple[dict[str, Any], bool]:
+             settings: dict[str, Any] | None = None, show_progress: bool = False,
+             train: bool = True) -> tuple[dict[str, Any], bool]:
     """Train a cell unless it is finished; return (cell summary, reused).
 
     Args:
@@ -101,9 +109,11 @@ def run_cell(cfg: ExperimentConfig, results: str | os.PathLike, work: str | os.P
         results: the committed results folder (cell.json goes to ``cells/<hash>/``).
         work: the git-ignored folder of run directories (``<work>/<hash>``).
         settings: the flat settings that define the cell beyond the profile, recorded as is.
+        train: False = only reuse a finished cell.
 
     Raises:
         CellBusy: another process is training this cell.
+        CellNotTrained: the cell is not finished and ``train`` is False.
     """
     from rclrec.experiment import run_training
 
@@ -111,6 +121,8 @@ def run_cell(cfg: ExperimentConfig, results: str | os.PathLike, work: str | os.P
     done = load_cell(results, digest)
     if done is not None:
         return done, True
+    if not train:
+        raise CellNotTrained(f"cell {digest} is not finished (not trained: --no-train)")
     run_dir = Path(work) / digest
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(Path(work) / f"{digest}.lock", "w") as lock:

@@ -45,6 +45,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int,
                    help="max cells per hyper-parameter search (0 = no limit) [the profile's]")
     p.add_argument("--progress", action="store_true", help="progress bars of each run")
+    p.add_argument("--no-train", action="store_true",
+                   help="train nothing: reuse finished cells, record the rest as missing "
+                        "(rebuilds the manifests after several processes filled a grid)")
 
     r = subparsers.add_parser("report", help="Markdown report from a results folder",
                               description="Rebuild the report (tables, PNG figures, missing "
@@ -73,7 +76,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
         datasets=_names(args.datasets), methods=_names(args.methods), seeds=args.seeds,
         device=args.device, threads=args.threads,
         budget=(args.budget or None) if args.budget is not None else None,
-        use_budget=args.budget is not None, show_progress=args.progress)
+        use_budget=args.budget is not None, show_progress=args.progress,
+        train=not args.no_train)
     known = {m for g in SUITES[args.suite] for m in g.methods}
     unknown = sorted(set(opts.methods or ()) - known)
     if unknown:

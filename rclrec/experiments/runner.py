@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rclrec.config import load_config
-from rclrec.experiments.cells import CellBusy, run_cell
+from rclrec.experiments.cells import CellBusy, CellUnavailable, run_cell
 from rclrec.experiments.search import coordinate_search, search_name
 from rclrec.experiments.suites import PROFILES, SUITES, Group, Profile, search_space
 from rclrec.files import write_json_atomic
@@ -39,6 +39,7 @@ class BenchmarkOptions:
     budget: int | None = None  # None = the profile's search budget
     use_budget: bool = False  # True: ``budget`` overrides the profile's (None = no limit)
     show_progress: bool = False
+    train: bool = True  # False: reuse finished cells only, record the rest as missing
     log: Callable[[str], None] = _stderr
 
 
@@ -106,8 +107,6 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
     n_seeds = group.seeds or opts.seeds or prof.seeds
     budget = opts.budget if opts.use_budget else prof.search_budget
     path = opts.results / "suites" / f"{group.name}.json"
-    manifest = json.loads(path.read_text()) if path.exists() else {}
-    entries = {e["id"]: e for e in manifest.get("entries", [])}
     unrecorded: dict[str, Any] = {"train.device": opts.device}
     if opts.threads is not None:
         unrecorded["train.threads"] = opts.threads
@@ -129,10 +128,11 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
                     rec = coordinate_search(base, space, results=opts.results, work=opts.work,
                                             budget=budget, name=search_file,
                                             unrecorded=unrecorded,
-                                            show_progress=opts.show_progress, log=opts.log)
+                                            show_progress=opts.show_progress,
+                                            train=opts.train, log=opts.log)
                     tuned = rec["settings"]
-                except CellBusy as e:
-                    reason = f"busy: {e}"
+                except CellUnavailable as e:
+                    reason = f"busy: {e}" if isinstance(e, CellBusy) else str(e)
                 except Exception as e:  # noqa: BLE001 - a broken method must not stop the grid
                     reason = f"failed in search: {type(e).__name__}: {e}"
             for variant in group.variants:
@@ -143,20 +143,22 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
                          "label": group.labels.get(method, method), "encoder": group.encoder,
                          "variant": variant, "search": search_file, "tuned": tuned,
                          "cells": {}, "missing": []}
-                entries[entry["id"]] = entry
                 if reason is not None:
                     entry["missing"].append({"seed": None, "reason": reason})
                     opts.log(f"[{group.name}] {dataset} {method} {_variant_id(variant)}: "
                              f"skipped ({reason})")
+                    _write_manifest(path, group, prof, entry)
                     continue
                 for seed in range(n_seeds):
                     settings = {**base, **tuned, **variant, "train.seed": seed}
                     try:
                         cfg = load_config(None, {**settings, **unrecorded})
                         cell, reused = run_cell(cfg, opts.results, opts.work, settings=settings,
-                                                show_progress=opts.show_progress)
-                    except CellBusy as e:
-                        entry["missing"].append({"seed": seed, "reason": f"busy: {e}"})
+                                                show_progress=opts.show_progress,
+                                                train=opts.train)
+                    except CellUnavailable as e:
+                        why = f"busy: {e}" if isinstance(e, CellBusy) else str(e)
+                        entry["missing"].append({"seed": seed, "reason": why})
                         continue
                     except Exception as e:  # noqa: BLE001
                         entry["missing"].append({"seed": seed, "reason":
@@ -171,17 +173,19 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
                 if group.kind == "analysis" and "0" in entry["cells"]:
                     _analyse(entry, opts)
                 _write_manifest(path, group, prof, entry)  # an interrupted grid keeps its cells
-    manifest = {"group": group.name, "kind": group.kind, "profile": prof.name,
-                "entries": list(entries.values())}
-    write_json_atomic(path, manifest)
-    return manifest
+    # Every entry was written as it finished, merged with what other processes wrote meanwhile.
+    if not path.exists():
+        _write_manifest(path, group, prof, None)
+    return json.loads(path.read_text())
 
 
-def _write_manifest(path: Path, group: Group, prof: Profile, entry: dict[str, Any]) -> None:
+def _write_manifest(path: Path, group: Group, prof: Profile,
+                    entry: dict[str, Any] | None) -> None:
     """Record one entry in the manifest on disk, keeping the entries other processes wrote."""
     manifest = json.loads(path.read_text()) if path.exists() else {}
     entries = {e["id"]: e for e in manifest.get("entries", [])}
-    entries[entry["id"]] = entry
+    if entry is not None:
+        entries[entry["id"]] = entry
     write_json_atomic(path, {"group": group.name, "kind": group.kind, "profile": prof.name,
                              "entries": list(entries.values())})
 

@@ -42,6 +42,7 @@ def coordinate_search(base: dict[str, Any], space: tuple[SearchParam, ...], *,
                       results: str | os.PathLike, work: str | os.PathLike,
                       budget: int | None = None, name: str | None = None,
                       unrecorded: dict[str, Any] | None = None, show_progress: bool = False,
+                      train: bool = True,
                       log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Search ``space`` around ``base`` (flat dotted settings; the search seed is base's).
 
@@ -51,6 +52,7 @@ def coordinate_search(base: dict[str, Any], space: tuple[SearchParam, ...], *,
         budget: the most cells tried (distinct configurations); None = the whole sweep.
         name: file name of the record under ``results/searches``; None = no file.
         unrecorded: settings that do not define the cells (train.device), applied last.
+        train: False = only reuse finished cells (CellNotTrained otherwise).
 
     Returns:
         The record: ``tried`` (settings, hash, valid/test metrics of each tried cell, in order),
@@ -79,7 +81,7 @@ def coordinate_search(base: dict[str, Any], space: tuple[SearchParam, ...], *,
             exhausted = True
             return None
         cell, reused = run_cell(cfg, results, work, settings=dict(values),
-                                show_progress=show_progress)
+                                show_progress=show_progress, train=train)
         entry = {"param": param, "settings": dict(values), "hash": digest, "reused": reused,
                  "valid": cell["valid"], "test": cell["test"]}
         log(f"  search {name or ''} {param or 'start'} {values}: valid {SELECT_METRIC} "

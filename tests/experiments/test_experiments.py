@@ -57,7 +57,7 @@ def test_finished_cell_is_reused_not_retrained(tmp_path):
 
 
 def _fake_run_cell(calls):
-    def fake(cfg, results, work, *, settings=None, show_progress=False):
+    def fake(cfg, results, work, *, settings=None, show_progress=False, train=True):
         calls.append(dict(settings))
         score = 1.0 - abs(cfg.rcl.weight - 0.3) - abs(cfg.rcl.tau - 0.1)
         m = {"NDCG@10": score}
@@ -209,3 +209,17 @@ def test_cell_hash_ignores_sections_the_method_does_not_read():
         load_config(None, {**rcl, "rcl.weight": 0.3}))
     assert config_hash(load_config(None, rcl)) == config_hash(
         load_config(None, {**rcl, "baseline.tau": 0.3}))
+
+
+def test_no_train_reuses_finished_cells_and_records_the_rest(tmp_path):
+    results, work = tmp_path / "results", tmp_path / "work"
+    common = ["--profile", "smoke", "--results", str(results), "--work", str(work),
+              "--budget", "1", "--suite", "table2"]
+    assert main(["benchmark", *common, "--methods", "sasrec"]) == 0
+    assert main(["benchmark", *common, "--methods", "sasrec", "rcl", "--no-train"]) == 0
+    assert len([p for p in work.iterdir() if p.is_dir()]) == 1  # sasrec's; rcl not trained
+    entries = {e["method"]: e for e in
+               json.loads((results / "suites" / "table2.json").read_text())["entries"]}
+    assert entries["sasrec"]["cells"]["0"] and not entries["sasrec"]["missing"]
+    assert not entries["rcl"]["cells"]
+    assert "not trained: --no-train" in entries["rcl"]["missing"][0]["reason"]
