@@ -130,5 +130,12 @@ def trim_padding(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(a[:, first:] if a.shape[1] == arrays[0].shape[1] else a for a in arrays)
 
 
+def length_sorted_chunks(lengths: np.ndarray, size: int) -> list[np.ndarray]:
+    """Row indices sorted by length (stable), cut into chunks of ``size``: rows of any length
+    are encoded chunk by chunk, each trimmed to its longest row, not padded to the longest."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[start:start + size] for start in range(0, len(order), size)]
+
+
 def real_length(inputs: np.ndarray) -> np.ndarray:
     return (inputs != PAD).sum(axis=1)

@@ -88,8 +88,8 @@ def cell_summary(digest: str, metrics: dict[str, Any], settings: dict[str, Any],
         "epochs_run": metrics["epochs_run"],
         "best_epoch": metrics["best_epoch"],
         "seconds": metrics["train_seconds"],
-        "seconds_per_epoch": metrics.get("seconds_per_epoch"),
-        "seconds_to_best": metrics.get("seconds_to_best"),
+        "seconds_per_epoch": metrics["seconds_per_epoch"],
+        "seconds_to_best": metrics["seconds_to_best"],
         "wall_seconds": round(wall_seconds, 3),
         "git_commit": metrics["git_commit"],
         "device": metrics["device"],
@@ -129,7 +129,7 @@ def run_cell(cfg: ExperimentConfig, results: str | os.PathLike, work: str | os.P
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
-            raise CellBusy(f"cell {digest} is being trained by another process") from e
+            raise CellBusy(f"busy: cell {digest} is being trained by another process") from e
         done = load_cell(results, digest)  # finished while we waited for the lock
         if done is not None:
             return done, True

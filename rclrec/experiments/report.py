@@ -90,10 +90,8 @@ def _speed(cells: list[dict[str, Any]]) -> list[str]:
     """Mean training seconds per epoch, best epoch, seconds (with validation) to the best."""
     if not cells:
         return ["—", "—", "—"]
-    per_epoch = [c.get("seconds_per_epoch") or c["seconds"] / max(c["epochs_run"], 1)
-                 for c in cells]
-    to_best = [c.get("seconds_to_best") or p * c["best_epoch"]
-               for c, p in zip(cells, per_epoch, strict=True)]
+    per_epoch = [c["seconds_per_epoch"] for c in cells]
+    to_best = [c["seconds_to_best"] for c in cells]
     best = statistics.fmean(c["best_epoch"] for c in cells)
     # Best at the last allowed epoch: still improving when the epoch cap stopped it.
     capped = sum(c["best_epoch"] == c["config"]["train"]["epochs"] for c in cells)
@@ -175,14 +173,14 @@ class Report:
         g = GROUPS[group]
         prof = PROFILES.get(manifest.get("profile", ""))
         datasets = (prof.datasets if prof and prof.datasets else None) or g.datasets
-        from rclrec.experiments.runner import _variant_id, dataset_key
+        from rclrec.experiments.runner import dataset_key, variant_id
 
-        have = {(e["dataset"], e["method"], _variant_id(e["variant"]))
+        have = {(e["dataset"], e["method"], variant_id(e["variant"]))
                 for e in manifest["entries"]}
         for dataset in datasets:
             for method in g.methods:
                 for variant in g.variants:
-                    if (dataset_key(dataset), method, _variant_id(variant)) not in have:
+                    if (dataset_key(dataset), method, variant_id(variant)) not in have:
                         label = g.labels.get(method, method)
                         v = ", ".join(f"{k}={x}" for k, x in variant.items())
                         self.missing.append(f"{group} / {dataset_key(dataset)} / {label}"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rclrec.config import load_config
-from rclrec.experiments.cells import CellBusy, CellUnavailable, run_cell
+from rclrec.experiments.cells import CellUnavailable, run_cell
 from rclrec.experiments.search import coordinate_search, search_name
 from rclrec.experiments.suites import PROFILES, SUITES, Group, Profile, search_space
 from rclrec.files import write_json_atomic
@@ -95,7 +95,7 @@ def write_dataset_record(results: Path, dataset: str, histogram_metrics: tuple[s
     return record
 
 
-def _variant_id(variant: dict[str, Any]) -> str:
+def variant_id(variant: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in variant.items()) or "-"
 
 
@@ -132,12 +132,12 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
                                             train=opts.train, log=opts.log)
                     tuned = rec["settings"]
                 except CellUnavailable as e:
-                    reason = f"busy: {e}" if isinstance(e, CellBusy) else str(e)
+                    reason = str(e)
                 except Exception as e:  # noqa: BLE001 - a broken method must not stop the grid
                     reason = f"failed in search: {type(e).__name__}: {e}"
             for variant in group.variants:
                 entry = {"id": f"{group.name}/{dataset_key(dataset)}/{method}/"
-                               f"{_variant_id(variant)}",
+                               f"{variant_id(variant)}",
                          "group": group.name, "kind": group.kind, "profile": prof.name,
                          "dataset": dataset_key(dataset), "method": method,
                          "label": group.labels.get(method, method), "encoder": group.encoder,
@@ -145,7 +145,7 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
                          "cells": {}, "missing": []}
                 if reason is not None:
                     entry["missing"].append({"seed": None, "reason": reason})
-                    opts.log(f"[{group.name}] {dataset} {method} {_variant_id(variant)}: "
+                    opts.log(f"[{group.name}] {dataset} {method} {variant_id(variant)}: "
                              f"skipped ({reason})")
                     _write_manifest(path, group, prof, entry)
                     continue
@@ -157,8 +157,7 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
                                                 show_progress=opts.show_progress,
                                                 train=opts.train)
                     except CellUnavailable as e:
-                        why = f"busy: {e}" if isinstance(e, CellBusy) else str(e)
-                        entry["missing"].append({"seed": seed, "reason": why})
+                        entry["missing"].append({"seed": seed, "reason": str(e)})
                         continue
                     except Exception as e:  # noqa: BLE001
                         entry["missing"].append({"seed": seed, "reason":
@@ -167,7 +166,7 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
                         continue
                     entry["cells"][str(seed)] = cell["hash"]
                     how = "reused" if reused else f"{cell['seconds']:.0f}s"
-                    opts.log(f"[{group.name}] {dataset} {method} {_variant_id(variant)} seed "
+                    opts.log(f"[{group.name}] {dataset} {method} {variant_id(variant)} seed "
                              f"{seed}: test NDCG@10 {cell['test']['NDCG@10']:.4f} ({how}, "
                              f"{cell['hash']})")
                 if group.kind == "analysis" and "0" in entry["cells"]:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from rclrec.data.batches import TrainingInstances, trim_padding
+from rclrec.data.batches import TrainingInstances, length_sorted_chunks, trim_padding
 from rclrec.data.split import LeaveOneOutSplit, contrast_units
 from rclrec.losses.contrastive import (
     RCLLossConfig,
@@ -120,11 +120,9 @@ class RCL(Method):
         target (for the recommendation loss on positives).
         """
         rows = self.whole_row[users]
-        order = np.argsort(self.lengths[rows], kind="stable")
-        last = [None] * len(order)
+        last = [None] * len(rows)
         states, targets = [], []
-        for start in range(0, len(order), chunk):
-            part = order[start:start + chunk]
+        for part in length_sorted_chunks(self.lengths[rows], chunk):
             inputs, target = trim_padding(self.instances.inputs[rows[part]],
                                           self.instances.targets[rows[part]])
             hidden = encoder(torch.from_numpy(inputs).to(self.device))

@@ -132,9 +132,8 @@ class Trainer:
             rec = bce_one_negative_loss(states, targets, table)
         extra, stats = self.method.extra_loss(batch, hidden, self.encoder)
         stats = {"rec": float(rec.detach()), **stats}
-        rec_weighted = rec if self.method.rec_loss_weight == 1.0 else \
-            self.method.rec_loss_weight * rec
-        return (rec_weighted if extra is None else rec_weighted + extra), stats
+        rec = self.method.rec_loss_weight * rec
+        return (rec if extra is None else rec + extra), stats
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.encoder.train()
