@@ -329,9 +329,10 @@ class Report:
     # Figure 4
     def alpha(self) -> None:
         self.lines += ["## Figure 4: RCL with alpha (share of weak positives)", ""]
+        self.alpha_cut()
         entries = self.entries("alpha")
         if not entries:
-            self.lines += ["No results.", ""]
+            self.lines += ["No trained sweep.", ""]
             return
         self.lines += ["The paper gives Figure 4 as a line plot only (paper —).", ""]
         for dataset in dict.fromkeys(e["dataset"] for e in entries):
@@ -360,6 +361,28 @@ class Report:
             path = self.fig_dir / f"fig4_alpha_{dataset}.png"
             _save(fig, path)
             self.link(path, f"Figure 4 {dataset}")
+
+    def alpha_cut(self) -> None:
+        """Where the top-alpha cut binds: rows with more weak candidates than k."""
+        for key, rec in self.res["datasets"].items():
+            cuts = rec.get("alpha_cut") or {}
+            if not cuts:
+                continue
+            first = next(iter(cuts.values()))
+            self.lines += [
+                f"**Where top-alpha cuts on {key}.** Share of sequences with more weak candidates "
+                "(different-target sequences of non-zero similarity) than k = ceil(alpha (N - 1)), "
+                "i.e. whose weak set alpha makes smaller; no neighbour cap applied. Where a "
+                "column is 0, every alpha of the grid keeps the same weak positives.", ""]
+            header = ["metric", *[f"alpha {a:g} (k {k:,})" for a, k in
+                                  zip(first["alphas"], first["k"], strict=True)],
+                      "no candidate", "median / max candidates"]
+            rows = [[metric, *[f"{c:.2%}" for c in cut["share_cut"]],
+                     f"{cut['candidates']['share_none']:.1%}",
+                     f"{cut['candidates']['median']:g} / {cut['candidates']['max']:,}"]
+                    for metric, cut in cuts.items()]
+            self.lines += _table(header, rows)
+            self.lines.append("")
 
     # Figures 5 and 6
     def analysis(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from rclrec.config import load_config
 from rclrec.experiments.cells import CellUnavailable, run_cell
 from rclrec.experiments.search import coordinate_search, search_name
-from rclrec.experiments.suites import PROFILES, SUITES, Group, Profile, search_space
+from rclrec.experiments.suites import ALPHAS, PROFILES, SUITES, Group, Profile, search_space
 from rclrec.files import write_json_atomic
 
 DEFAULT_WORK = Path("benchmarks") / ".work" / "cells"
@@ -69,14 +69,16 @@ def missing_dataset_reason(dataset: str) -> str | None:
 
 def write_dataset_record(results: Path, dataset: str, histogram_metrics: tuple[str, ...] = (),
                          log: Callable[[str], None] = _stderr) -> dict[str, Any]:
-    """Table 1 statistics (and Figure 1 histograms if asked) of a dataset, written once."""
+    """Table 1 statistics, and if asked per metric the Figure 1 histogram and where the alpha
+    grid cuts the weak candidates, of a dataset; each written once."""
     from rclrec.data.registry import load_dataset
     from rclrec.data.stats import dataset_stats
 
     path = results / "datasets" / f"{dataset_key(dataset)}.json"
     record = json.loads(path.read_text()) if path.exists() else {"name": dataset}
     hist = record.setdefault("similarity_histogram", {})
-    todo = [m for m in histogram_metrics if m not in hist]
+    cuts = record.setdefault("alpha_cut", {})
+    todo = [m for m in histogram_metrics if m not in hist or m not in cuts]
     if "stats" in record and not todo:
         return record
     ds = load_dataset(dataset)
@@ -84,13 +86,21 @@ def write_dataset_record(results: Path, dataset: str, histogram_metrics: tuple[s
         record["stats"] = dataset_stats(ds)
     if todo:
         from rclrec.data.split import contrast_units, leave_one_out
-        from rclrec.similarity.histogram import different_target_pair_histogram
+        from rclrec.similarity.histogram import (
+            alpha_cut,
+            different_target_pair_histogram,
+            weak_candidate_counts,
+        )
 
         inputs, targets = contrast_units(leave_one_out(ds).train)
         for metric in todo:
             params = {"n": 2} if metric == "ngram" else {}
-            log(f"[datasets] {dataset}: Figure 1 histogram by {metric}")
-            hist[metric] = different_target_pair_histogram(inputs, targets, metric, **params)
+            log(f"[datasets] {dataset}: Figure 1 histogram and alpha cut by {metric}")
+            if metric not in hist:
+                hist[metric] = different_target_pair_histogram(inputs, targets, metric, **params)
+            if metric not in cuts:
+                counts = weak_candidate_counts(inputs, targets, metric, **params)
+                cuts[metric] = alpha_cut(counts, ALPHAS)
     write_json_atomic(path, record)
     return record
 

@@ -4,10 +4,15 @@ See METHOD.md section 3. Main entry points:
 
 - :func:`build_index` -> :class:`SimilarityIndex` (CSR of the top similar sequences per row).
 - :class:`StrongSampler` (Eq. 5), :class:`WeakSampler` (Eq. 10), :func:`pair_similarity`.
-- :func:`different_target_pair_histogram` (Figure 1).
+- :func:`different_target_pair_histogram` (Figure 1), :func:`alpha_cut` (where top-alpha binds).
 """
 
-from rclrec.similarity.histogram import different_target_pair_histogram, plot_histogram
+from rclrec.similarity.histogram import (
+    alpha_cut,
+    different_target_pair_histogram,
+    plot_histogram,
+    weak_candidate_counts,
+)
 from rclrec.similarity.index import SimilarityIndex, build_index, sequences_hash
 from rclrec.similarity.measures import METRICS, pair_scores, score_blocks
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
@@ -17,6 +22,7 @@ __all__ = [
     "SimilarityIndex",
     "StrongSampler",
     "WeakSampler",
+    "alpha_cut",
     "build_index",
     "different_target_pair_histogram",
     "pair_scores",
@@ -24,4 +30,5 @@ __all__ = [
     "plot_histogram",
     "score_blocks",
     "sequences_hash",
+    "weak_candidate_counts",
 ]

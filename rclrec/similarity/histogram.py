@@ -1,8 +1,10 @@
-"""Figure 1 of the paper: how many different-target pairs are highly similar.
+"""How similar a dataset's sequences are: Figure 1 of the paper, and where top-alpha cuts.
 
-Counts unordered pairs (each once) of sequences with different targets, by similarity bin,
-without N^2 memory: the same blocked sparse products as the index, keeping only entries at or
-above the lowest bin edge.
+Figure 1 counts unordered pairs (each once) of sequences with different targets, by similarity
+bin. :func:`alpha_cut` tells for which rows the weak-positive selection "top alpha of the row"
+keeps fewer than all similar sequences: when a row has fewer non-zero-similarity candidates than
+``ceil(alpha * (N - 1))``, every alpha of the paper's grid keeps them all and the sweep cannot
+change that row. Both scan the same blocked sparse products as the index, without N^2 memory.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rclrec.similarity.index import row_k
 from rclrec.similarity.measures import score_blocks
 
 DEFAULT_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -51,6 +54,42 @@ def different_target_pair_histogram(inputs: Sequence[np.ndarray], targets: np.nd
                                        zip(edges[:-1], edges[1:], strict=True)],
             "counts": counts.tolist(), "pairs_different_target": different,
             **({"n": params["n"]} if "n" in params else {})}
+
+
+def weak_candidate_counts(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str,
+                          **params) -> np.ndarray:
+    """(N,) number of different-target sequences with non-zero similarity to each sequence.
+
+    These are a row's weak-positive candidates before the top-alpha cut (METHOD.md section 3).
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    counts = np.zeros(len(targets), dtype=np.int64)
+    for b in score_blocks(inputs, metric, params=params):
+        keep = (b.rows != b.cols) & (targets[b.rows] != targets[b.cols])
+        counts += np.bincount(b.rows[keep], minlength=len(counts))
+    return counts
+
+
+def alpha_cut(counts: np.ndarray, alphas: Sequence[float]) -> dict:
+    """Per alpha: k = ceil(alpha (N - 1)) and the share of rows with more candidates than k.
+
+    Args:
+        counts: (N,) weak candidates per row (:func:`weak_candidate_counts`).
+        alphas: the alphas to examine.
+
+    Returns:
+        {"alphas", "k", "share_cut", "candidates": {"share_none", "median", "p99", "max"}}:
+        ``share_cut[i]`` is the share of rows whose weak set alpha ``alphas[i]`` makes smaller
+        than all their candidates (no cap on neighbours applied).
+    """
+    counts = np.asarray(counts)
+    n = len(counts)
+    ks = [row_k(a, n, n) for a in alphas]
+    return {"alphas": [float(a) for a in alphas], "k": ks,
+            "share_cut": [float((counts > k).mean()) for k in ks],
+            "candidates": {"share_none": float((counts == 0).mean()),
+                           "median": float(np.median(counts)),
+                           "p99": float(np.percentile(counts, 99)), "max": int(counts.max())}}
 
 
 def plot_histogram(result: dict, path: str | os.PathLike) -> None:

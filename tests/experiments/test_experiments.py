@@ -135,6 +135,9 @@ def test_smoke_benchmark_and_report(tmp_path, monkeypatch, capsys):
     assert ("| method | seeds | HR@5 | HR@10 | NDCG@5 | NDCG@10 | s/epoch | best epoch | "
             "s to best |") in text
     assert "Improv. (RCL vs best other)" in text and "(paper " in text
+    # The analysis suite records where the alpha grid cuts the weak candidates, per metric.
+    cut_table = text.split("**Where top-alpha cuts on synthetic.**")[1].split("\n\n")[1]
+    assert "| jaccard |" in cut_table and "| ngram |" in cut_table and "alpha 0.025" in cut_table
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert {Path(x).name.split("_")[0] for x in links} >= {"fig1", "fig3", "fig4", "fig5",
                                                           "fig6"}

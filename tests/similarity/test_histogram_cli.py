@@ -7,8 +7,14 @@ import json
 
 import numpy as np
 
+from rclrec.similarity import (
+    alpha_cut,
+    build_index,
+    different_target_pair_histogram,
+    plot_histogram,
+    weak_candidate_counts,
+)
 from rclrec.similarity import cli as similarity_cli
-from rclrec.similarity import different_target_pair_histogram, plot_histogram
 
 from .similarity_reference import similarity_matrix
 
@@ -68,3 +74,25 @@ def test_cli_builds_then_loads_from_cache(tmp_path, capsys):
     assert similarity_cli.run(parser.parse_args(argv2)) == 0
     third = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert third["metric"] == "ngram" and third["n"] == 3 and not third["cache_hit"]
+
+
+def test_weak_candidate_counts_match_brute_force_and_the_uncut_index():
+    rng = np.random.default_rng(1)
+    inputs = [rng.integers(1, 8, size=rng.integers(1, 6)) for _ in range(60)]
+    targets = rng.integers(0, 4, size=60)
+    for metric in ("jaccard", "ngram"):
+        counts = weak_candidate_counts(inputs, targets, metric)
+        sim = similarity_matrix(inputs, metric)
+        want = [sum(1 for j in range(60) if j != i and targets[j] != targets[i] and sim[i, j] > 0)
+                for i in range(60)]
+        assert counts.tolist() == want
+        index = build_index(inputs, targets, metric, alpha=1.0, max_neighbours=60)
+        assert index.degrees().tolist() == want
+
+
+def test_alpha_cut_counts_rows_with_more_candidates_than_k():
+    counts = np.array([0, 1, 2, 5, 9, 0, 3, 4, 1, 0, 2])  # N = 11: k = ceil(alpha * 10)
+    cut = alpha_cut(counts, [0.1, 0.25, 1.0])
+    assert cut["k"] == [1, 3, 10]
+    assert cut["share_cut"] == [6 / 11, 3 / 11, 0.0]
+    assert cut["candidates"]["share_none"] == 3 / 11 and cut["candidates"]["max"] == 9
