@@ -5,6 +5,7 @@
 #   bash benchmarks/quick_grid.sh            # each process trains with 1 thread
 # Costly cells come last: CT4Rec (2.2x a SASRec epoch) and FMLP-Rec + HPM (about 3.5x, as
 # FMLP-Rec trains on every prefix: 514 steps per Beauty epoch instead of 88).
+# On a lent GPU, benchmarks/gpu_grid.sh fills the same grid within the device time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { .venv/bin/python -m rclrec benchmark --profile quick --threads "${THREADS:-1}" "$@"; }

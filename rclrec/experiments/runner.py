@@ -190,9 +190,12 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
 
 def _write_manifest(path: Path, group: Group, prof: Profile,
                     entry: dict[str, Any] | None) -> None:
-    """Record one entry in the manifest on disk, keeping the entries other processes wrote."""
+    """Record one entry in the manifest on disk, keeping the entries other processes wrote
+    (but not those of settings the group no longer has: its grid was changed)."""
     manifest = json.loads(path.read_text()) if path.exists() else {}
-    entries = {e["id"]: e for e in manifest.get("entries", [])}
+    current = {variant_id(v) for v in group.variants}
+    entries = {e["id"]: e for e in manifest.get("entries", [])
+               if variant_id(e["variant"]) in current}
     if entry is not None:
         entries[entry["id"]] = entry
     write_json_atomic(path, {"group": group.name, "kind": group.kind, "profile": prof.name,

@@ -226,3 +226,21 @@ def test_no_train_reuses_finished_cells_and_records_the_rest(tmp_path):
     assert entries["sasrec"]["cells"]["0"] and not entries["sasrec"]["missing"]
     assert not entries["rcl"]["cells"]
     assert "not trained: --no-train" in entries["rcl"]["missing"][0]["reason"]
+
+
+def test_manifest_drops_entries_of_settings_the_group_no_longer_has(tmp_path, monkeypatch):
+    results, work = tmp_path / "results", tmp_path / "work"
+    common = ["--profile", "smoke", "--results", str(results), "--work", str(work),
+              "--budget", "1", "--suite", "alpha", "--no-train"]
+
+    def alpha_group(*variants):
+        monkeypatch.setitem(suites.SUITES, "alpha", (Group(
+            "alpha", "alpha", ("rcl",), ("synthetic",), variants=variants),))
+
+    alpha_group({"rcl.alpha": 0.05}, {"rcl.alpha": 0.1})
+    assert main(["benchmark", *common]) == 0
+    alpha_group({"rcl.alpha": 0.1, "rcl.similarity": "jaccard"})  # the grid changed
+    assert main(["benchmark", *common]) == 0
+    manifest = json.loads((results / "suites" / "alpha.json").read_text())
+    assert [e["variant"] for e in manifest["entries"]] == [
+        {"rcl.alpha": 0.1, "rcl.similarity": "jaccard"}]

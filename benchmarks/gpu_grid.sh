@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Fill the quick grid on a lent GPU within a deadline, then pack its cells for the way back.
+#
+# The device machine has PyTorch, NumPy, SciPy, numba, scikit-learn, matplotlib and tqdm but not
+# rapidfuzz (Levenshtein cells), and ../shared/data does not travel. Before the call, here
+# (.gpu/ is git-ignored; the call carries it):
+#   mkdir -p .gpu/data .gpu/whl && cp ../shared/data/*.txt .gpu/data/
+#   .venv/bin/pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 -d .gpu/whl rapidfuzz==3.14.6
+# The call (device tool): command "bash benchmarks/gpu_grid.sh 540", carry [".gpu"], timeout_s 600.
+# Back here: bash benchmarks/gpu_grid.sh --merge <files_at>   (the folder holding quick.tgz)
+#
+# Order: a smoke run of every method on the GPU first (catches device bugs in seconds), then the
+# quick cells still missing, most wanted first. A cell unfinished at the deadline is lost (its
+# checkpoint stays on the machine); finished cells come back in $OUT/quick.tgz.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--merge" ]; then
+    tmp=$(mktemp -d)
+    tar -xzf "$2/quick.tgz" -C "$tmp"
+    # Cells, searches, analyses and dataset records never change once written: copy what is new,
+    # then rebuild every manifest from the cells that are here.
+    for sub in cells searches analysis datasets; do
+        [ -d "$tmp/quick/$sub" ] && mkdir -p "results/quick/$sub" && cp -rn "$tmp/quick/$sub/." "results/quick/$sub/"
+    done
+    for suite in table2 table3 ablation alpha analysis; do
+        .venv/bin/python -m rclrec benchmark --profile quick --no-train --suite "$suite" 2>&1 | tail -1
+    done
+    mkdir -p benchmarks/.work/logs && cp "$2/gpu_grid.log" benchmarks/.work/logs/ 2>/dev/null
+    rm -rf "$tmp"
+    echo "merged; rebuild the report: .venv/bin/python -m rclrec report --results results/quick --out docs/REPORT.md"
+    exit 0
+fi
+
+budget=${1:-540}
+end=$(( $(date +%s) + budget - 20 ))  # 20 s to pack
+out=${OUT:-/tmp/gpu_grid_out}
+mkdir -p "$out"
+log="$out/gpu_grid.log"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 RCLREC_DATA=$PWD/.gpu/data RCLREC_CACHE=/tmp/rclrec-cache
+if ls .gpu/whl/*.whl > /dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl \
+        && export PYTHONPATH=$PYTHONPATH:/tmp/site
+fi
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> "$log" 2>&1
+
+step() {  # one benchmark command, cut at the deadline; a failure does not stop the others
+    local left=$(( end - $(date +%s) ))
+    [ "$left" -gt 30 ] || return 0
+    echo "== $(date +%T) ($left s left) $*" >> "$log"
+    timeout "$left" python3 -m rclrec benchmark --device "${DEVICE:-cuda}" "$@" >> "$log" 2>&1 \
+        || echo "== exit $? : $*" >> "$log"
+}
+
+step --profile smoke --suite all --results /tmp/smoke --work /tmp/smoke-work
+q=(--profile quick)
+step "${q[@]}" --suite table2 --datasets yelp
+step "${q[@]}" --suite ablation
+step "${q[@]}" --suite alpha
+step "${q[@]}" --suite table3
+step "${q[@]}" --suite table2 --datasets sports
+
+tar -czf "$out/quick.tgz" -C results quick
+echo "packed $(tar -tzf "$out/quick.tgz" | grep -c cell.json) cells into $out/quick.tgz"
