@@ -5,6 +5,7 @@
 # rapidfuzz (Levenshtein cells), and ../shared/data does not travel. Before the call, here
 # (.gpu/ is git-ignored; the call carries it):
 #   mkdir -p .gpu/data .gpu/whl && cp ../shared/data/*.txt .gpu/data/
+#   git rev-parse HEAD > .gpu/commit   (cells record it: .git does not travel)
 #   .venv/bin/pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 -d .gpu/whl rapidfuzz==3.14.6
 # The call (device tool): command "bash benchmarks/gpu_grid.sh 540", carry [".gpu"], timeout_s 600.
@@ -39,6 +40,7 @@ out=${OUT:-/tmp/gpu_grid_out}
 mkdir -p "$out"
 log="$out/gpu_grid.log"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 RCLREC_DATA=$PWD/.gpu/data RCLREC_CACHE=/tmp/rclrec-cache
+export RCLREC_GIT_COMMIT=${RCLREC_GIT_COMMIT:-$(cat .gpu/commit 2>/dev/null)}
 if ls .gpu/whl/*.whl > /dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl \
         && export PYTHONPATH=$PYTHONPATH:/tmp/site

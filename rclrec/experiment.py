@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -71,6 +72,10 @@ def build_instances(cfg: ExperimentConfig, split: LeaveOneOutSplit) -> TrainingI
 
 
 def git_commit() -> str | None:
+    """HEAD of the checkout (``-dirty`` with uncommitted changes); ``$RCLREC_GIT_COMMIT`` where
+    the code travelled without its .git folder (a lent GPU machine)."""
+    if os.environ.get("RCLREC_GIT_COMMIT"):
+        return os.environ["RCLREC_GIT_COMMIT"]
     root = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,

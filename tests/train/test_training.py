@@ -120,3 +120,12 @@ def test_resume_ignores_settings_of_other_methods(tmp_path):
     again = run_training(config(train__epochs=1, rcl__tau=2.0), tmp_path / "r", resume=True,
                          show_progress=False)
     assert again["epochs_run"] == 1
+
+
+def test_git_commit_comes_from_the_environment_where_git_is_absent(monkeypatch):
+    from rclrec.experiment import git_commit
+
+    monkeypatch.setenv("RCLREC_GIT_COMMIT", "abc123")
+    assert git_commit() == "abc123"
+    monkeypatch.delenv("RCLREC_GIT_COMMIT")
+    assert git_commit() != "abc123"
