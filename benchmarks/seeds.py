@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rclrec.files import write_json_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR@10")
 
@@ -45,9 +47,7 @@ def stored_runs(path: Path, extra: list[str]) -> dict[int, dict]:
     if not path.exists():
         return {}
     summary = json.loads(path.read_text())
-    stored_args = summary["command"].split(" -- ", 1)[1].split() if " -- " in summary[
-        "command"] else []
-    if stored_args != extra:
+    if summary.get("train_args") != extra:
         return {}
     return {r["seed"]: r | {"config": summary["config"]} for r in summary["runs"]}
 
@@ -73,8 +73,9 @@ def main() -> int:
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
         runs.append(json.loads((out / "metrics.json").read_text()))
-    summary = summarise(runs) | {"command": "python benchmarks/seeds.py " + " ".join(sys.argv[1:])}
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    summary = summarise(runs) | {"command": "python benchmarks/seeds.py " + " ".join(sys.argv[1:]),
+                                 "train_args": extra}
+    write_json_atomic(path, summary)
     t = summary["test"]
     print(f"{args.name}: test NDCG@10 {t['NDCG@10']['mean']:.4f} +- {t['NDCG@10']['std']:.4f}, "
           f"HR@10 {t['HR@10']['mean']:.4f} +- {t['HR@10']['std']:.4f}; written {path}")
