@@ -162,6 +162,9 @@ def run_analyze(args: argparse.Namespace) -> int:
           f"weak {d['weak']:.3f}  negative {d['negative']:.3f}")
     print("order strong > weak > negative: " + ("yes" if result["order_strong_weak_negative"]
                                                  else "no"))
+    for name, gap in result["strong_minus_weak"].items():
+        print(f"strong - weak ({name}), paired over centres: {gap['mean']:.3f} +- {gap['se']:.3f} "
+              f"(s.e.), positive for {gap['share_positive']:.1%} of centres")
     print(f"written: {Path(args.run) / 'analysis.json'}, fig6_dot_products.png, fig5_tsne.png")
     return 0
 

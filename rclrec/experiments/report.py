@@ -402,11 +402,19 @@ class Report:
             d = a["mean_dot"]
             self.lines += [f"### {e['dataset']} (cell {e['cells']['0']}, {a['centres']} centres, "
                            f"{a['similarity']} weak positives)", ""]
-            self.lines += _table(["pair", "mean dot product with centre"],
-                                 [[k, f"{v:.3f}"] for k, v in d.items()])
+            cos = a.get("mean_cosine")
+            self.lines += _table(["pair", "mean dot product with centre",
+                                  *(["mean cosine"] if cos else [])],
+                                 [[k, f"{v:.3f}", *([f"{cos[k]:.4f}"] if cos else [])]
+                                  for k, v in d.items()])
             order = "holds" if a["order_strong_weak_negative"] else "does not hold"
             self.lines += ["", f"The paper's Figure 6 (bars only, paper —) expects strong > weak > "
-                               f"negative; here it {order}.", ""]
+                               f"negative; here it {order}."]
+            for name, gap in a.get("strong_minus_weak", {}).items():
+                self.lines.append(f"Strong - weak ({name}), paired over centres: "
+                                  f"{gap['mean']:.4f} ± {gap['se']:.4f} (s.e.), positive for "
+                                  f"{gap['share_positive']:.1%} of centres.")
+            self.lines.append("")
             plt = _plt()
             fig, ax = plt.subplots(figsize=(4, 3))
             ax.bar(list(d), list(d.values()), color=["tab:red", "tab:orange", "tab:gray"])

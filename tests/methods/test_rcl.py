@@ -86,6 +86,12 @@ def test_analyze_writes_figures(tmp_path):
     run_training(cfg, tmp_path / "r", show_progress=False)
     result = analyze_run(tmp_path / "r", centres=100)
     assert set(result["mean_dot"]) == {"strong", "weak", "negative"}
+    cos, gap = result["mean_cosine"], result["strong_minus_weak"]
+    assert all(-1 <= v <= 1 for v in cos.values())
+    # The paired gap's mean is the difference of the means; its s.e. is positive.
+    for name, means in (("dot", result["mean_dot"]), ("cosine", cos)):
+        assert gap[name]["mean"] == pytest.approx(means["strong"] - means["weak"], abs=1e-4)
+        assert gap[name]["se"] > 0 and 0 <= gap[name]["share_positive"] <= 1
     assert result["tsne"]["strong"] + result["tsne"]["weak"] + result["tsne"]["negative"] == 128
     for name in ("analysis.json", "fig6_dot_products.png", "fig5_tsne.png"):
         assert (tmp_path / "r" / name).stat().st_size > 0
