@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rclrec.config import ExperimentConfig
-from rclrec.files import write_json_atomic
+from rclrec.config import ExperimentConfig, config_from_dict
+from rclrec.files import write_json_atomic, write_text_atomic
 
 # Settings that do not change what is computed: left out of the hash, so a grid can be filled
 # on other machines (device, threads) or with the data found in another folder.
@@ -138,3 +138,56 @@ def run_cell(cfg: ExperimentConfig, results: str | os.PathLike, work: str | os.P
         cell = cell_summary(digest, metrics, dict(settings or {}), time.perf_counter() - start)
         write_json_atomic(cell_path(results, digest), cell)
     return cell, False
+
+
+def rekey_cells(results: str | os.PathLike, work: str | os.PathLike) -> dict[str, str]:
+    """Rename the cells whose hash changed, and every reference to them; return {old: new}.
+
+    A setting added to a section a method reads changes the hash of every cell of that method,
+    although a default that keeps the old behaviour leaves what the cell computed unchanged.
+    Each finished cell (``cell.json``) and each unfinished run folder (``config.json``) is
+    hashed again from its saved configuration, the new settings taking their defaults; its
+    folders (cell, analysis, run folder) are renamed and the manifests and searches that name
+    it are rewritten. A default that changes behaviour is not a case for this: its cells differ.
+
+    Raises:
+        CellBusy: a run folder to rename is being trained by another process.
+        FileExistsError: the new name is taken (the cell was trained again meanwhile).
+    """
+    results, work = Path(results), Path(work)
+    moves: dict[str, str] = {}
+    for path in sorted(results.glob("cells/*/cell.json")):
+        old = path.parent.name
+        new = config_hash(config_from_dict(json.loads(path.read_text())["config"]))
+        if new != old:
+            moves[old] = new
+    for path in sorted(work.glob("*/config.json")):
+        old = path.parent.name
+        new = config_hash(config_from_dict(json.loads(path.read_text())))
+        if new != old:
+            moves.setdefault(old, new)
+    if moves:
+        work.mkdir(parents=True, exist_ok=True)
+    for old, new in moves.items():
+        with open(work / f"{old}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                raise CellBusy(f"busy: cell {old} is being trained by another process") from e
+            for folder in (results / "cells", results / "analysis", work):
+                if (folder / old).exists() and (folder / new).exists():
+                    raise FileExistsError(f"cannot rename cell {old} to {new}: {folder / new} "
+                                          f"exists")
+            for folder in (results / "cells", results / "analysis", work):
+                if (folder / old).exists():
+                    (folder / old).rename(folder / new)
+        (work / f"{old}.lock").unlink()
+    if moves:  # the cells themselves, manifests, searches and analyses name cells by hash
+        for path in [*results.glob("cells/*/cell.json"), *results.glob("suites/*.json"),
+                     *results.glob("searches/*.json"), *results.glob("analysis/*/*.json")]:
+            text = original = path.read_text()
+            for old, new in moves.items():
+                text = text.replace(old, new)
+            if text != original:
+                write_text_atomic(path, text)
+    return moves

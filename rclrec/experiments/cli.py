@@ -1,5 +1,5 @@
-"""`rclrec benchmark` and `rclrec report`; rclrec/cli.py registers them with ``add_parsers``
-and calls ``run(args)`` for these two commands."""
+"""`rclrec benchmark`, `rclrec report` and `rclrec rekey`; rclrec/cli.py registers them with
+``add_parsers`` and calls ``run(args)`` for these commands."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rclrec.experiments.suites import PROFILES, SUITES
 
-COMMANDS = ("benchmark", "report")
+COMMANDS = ("benchmark", "report", "rekey")
 
 
 def _names(values: list[str] | None) -> tuple[str, ...] | None:
@@ -57,6 +57,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="picks the default --results [quick]")
     r.add_argument("--out", default="docs/REPORT.md", help="report path [docs/REPORT.md]; "
                                                            "PNGs go to <its folder>/report/")
+
+    k = subparsers.add_parser(
+        "rekey", help="rename cells whose hash changed after a setting was added",
+        description="A new setting changes the hash of every cell of the methods that read its "
+                    "section. When its default keeps the old behaviour, this renames those "
+                    "cells (results and run folders) and the manifests' references, so they are "
+                    "reused instead of trained again.")
+    k.add_argument("--results", help="results folder [results/<profile>]")
+    k.add_argument("--profile", choices=list(PROFILES), default="quick",
+                   help="picks the default --results [quick]")
+    k.add_argument("--work", help="git-ignored run folders [benchmarks/.work/cells]")
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
@@ -108,11 +119,29 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_rekey(args: argparse.Namespace) -> int:
+    from rclrec.experiments.cells import CellBusy, rekey_cells
+    from rclrec.experiments.runner import DEFAULT_WORK
+
+    results = Path(args.results or Path("results") / args.profile)
+    try:
+        moves = rekey_cells(results, Path(args.work) if args.work else DEFAULT_WORK)
+    except (CellBusy, FileExistsError) as e:
+        print(f"rclrec rekey: error: {e}", file=sys.stderr)
+        return 1
+    for old, new in moves.items():
+        print(f"{old} -> {new}")
+    print(f"{len(moves)} cells renamed in {results}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "benchmark":
         return run_benchmark(args)
     if args.command == "report":
         return run_report(args)
+    if args.command == "rekey":
+        return run_rekey(args)
     raise ValueError(f"rclrec.experiments.cli cannot run {args.command!r}")
 
 

@@ -244,3 +244,44 @@ def test_manifest_drops_entries_of_settings_the_group_no_longer_has(tmp_path, mo
     manifest = json.loads((results / "suites" / "alpha.json").read_text())
     assert [e["variant"] for e in manifest["entries"]] == [
         {"rcl.alpha": 0.1, "rcl.similarity": "jaccard"}]
+
+
+def test_rekey_renames_cells_after_a_new_setting_so_they_are_reused(tmp_path, monkeypatch,
+                                                                      capsys):
+    from rclrec.experiments import cells as cells_mod
+
+    results, work = tmp_path / "results", tmp_path / "work"
+    common = ["--profile", "smoke", "--results", str(results), "--work", str(work),
+              "--budget", "1"]
+    assert main(["benchmark", "--suite", "analysis", *common]) == 0
+    assert main(["benchmark", "--suite", "table2", "--methods", "sasrec", *common]) == 0
+    (work / "0123456789abcdef").mkdir()  # an unfinished run of another cell
+    (work / "0123456789abcdef" / "config.json").write_text(json.dumps(
+        load_config(None, {**TINY, "method": "sasrec", "train.seed": 7}).to_dict()))
+    before = sorted(p.name for p in (results / "cells").iterdir())
+
+    # A new train setting whose default keeps the old behaviour: every hash changes.
+    real = cells_mod.hashed_config
+    monkeypatch.setattr(cells_mod, "hashed_config",
+                        lambda cfg: {**real(cfg), "new_setting": 1})
+    assert main(["benchmark", "--suite", "table2", "--methods", "sasrec", *common,
+                 "--no-train"]) == 0
+    assert "not trained: --no-train" in capsys.readouterr().out  # not found under its new hash
+
+    assert main(["rekey", "--results", str(results), "--work", str(work)]) == 0
+    assert f"{len(before) + 1} cells renamed" in capsys.readouterr().out
+    after = sorted(p.name for p in (results / "cells").iterdir())
+    assert len(after) == len(before) and not set(after) & set(before)
+    for name in after:
+        assert json.loads((results / "cells" / name / "cell.json").read_text())["hash"] == name
+        assert (work / name / "model.pt").exists()
+    assert not (work / "0123456789abcdef").exists()
+    text = "".join(p.read_text() for p in results.rglob("*.json"))
+    assert not any(old in text for old in before)
+    assert list((results / "analysis").iterdir())[0].name in after
+    # Every cell is found again: nothing is missing, nothing is trained.
+    for suite in (["analysis"], ["table2", "--methods", "sasrec"]):
+        assert main(["benchmark", "--suite", *suite, *common, "--no-train"]) == 0
+        assert "0 missing" in capsys.readouterr().out.splitlines()[-1]
+    assert main(["rekey", "--results", str(results), "--work", str(work)]) == 0
+    assert "0 cells renamed" in capsys.readouterr().out
