@@ -140,8 +140,9 @@ def run_cell(cfg: ExperimentConfig, results: str | os.PathLike, work: str | os.P
     return cell, False
 
 
-def rekey_cells(results: str | os.PathLike, work: str | os.PathLike) -> dict[str, str]:
-    """Rename the cells whose hash changed, and every reference to them; return {old: new}.
+def rekey_cells(results: str | os.PathLike, work: str | os.PathLike
+                ) -> tuple[dict[str, str], list[str]]:
+    """Rename the cells whose hash changed, and every reference to them.
 
     A setting added to a section a method reads changes the hash of every cell of that method,
     although a default that keeps the old behaviour leaves what the cell computed unchanged.
@@ -150,8 +151,13 @@ def rekey_cells(results: str | os.PathLike, work: str | os.PathLike) -> dict[str
     folders (cell, analysis, run folder) are renamed and the manifests and searches that name
     it are rewritten. A default that changes behaviour is not a case for this: its cells differ.
 
+    A cell that another process is training is left alone (``busy`` lists it): run this again
+    once it is finished.
+
+    Returns:
+        ({old: new} of the renamed cells, [old hashes of the busy ones]).
+
     Raises:
-        CellBusy: a run folder to rename is being trained by another process.
         FileExistsError: the new name is taken (the cell was trained again meanwhile).
     """
     results, work = Path(results), Path(work)
@@ -168,12 +174,15 @@ def rekey_cells(results: str | os.PathLike, work: str | os.PathLike) -> dict[str
             moves.setdefault(old, new)
     if moves:
         work.mkdir(parents=True, exist_ok=True)
-    for old, new in moves.items():
+    busy = []
+    for old, new in list(moves.items()):
         with open(work / f"{old}.lock", "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as e:
-                raise CellBusy(f"busy: cell {old} is being trained by another process") from e
+            except BlockingIOError:
+                busy.append(old)
+                del moves[old]
+                continue
             for folder in (results / "cells", results / "analysis", work):
                 if (folder / old).exists() and (folder / new).exists():
                     raise FileExistsError(f"cannot rename cell {old} to {new}: {folder / new} "
@@ -190,4 +199,4 @@ def rekey_cells(results: str | os.PathLike, work: str | os.PathLike) -> dict[str
                 text = text.replace(old, new)
             if text != original:
                 write_text_atomic(path, text)
-    return moves
+    return moves, busy

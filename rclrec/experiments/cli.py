@@ -120,18 +120,21 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_rekey(args: argparse.Namespace) -> int:
-    from rclrec.experiments.cells import CellBusy, rekey_cells
+    from rclrec.experiments.cells import rekey_cells
     from rclrec.experiments.runner import DEFAULT_WORK
 
     results = Path(args.results or Path("results") / args.profile)
     try:
-        moves = rekey_cells(results, Path(args.work) if args.work else DEFAULT_WORK)
-    except (CellBusy, FileExistsError) as e:
+        moves, busy = rekey_cells(results, Path(args.work) if args.work else DEFAULT_WORK)
+    except FileExistsError as e:
         print(f"rclrec rekey: error: {e}", file=sys.stderr)
         return 1
     for old, new in moves.items():
         print(f"{old} -> {new}")
     print(f"{len(moves)} cells renamed in {results}")
+    if busy:
+        print(f"{len(busy)} cells left as they are, being trained by another process (run "
+              f"`rclrec rekey` again when they are finished): {', '.join(busy)}")
     return 0
 
 
