@@ -127,6 +127,10 @@ class RCLConfig:
     # synthetic data over 3 seeds; an epoch costs about 1.7x. The same run at lambda 0 does as
     # well: the gain is from training on the positives, not from the contrast.
     rec_loss_on_positives: bool = True  # (bool) sampled positives also get the rec. loss
+    # sequences: other users' whole training sequences with the centre's target (the paper);
+    # prefixes: also any prefix of another user's sequence followed by that target (METHOD.md
+    # section 5): on Beauty the share of centres with a strong positive rises from 83.2% to 99.7%.
+    strong_positives: str = "sequences"  # (str) sequences | prefixes
 
     def __post_init__(self) -> None:
         _choice("rcl.variant", self.variant, ("rcl", "unweight", "weak", "strong", "three_pairs",
@@ -135,6 +139,7 @@ class RCLConfig:
                 ("jaccard", "tfidf", "ngram", "levenshtein", "semantic"))
         _choice("rcl.selection", self.selection, ("row", "global"))
         _choice("rcl.score", self.score, ("cosine", "dot"))
+        _choice("rcl.strong_positives", self.strong_positives, ("sequences", "prefixes"))
         if self.variant == "official" and (self.score != "dot" or self.mask_same_target
                                            or self.weight_floor):
             raise ConfigError("rcl.variant=official (the authors' loss) needs rcl.score=dot, "

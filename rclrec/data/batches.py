@@ -101,6 +101,30 @@ def prefix_instances(train: list[np.ndarray], max_len: int) -> TrainingInstances
     return TrainingInstances(inputs, targets, users, whole)
 
 
+def prefix_arrays(train: list[np.ndarray], users: np.ndarray, ends: np.ndarray, max_len: int,
+                  every_position: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and targets of arbitrary prefixes, as the training instances lay them out.
+
+    Prefix ``(u, t)`` has input ``train[u][:t]`` (its last ``max_len`` items) and target
+    ``train[u][t]``; ``t = len(train[u]) - 1`` is the user's whole training sequence, and gives
+    the same row as its ``whole`` instance of :func:`window_instances` (``every_position``:
+    targets at every position) or :func:`prefix_instances` (the last position's only).
+
+    Returns:
+        inputs (n, max_len) left-padded, targets (n, max_len) or (n, 1).
+    """
+    inputs = np.zeros((len(users), max_len), dtype=np.int64)
+    targets = np.zeros((len(users), max_len if every_position else 1), dtype=np.int64)
+    for row, (u, t) in enumerate(zip(users, ends, strict=True)):
+        window = train[u][max(0, t - max_len):t + 1]
+        inputs[row, max_len - len(window) + 1:] = window[:-1]
+        if every_position:
+            targets[row, max_len - len(window) + 1:] = window[1:]
+        else:
+            targets[row, 0] = window[-1]
+    return inputs, targets
+
+
 def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
                 pool: int = 32) -> list[np.ndarray]:
     """A shuffled partition of the instances into batches of similar length.

@@ -4,6 +4,11 @@ Per step, each centre (an instance that ends with its user's final training targ
 strong positive (another training sequence with the same target, Eq. 5) and one weak positive
 (drawn from WP_u with probability proportional to similarity, Eq. 10). Positives are encoded
 with the same encoder, with dropout, in one extra forward pass.
+
+Everything contrasted is a *unit*: the training items of a user before position ``end`` as
+input, item ``end`` as target. Centres and weak positives are whole training sequences
+(``end`` = the last training item); with ``rcl.strong_positives = prefixes`` a strong positive
+may be any prefix of another user's sequence that is followed by the centre's target.
 """
 
 from __future__ import annotations
@@ -13,7 +18,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from rclrec.data.batches import TrainingInstances, length_sorted_chunks, trim_padding
+from rclrec.data.batches import (
+    TrainingInstances,
+    length_sorted_chunks,
+    prefix_arrays,
+    trim_padding,
+)
 from rclrec.data.split import LeaveOneOutSplit, contrast_units
 from rclrec.losses.contrastive import (
     RCLLossConfig,
@@ -36,13 +46,18 @@ class RCL(Method):
         self.rcl = cfg.rcl
         self.loss_cfg = RCLLossConfig.from_config(cfg.rcl)
         self.inputs, self.targets = contrast_units(split.train)
-        # The instance whose input is a user's whole contrast input (train[:-1]): positives are
-        # encoded from it, and it carries the targets if positives also get the rec. loss.
-        self.whole_row = np.full(split.num_users, -1, dtype=np.int64)
-        rows = np.flatnonzero(instances.whole)
-        self.whole_row[instances.users[rows]] = rows
-        self.usable = self.whole_row >= 0  # users with at least one input item
-        self.lengths = (instances.inputs != 0).sum(axis=1)
+        self.unit_user, self.unit_end, self.whole_unit = contrast_unit_table(
+            split.train, every_prefix=cfg.rcl.strong_positives == "prefixes")
+        self.unit_target = np.array([split.train[u][e] for u, e in
+                                     zip(self.unit_user, self.unit_end, strict=True)],
+                                    dtype=np.int64)
+        self.unit_is_whole = self.whole_unit[self.unit_user] == np.arange(len(self.unit_user))
+        # Users with at least one input item (a unit of their whole sequence that has one).
+        self.usable = (self.whole_unit >= 0) & (self.unit_end[np.maximum(self.whole_unit, 0)] >= 1)
+        # Positives get the rec. loss at every position (window instances) or at the last one
+        # (prefix instances), as the centres do.
+        self.every_position = instances.targets.shape[1] > 1
+        self.max_len = instances.inputs.shape[1]
         self.rng = np.random.default_rng(cfg.train.seed + 1)
         self.index: SimilarityIndex | None = None
         # Representations the semantic index was last built from: saved in checkpoints, so a
@@ -52,7 +67,7 @@ class RCL(Method):
 
     # ---------------------------------------------------------------- positives
     def setup(self, encoder: nn.Module) -> None:
-        self.strong = StrongSampler(self.targets, rng=self.rng)
+        self.strong = StrongSampler(self.unit_target, rng=self.rng)
         if self.rcl.similarity == "semantic":
             if self.semantic_representations is None:
                 self.rebuild_semantic(encoder)
@@ -65,7 +80,8 @@ class RCL(Method):
                 selection=self.rcl.selection, max_neighbours=self.rcl.max_neighbours,
                 params=params, cache_dir=default_cache_dir(), show_progress=True))
         self.coverage = {
-            "share_with_strong": float(((self.strong.counts() > 0) & self.usable).mean()),
+            "share_with_strong": float(((self.strong.counts()[self.whole_unit] > 0)
+                                        & self.usable).mean()),
             "share_with_weak": float(((self.index.degrees() > 0) & self.usable).mean()),
         }
         tqdm.write(f"RCL positives ({self.rcl.similarity}, alpha {self.rcl.alpha}): "
@@ -85,7 +101,7 @@ class RCL(Method):
         encoder.eval()
         for start in range(0, len(rows), 1024):
             users = rows[start:start + 1024]
-            reps[users] = self.encode(encoder, users).float().cpu().numpy()
+            reps[users] = self.encode(encoder, self.whole_unit[users]).float().cpu().numpy()
         encoder.train(was_training)
         self.set_semantic_index(reps)
 
@@ -110,41 +126,52 @@ class RCL(Method):
         if self.rcl.similarity == "semantic" and epoch > 1 and (epoch - 1) % every == 0:
             self.rebuild_semantic(encoder)
 
-    def encode(self, encoder: nn.Module, users: np.ndarray, with_targets: bool = False,
+    def encode(self, encoder: nn.Module, units: np.ndarray, with_targets: bool = False,
                chunk: int = 128):
-        """Last-position states (U, D) of the users' contrast inputs.
+        """Last-position states (U, D) of the given units.
 
-        Positives are random users of any length, so they are encoded in length-sorted chunks,
+        Positives are random units of any length, so they are encoded in length-sorted chunks,
         each trimmed to its longest sequence, instead of one batch padded to the longest.
         With ``with_targets`` also returns the states and targets of every position that has a
         target (for the recommendation loss on positives).
         """
-        rows = self.whole_row[users]
-        last = [None] * len(rows)
-        states, targets = [], []
-        for part in length_sorted_chunks(self.lengths[rows], chunk):
-            inputs, target = trim_padding(self.instances.inputs[rows[part]],
-                                          self.instances.targets[rows[part]])
-            hidden = encoder(torch.from_numpy(inputs).to(self.device))
+        inputs, targets = prefix_arrays(self.split.train, self.unit_user[units],
+                                        self.unit_end[units], self.max_len, self.every_position)
+        last = [None] * len(units)
+        states, kept = [], []
+        for part in length_sorted_chunks(np.minimum(self.unit_end[units], self.max_len), chunk):
+            x, y = trim_padding(inputs[part], targets[part])
+            hidden = encoder(torch.from_numpy(x).to(self.device))
             for i, p in enumerate(part):
                 last[p] = hidden[i, -1]
             if with_targets:
-                s, t = select_target_positions(hidden, torch.from_numpy(target).to(self.device))
+                s, t = select_target_positions(hidden, torch.from_numpy(y).to(self.device))
                 states.append(s)
-                targets.append(t)
+                kept.append(t)
         last = torch.stack(last)
         if with_targets:
-            return last, torch.cat(states), torch.cat(targets)
+            return last, torch.cat(states), torch.cat(kept)
         return last
 
     def sample(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Units of one strong and one weak positive per centre user, -1 where there is none."""
         variant = self.loss_cfg.variant
         none = np.full(len(users), -1, dtype=np.int64)
-        strong = none if variant == "weak" else self.strong.sample(users)
+        centres = self.whole_unit[users]
+        strong = none if variant == "weak" else self.strong.sample(centres)
+        # A prefix of the centre's own sequence is not "another" sequence: draw again (prefix
+        # units only; whole-sequence units never belong to the centre's user).
+        for _ in range(4):
+            own = (strong >= 0) & (self.unit_user[np.maximum(strong, 0)] == users)
+            if not own.any():
+                break
+            strong[own] = self.strong.sample(centres[own])
+        strong[(strong >= 0) & (self.unit_user[np.maximum(strong, 0)] == users)] = -1
         weak = none if variant == "strong" else self.weak.sample(users)
-        # A sequence with no input item has no representation to contrast.
-        strong = np.where((strong >= 0) & self.usable[np.maximum(strong, 0)], strong, -1)
-        weak = np.where((weak >= 0) & self.usable[np.maximum(weak, 0)], weak, -1)
+        weak = np.where(weak >= 0, self.whole_unit[np.maximum(weak, 0)], -1)
+        # A unit with no input item has no representation to contrast.
+        strong = np.where((strong >= 0) & (self.unit_end[np.maximum(strong, 0)] >= 1), strong, -1)
+        weak = np.where((weak >= 0) & (self.unit_end[np.maximum(weak, 0)] >= 1), weak, -1)
         return strong, weak
 
     # ---------------------------------------------------------------- the loss
@@ -159,10 +186,10 @@ class RCL(Method):
         has_s, has_w = strong >= 0, weak >= 0
         # Strong and official use a dropout view of the centre where SP_u is empty.
         needs_view = self.loss_cfg.variant in ("strong", "official")
-        view_users = users[~has_s] if needs_view else users[:0]
+        view_units = self.whole_unit[users[~has_s] if needs_view else users[:0]]
 
         # One extra pass encodes every positive (and the dropout views of the Strong ablation).
-        to_encode = np.concatenate([strong[has_s], weak[has_w], view_users])
+        to_encode = np.concatenate([strong[has_s], weak[has_w], view_units])
         extra_rec = None
         if len(to_encode):
             if self.rcl.rec_loss_on_positives:
@@ -180,26 +207,52 @@ class RCL(Method):
         ts, tw = torch.from_numpy(has_s).to(self.device), torch.from_numpy(has_w).to(self.device)
         h_strong[ts] = encoded[:n_s]
         h_weak[tw] = encoded[n_s:n_s + n_w]
-        strong_ids = strong.copy()
+        strong_units = strong.copy()
         is_view = None
-        if needs_view and len(view_users):
+        if needs_view and len(view_units):
             h_strong, ts, is_view = fill_missing_strong(h_strong, ts, h_strong.clone().index_put(
                 (~ts,), encoded[n_s + n_w:]))
-            strong_ids[~has_s] = users[~has_s]
+            strong_units[~has_s] = view_units
 
-        member_ids = stack_members(torch.from_numpy(users), torch.from_numpy(strong_ids), ts.cpu(),
-                                   torch.from_numpy(weak), tw.cpu()).numpy()
+        member_units = stack_members(torch.from_numpy(self.whole_unit[users]),
+                                     torch.from_numpy(strong_units), ts.cpu(),
+                                     torch.from_numpy(weak), tw.cpu()).numpy()
         similarity = None
         if self.loss_cfg.variant in ("rcl", "weak", "official"):
+            # The index holds whole sequences; a strong prefix is not in it (weight 0).
+            member_users = np.where(self.unit_is_whole[member_units],
+                                    self.unit_user[member_units], -1)
             similarity = torch.from_numpy(
-                pair_similarity(self.index, users, member_ids, symmetric=True)).to(self.device)
+                pair_similarity(self.index, users, member_users, symmetric=True)).to(self.device)
         loss, stats = relative_contrastive_loss(
             h_centre, h_strong, ts, h_weak, tw, similarity, self.loss_cfg,
             centre_targets=torch.from_numpy(self.targets[users]).to(self.device),
-            member_targets=torch.from_numpy(self.targets[member_ids]).to(self.device),
+            member_targets=torch.from_numpy(self.unit_target[member_units]).to(self.device),
             strong_is_view=is_view)
         total = self.rcl.weight * loss
         if extra_rec is not None:
             total = total + extra_rec
         return total, {"rcl": float(loss.detach()), **{f"rcl_{k}": v for k, v in stats.items()
                                                        if k in ("boundary_active", "both")}}
+
+
+def contrast_unit_table(train: list[np.ndarray], every_prefix: bool
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The units of contrast: (user, end) of each, and the unit of each user's whole sequence.
+
+    Without ``every_prefix`` unit u is user u's whole training sequence (end = its last item,
+    0 for a one-item sequence, which has no input). With it, every (user, end >= 1).
+
+    Returns:
+        unit_user (U,), unit_end (U,), whole_unit (N,) (-1 for a user without a unit).
+    """
+    lengths = np.array([len(s) for s in train], dtype=np.int64)
+    if not every_prefix:
+        n = len(train)
+        return np.arange(n), np.maximum(lengths - 1, 0), np.arange(n)
+    counts = np.maximum(lengths - 1, 0)
+    unit_user = np.repeat(np.arange(len(train)), counts)
+    unit_end = np.concatenate([np.arange(1, n, dtype=np.int64) for n in lengths] or
+                              [np.zeros(0, np.int64)])
+    whole_unit = np.where(counts > 0, np.cumsum(counts) - 1, -1)
+    return unit_user, unit_end, whole_unit

@@ -3,6 +3,7 @@ import numpy as np
 from rclrec.data.batches import (
     batch_order,
     left_pad,
+    prefix_arrays,
     prefix_instances,
     real_length,
     trim_padding,
@@ -72,3 +73,20 @@ def test_trim_padding():
     tx, ty = trim_padding(x, y)
     assert tx.tolist() == [[1, 2], [0, 3]] and ty.tolist() == [[2, 9], [0, 4]]
     assert real_length(x).tolist() == [2, 1]
+
+
+def test_prefix_arrays_match_the_training_instances():
+    rng = np.random.default_rng(3)
+    train = [rng.integers(1, 30, size=n) for n in rng.integers(1, 30, size=40)]
+    windows, prefixes = window_instances(train, 8), prefix_instances(train, 8)
+    users = np.flatnonzero([len(s) >= 2 for s in train])
+    ends = np.array([len(train[u]) - 1 for u in users])
+    inputs, targets = prefix_arrays(train, users, ends, 8, every_position=True)
+    np.testing.assert_array_equal(inputs, windows.inputs[windows.whole])
+    np.testing.assert_array_equal(targets, windows.targets[windows.whole])
+    # Every prefix, in the order of prefix_instances.
+    all_users = prefixes.users
+    all_ends = np.concatenate([np.arange(1, len(s)) for s in train])
+    inputs, targets = prefix_arrays(train, all_users, all_ends, 8, every_position=False)
+    np.testing.assert_array_equal(inputs, prefixes.inputs)
+    np.testing.assert_array_equal(targets, prefixes.targets)

@@ -10,7 +10,7 @@ from rclrec.data.registry import load_dataset
 from rclrec.data.split import leave_one_out
 from rclrec.experiment import run_training
 from rclrec.methods.base import Batch
-from rclrec.methods.rcl import RCL
+from rclrec.methods.rcl import RCL, contrast_unit_table
 from rclrec.models import build_encoder
 
 SMALL = {"data.dataset": "synthetic", "method": "rcl", "encoder.hidden_dim": "16",
@@ -77,6 +77,50 @@ def test_positives_are_valid_and_sampled_by_similarity():
     loss.backward()
     assert torch.isfinite(loss) and "rcl" in stats
     assert encoder.item_embedding.weight.grad.abs().sum() > 0
+
+
+def test_contrast_unit_table_lists_every_prefix_and_each_whole_sequence():
+    train = [np.array([5, 6, 7]), np.array([8]), np.array([9, 5])]
+    user, end, whole = contrast_unit_table(train, every_prefix=False)
+    assert user.tolist() == [0, 1, 2] and end.tolist() == [2, 0, 1] and whole.tolist() == [0, 1, 2]
+    user, end, whole = contrast_unit_table(train, every_prefix=True)
+    assert list(zip(user.tolist(), end.tolist(), strict=True)) == [(0, 1), (0, 2), (2, 1)]
+    assert whole.tolist() == [1, -1, 2]
+
+
+def test_strong_prefixes_have_the_centre_target_and_cover_more_centres():
+    split = leave_one_out(load_dataset("synthetic"))
+    inst = window_instances(split.train, 50)
+    users = np.arange(split.num_users)
+    methods = {}
+    for mode in ("sequences", "prefixes"):
+        cfg = load_config(overrides={**SMALL, "rcl.similarity": "jaccard",
+                                     "rcl.strong_positives": mode})
+        methods[mode] = RCL(cfg, split, inst, torch.device("cpu"))
+        methods[mode].setup(build_encoder(cfg.encoder, split.num_items))
+    m = methods["prefixes"]
+    assert m.coverage["share_with_strong"] > methods["sequences"].coverage["share_with_strong"]
+    strong, weak = m.sample(users)
+    ok = strong >= 0
+    assert ok.mean() > 0.9
+    # A strong prefix: another user's items before a position that holds the centre's target.
+    for u, unit in zip(users[ok][:200], strong[ok][:200], strict=True):
+        v, t = m.unit_user[unit], m.unit_end[unit]
+        assert v != u and t >= 1 and split.train[v][t] == m.targets[u]
+    assert (m.unit_end[strong[ok]] < np.array([len(s) - 1 for s in split.train])[
+        m.unit_user[strong[ok]]]).any()  # not only whole sequences
+    # Weak positives stay whole sequences.
+    okw = weak >= 0
+    assert np.all(m.unit_is_whole[weak[okw]])
+
+    # The loss of one batch is finite and reaches the encoder.
+    encoder = build_encoder(m.cfg.encoder, split.num_items)
+    rows = np.flatnonzero(inst.whole)[:64]
+    batch = Batch(rows, torch.from_numpy(inst.inputs[rows]), torch.from_numpy(inst.targets[rows]),
+                  inst.users[rows], inst.whole[rows])
+    loss, _ = m.extra_loss(batch, encoder(batch.inputs), encoder)
+    loss.backward()
+    assert torch.isfinite(loss) and encoder.item_embedding.weight.grad.abs().sum() > 0
 
 
 def test_analyze_writes_figures(tmp_path):
