@@ -67,9 +67,14 @@ def _f(x: float | None, digits: int = 4) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
+def _mean_std(mean: float, std: float) -> str:
+    """``mean ± std``; the mean alone for one seed (whose std is 0)."""
+    return f"{mean:.4f}" if std == 0 else f"{mean:.4f} ± {std:.4f}"
+
+
 def _beside(ours: float | None, std: float | None, theirs: float | None) -> str:
     """``ours ± std (paper P, gap G)``."""
-    text = "missing" if ours is None else f"{ours:.4f} ± {std:.4f}"
+    text = "missing" if ours is None else _mean_std(ours, std)
     if theirs is None:
         return f"{text} (paper —)"
     gap = "—" if ours is None else f"{ours - theirs:+.4f}"
@@ -304,8 +309,8 @@ class Report:
                 if cells:
                     value[(e["variant"]["rcl.variant"], e["variant"]["rcl.similarity"])] = \
                         aggregate(cells)["NDCG@10"]
-            rows = [[v, *[(f"{value[(v, s)][0]:.4f} ± {value[(v, s)][1]:.4f}"
-                           if (v, s) in value else "missing") for s in SIMILARITIES]]
+            rows = [[v, *[(_mean_std(*value[(v, s)]) if (v, s) in value else "missing")
+                          for s in SIMILARITIES]]
                     for v in VARIANTS]
             self.lines += [f"### {dataset}: test NDCG@10 (paper —)", ""]
             self.lines += _table(["variant", *SIMILARITIES], rows)
@@ -341,8 +346,8 @@ class Report:
                 cells = entry_cells(self.res, e)
                 if e["dataset"] == dataset and cells:
                     points[float(e["variant"]["rcl.alpha"])] = aggregate(cells)
-            rows = [[f"{a:g}", *[(f"{points[a][m][0]:.4f} ± {points[a][m][1]:.4f}"
-                                  if a in points else "missing") for m in ("HR@10", "NDCG@10")]]
+            rows = [[f"{a:g}", *[(_mean_std(*points[a][m]) if a in points else "missing")
+                                 for m in ("HR@10", "NDCG@10")]]
                     for a in ALPHAS]
             self.lines += [f"### {dataset} (test, paper —)", ""]
             self.lines += _table(["alpha", "HR@10", "NDCG@10"], rows)
