@@ -232,8 +232,11 @@ class RCL(Method):
         total = self.rcl.weight * loss
         if extra_rec is not None:
             total = total + extra_rec
-        return total, {"rcl": float(loss.detach()), **{f"rcl_{k}": v for k, v in stats.items()
-                                                       if k in ("boundary_active", "both")}}
+        # Logged per epoch: l_weak near 0 with boundary_active near 1 means the weak positives
+        # get no gradient (the weighted denominator of Eq. 16 holds almost nothing).
+        logged = ("boundary_active", "both", "l_strong", "l_weak")
+        return total, {"rcl": float(loss.detach()),
+                       **{f"rcl_{k}": v for k, v in stats.items() if k in logged}}
 
 
 def contrast_unit_table(train: list[np.ndarray], every_prefix: bool
