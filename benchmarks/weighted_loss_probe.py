@@ -53,7 +53,8 @@ def main() -> int:
         rcl_cfg = dataclasses.replace(cfg.rcl, weight_floor=floor)
         method = RCL(dataclasses.replace(cfg, rcl=rcl_cfg), split, inst, torch.device("cpu"))
         method.setup(encoder)
-        rng = np.random.default_rng(args.seed)  # the same batches for every floor
+        rng = np.random.default_rng(args.seed)  # the same batches (and dropout) for every floor
+        torch.manual_seed(args.seed)
         stats = []
         for _ in range(args.batches):
             rows = rng.choice(centres, cfg.train.batch_size, replace=False)
