@@ -31,6 +31,8 @@ def test_variants_train(tmp_path, variant):
                                  "rcl.score": score})
     metrics = run_training(cfg, tmp_path / "r", show_progress=False)
     assert np.isfinite(metrics["history"][0]["rcl"])
+    # The terms of Eq. 17 are logged, so a weak term stuck near 0 shows in the history.
+    assert {"rcl_l_strong", "rcl_l_weak", "rcl_boundary_active"} <= set(metrics["history"][0])
     assert 0 <= metrics["test"]["NDCG@10"] <= 1
 
 
