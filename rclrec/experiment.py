@@ -89,6 +89,11 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+# The commit of the code this process loaded: a benchmark process trains cell after cell for
+# hours while the checkout moves on, so HEAD at a run's start can be newer than its code.
+CODE_COMMIT = git_commit()
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -117,7 +122,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
             return json.loads(metrics_path.read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "config.json", cfg.to_dict())
-    commit = git_commit()  # at the start: the code may change while a long run goes on
+    commit = CODE_COMMIT
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
