@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,21 @@ def cell_summary(digest: str, metrics: dict[str, Any], settings: dict[str, Any],
     }
 
 
+@contextmanager
+def cell_lock(work: Path, digest: str) -> Iterator[None]:
+    """Hold the cell's lock file while a process trains or renames it.
+
+    Raises:
+        CellBusy: another process holds it.
+    """
+    with open(work / f"{digest}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise CellBusy(f"busy: cell {digest} is being trained by another process") from e
+        yield
+
+
 def run_cell(cfg: ExperimentConfig, results: str | os.PathLike, work: str | os.PathLike, *,
              settings: dict[str, Any] | None = None, show_progress: bool = False,
              train: bool = True) -> tuple[dict[str, Any], bool]:
@@ -125,11 +142,7 @@ def run_cell(cfg: ExperimentConfig, results: str | os.PathLike, work: str | os.P
         raise CellNotTrained(f"cell {digest} is not finished (not trained: --no-train)")
     run_dir = Path(work) / digest
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(Path(work) / f"{digest}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise CellBusy(f"busy: cell {digest} is being trained by another process") from e
+    with cell_lock(Path(work), digest):
         done = load_cell(results, digest)  # finished while we waited for the lock
         if done is not None:
             return done, True
@@ -176,20 +189,20 @@ def rekey_cells(results: str | os.PathLike, work: str | os.PathLike
         work.mkdir(parents=True, exist_ok=True)
     busy = []
     for old, new in list(moves.items()):
-        with open(work / f"{old}.lock", "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                busy.append(old)
-                del moves[old]
-                continue
-            for folder in (results / "cells", results / "analysis", work):
-                if (folder / old).exists() and (folder / new).exists():
-                    raise FileExistsError(f"cannot rename cell {old} to {new}: {folder / new} "
-                                          f"exists")
-            for folder in (results / "cells", results / "analysis", work):
-                if (folder / old).exists():
+        try:
+            with cell_lock(work, old):
+                folders = [f for f in (results / "cells", results / "analysis", work)
+                           if (f / old).exists()]
+                for folder in folders:
+                    if (folder / new).exists():
+                        raise FileExistsError(f"cannot rename cell {old} to {new}: "
+                                              f"{folder / new} exists")
+                for folder in folders:
                     (folder / old).rename(folder / new)
+        except CellBusy:
+            busy.append(old)
+            del moves[old]
+            continue
         (work / f"{old}.lock").unlink()
     if moves:  # the cells themselves, manifests, searches and analyses name cells by hash
         for path in [*results.glob("cells/*/cell.json"), *results.glob("suites/*.json"),
