@@ -35,8 +35,8 @@ def time_method(method: str, dataset: str, steps: int, overrides: dict) -> dict:
     split = leave_one_out(load_data(cfg))
     instances = build_instances(cfg, split)
     device = torch.device("cpu")
-    encoder = build_encoder(cfg.encoder, split.num_items)
     m = method_class(method)(cfg, split, instances, device)
+    encoder = build_encoder(cfg.encoder, split.num_items, m.extra_tokens)
     trainer = Trainer(cfg, split, instances, encoder, m, device, ROOT / "benchmarks" / ".work",
                       show_progress=False)
     m.setup(encoder)

@@ -161,7 +161,7 @@ class BaselineConfig:
     tau: float | None = None  # (float) temperature (cl4srec, duorec, mclrec, hpm)
     similarity: str | None = None  # (str) dot | cos (cl4srec, duorec)
     ratios: str | None = None  # (str) duorec | mclrec | iclrec view ratios (cl4srec)
-    mask_token: str | None = None  # (str) auto | pad (cl4srec, mclrec, contrarec)
+    mask_token: str | None = None  # (str) row ([mask] row) | pad (cl4srec, mclrec, contrarec)
     mask_same_target: bool | None = None  # (bool) duorec: drop same-target negatives
     rd_weight: float | None = None  # (float) ct4rec output-consistency weight
     ur_weight: float | None = None  # (float) ct4rec representation-consistency weight
@@ -179,6 +179,10 @@ class BaselineConfig:
     normalize: bool | None = None  # (bool) hpm cosine instead of dot
     category_file: str | None = None  # (str) hpm: lines "item category"
     num_clusters: int | None = None  # (int) hpm stand-in categories (co-occurrence clusters)
+
+    def __post_init__(self) -> None:
+        if self.mask_token is not None:
+            _choice("baseline.mask_token", self.mask_token, ("row", "pad"))
 
 
 # ---------------------------------------------------------------- loading and overrides

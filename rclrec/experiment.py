@@ -131,8 +131,8 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
     dataset = load_data(cfg)
     split = leave_one_out(dataset)
     instances = build_instances(cfg, split)
-    encoder = build_encoder(cfg.encoder, split.num_items).to(device)
     method = method_class(cfg.method)(cfg, split, instances, device)
+    encoder = build_encoder(cfg.encoder, split.num_items, method.extra_tokens).to(device)
     trainer = Trainer(cfg, split, instances, encoder, method, device, out_dir, show_progress)
     if resume and trainer.resume() and show_progress:
         print(f"resumed {out_dir} after epoch {trainer.state.epoch}", file=sys.stderr)
@@ -168,6 +168,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
         "format": MODEL_FORMAT,
         "config": cfg.to_dict(),
         "num_items": split.num_items,
+        "extra_tokens": method.extra_tokens,
         "state_dict": encoder.state_dict(),
     })
     write_json_atomic(metrics_path, metrics)
@@ -222,7 +223,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu"):
         raise FileNotFoundError(f"{path} does not exist (is {run_dir} a finished run?)")
     saved = load_torch(path)
     cfg = config_from_dict(saved["config"])
-    encoder = build_encoder(cfg.encoder, saved["num_items"])
+    encoder = build_encoder(cfg.encoder, saved["num_items"], saved.get("extra_tokens", 0))
     encoder.load_state_dict(saved["state_dict"])
     return encoder.to(device).eval(), cfg
 

@@ -48,7 +48,7 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
     was_training = encoder.training
     encoder.eval()
     padded = left_pad(inputs, max_len)
-    table = encoder.item_embedding.weight  # (num_items + 1, D)
+    table = encoder.item_table  # (num_items + 1, D)
     # Users sorted by length so each batch can drop its all-padding columns.
     order = np.argsort((padded != PAD).sum(axis=1), kind="stable")
     ranks = np.empty(len(padded), dtype=np.int64)

@@ -45,6 +45,7 @@ class Method:
     # The trainer's recommendation loss is multiplied by this (CT4Rec averages it with the
     # loss of its second dropout pass, so it takes half here and adds the other half itself).
     rec_loss_weight: float = 1.0
+    extra_tokens: int = 0  # input-only rows the encoder needs after the items ([mask])
 
     def setup(self, encoder: nn.Module) -> None:
         """Called once before training (e.g. to build a similarity index)."""

@@ -10,12 +10,11 @@ Which instances are contrasted: every instance of the batch, by its last positio
 (SASRec default) it is each window's last position (one per user, plus the earlier windows of
 sequences longer than max_len); the recommendation loss stays at every position.
 
-The [mask] token. The encoders' item table has num_items + 1 rows (0 = padding) and no [mask]
-row. ``mask_token = "auto"`` uses id num_items + 1 when the table has a row for it, else the
-padding id 0, which is what MCLRec's code does: a masked item becomes invisible to attention
-(SASRec) or zeroed (FMLP-Rec). With FMLP-Rec a view whose LAST item is masked has a zero state at
-the last position; a [mask] row in the encoders (num_items + 2 rows, scores over rows
-1..num_items only) removes that.
+The [mask] token. With ``mask_token = "row"`` (default: the CL4SRec paper, the DuoRec and
+ReChorus code) a masked item becomes id num_items + 1, a learned input-only row of the item table
+(``extra_tokens``; it is never scored). ``pad`` masks with the padding id 0, as MCLRec's code
+does: a masked item becomes invisible to attention (SASRec) or zeroed (FMLP-Rec), and a FMLP-Rec
+view whose last item is masked has a zero state at its last position.
 
 Hyper-parameters are class attributes (listed in ``hyper``); a config section ``cfg.baseline``,
 when it exists, overrides any of them whose value there is not None.
@@ -47,7 +46,7 @@ class BaselineMethod(Method):
 
     hyper: tuple[str, ...] = ()
     approximate = False  # True when the method is a documented stand-in, not the paper's model
-    mask_token: str = "auto"  # auto (num_items + 1 if the table has the row, else 0) | pad (0)
+    mask_token: str = "row"  # row (a [mask] row, id num_items + 1) | pad (id 0, MCLRec's code)
 
     def __init__(self, cfg, split: LeaveOneOutSplit, instances: TrainingInstances,
                  device: torch.device) -> None:
@@ -65,25 +64,30 @@ class BaselineMethod(Method):
         """The resolved hyper-parameters (for logs and tests)."""
         return {name: getattr(self, name) for name in self.hyper}
 
+    @property
+    def extra_tokens(self) -> int:
+        """Input-only rows the encoder needs after the items: the [mask] row, if masked with it."""
+        return int("mask_token" in self.hyper and self.mask_token == "row")
+
     def mask_id(self, encoder: nn.Module) -> int:
         if self.mask_token == "pad":
             return PAD
-        if self.mask_token != "auto":
-            raise ValueError(f"mask_token must be auto or pad, got {self.mask_token!r}")
-        rows = encoder.item_embedding.weight.shape[0]
-        return self.num_items + 1 if rows > self.num_items + 1 else PAD
+        if encoder.item_embedding.num_embeddings <= self.num_items + 1:
+            raise ValueError("mask_token = row needs an encoder built with extra_tokens = 1 "
+                             "(build_encoder(..., extra_tokens=method.extra_tokens))")
+        return self.num_items + 1
 
     def rec_loss(self, states: torch.Tensor, targets: torch.Tensor,
                  encoder: nn.Module) -> torch.Tensor:
         """The trainer's recommendation loss on other states (train.loss = ce | bce)."""
-        table = encoder.item_embedding.weight[: self.num_items + 1]
+        table = encoder.item_table
         if self.cfg.train.loss == "ce":
             return cross_entropy_loss(states, targets, table)
         return bce_one_negative_loss(states, targets, table)
 
     def item_scores(self, states: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
         """(P, D) -> (P, num_items) dot products with items 1..num_items."""
-        return states @ encoder.item_embedding.weight[1: self.num_items + 1].T
+        return states @ encoder.item_table[1:].T
 
     def rows_tensor(self, rows: np.ndarray) -> torch.Tensor:
         """Left-padded inputs of training instances, trimmed to their longest (tensor)."""

@@ -70,5 +70,5 @@ class CT4Rec(BaselineMethod):
         """(P, 1 + RD_NEGATIVES) scores of each (P, D) states: the target, then random items."""
         negatives = torch.randint(1, self.num_items + 1, (len(targets), RD_NEGATIVES),
                                   generator=self.generator).to(targets.device)
-        table = encoder.item_embedding.weight[torch.cat([targets[:, None], negatives], 1)]
+        table = encoder.item_table[torch.cat([targets[:, None], negatives], 1)]
         return [torch.einsum("pd,pcd->pc", s, table) for s in states]

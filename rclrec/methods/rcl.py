@@ -95,7 +95,7 @@ class RCL(Method):
     @torch.no_grad()
     def rebuild_semantic(self, encoder: nn.Module) -> None:
         """Semantic similarity (Eq. 9) from the current encoder's representations."""
-        reps = np.zeros((len(self.inputs), encoder.item_embedding.weight.shape[1]), np.float32)
+        reps = np.zeros((len(self.inputs), encoder.item_table.shape[1]), np.float32)
         rows = np.flatnonzero(self.usable)
         was_training = encoder.training
         encoder.eval()
@@ -196,7 +196,7 @@ class RCL(Method):
                 encoded, pos_states, pos_targets = self.encode(encoder, to_encode,
                                                                with_targets=True)
                 extra_rec = cross_entropy_loss(pos_states, pos_targets,
-                                               encoder.item_embedding.weight)
+                                               encoder.item_table)
             else:
                 encoded = self.encode(encoder, to_encode)
         else:

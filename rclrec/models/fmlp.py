@@ -76,18 +76,21 @@ class FMLPRec(SequenceEncoder):
     Args:
         cfg: encoder settings (hidden_dim, num_blocks, inner_dim, dropout, max_len are used).
         num_items: largest item id; the item table has num_items + 1 rows, row 0 = padding.
+        extra_tokens: input-only rows after the items (a [mask] token), never scored.
         mask_padding: zero the padding slots before every filter (see module docstring).
     """
 
     causal = False
 
-    def __init__(self, cfg: EncoderConfig, num_items: int, *, mask_padding: bool = True) -> None:
+    def __init__(self, cfg: EncoderConfig, num_items: int, extra_tokens: int = 0, *,
+                 mask_padding: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
         self.num_items = num_items
         self.max_len = cfg.max_len
         self.mask_padding = mask_padding
-        self.embed = SequenceEmbedding(num_items, cfg.hidden_dim, cfg.max_len, cfg.dropout)
+        self.embed = SequenceEmbedding(num_items, cfg.hidden_dim, cfg.max_len, cfg.dropout,
+                                       extra_tokens)
         self.blocks = nn.ModuleList(FMLPBlock(cfg) for _ in range(cfg.num_blocks))
         self.apply(init_weights)
 

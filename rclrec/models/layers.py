@@ -38,13 +38,16 @@ class SequenceEmbedding(nn.Module):
     """Item embedding plus a learned position embedding, LayerNorm and dropout.
 
     Positions are the slots of the left-padded window, so the most recent item always sits at
-    position max_len - 1. Item 0 is padding; its row is kept at zero.
+    position max_len - 1. Item 0 is padding; its row is kept at zero. ``extra_tokens`` rows
+    after the items are input-only tokens (a [mask] token at id num_items + 1), never scored.
     """
 
-    def __init__(self, num_items: int, hidden_dim: int, max_len: int, dropout: float) -> None:
+    def __init__(self, num_items: int, hidden_dim: int, max_len: int, dropout: float,
+                 extra_tokens: int = 0) -> None:
         super().__init__()
         self.max_len = max_len
-        self.item_embedding = nn.Embedding(num_items + 1, hidden_dim, padding_idx=0)
+        self.item_embedding = nn.Embedding(num_items + 1 + extra_tokens, hidden_dim,
+                                           padding_idx=0)
         self.position_embedding = nn.Embedding(max_len, hidden_dim)
         self.norm = nn.LayerNorm(hidden_dim, eps=1e-12)
         self.dropout = nn.Dropout(dropout)
@@ -63,8 +66,14 @@ class SequenceEncoder(nn.Module):
     """Base of the encoders: ``self.embed`` owns the item table that also scores items."""
 
     embed: SequenceEmbedding
+    num_items: int
 
     @property
     def item_embedding(self) -> nn.Embedding:
-        """The (num_items + 1, D) item table, shared with the scoring layer."""
+        """The input table: padding, the items, then any input-only tokens ([mask])."""
         return self.embed.item_embedding
+
+    @property
+    def item_table(self) -> torch.Tensor:
+        """(num_items + 1, D) rows of padding and the items: what scores and losses use."""
+        return self.embed.item_embedding.weight[: self.num_items + 1]

@@ -65,11 +65,12 @@ class SASRec(SequenceEncoder):
 
     causal = True
 
-    def __init__(self, cfg: EncoderConfig, num_items: int) -> None:
+    def __init__(self, cfg: EncoderConfig, num_items: int, extra_tokens: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
         self.num_items = num_items
-        self.embed = SequenceEmbedding(num_items, cfg.hidden_dim, cfg.max_len, cfg.dropout)
+        self.embed = SequenceEmbedding(num_items, cfg.hidden_dim, cfg.max_len, cfg.dropout,
+                                       extra_tokens)
         self.blocks = nn.ModuleList(SASRecBlock(cfg) for _ in range(cfg.num_blocks))
         self.final_norm = nn.LayerNorm(cfg.hidden_dim, eps=1e-12) if cfg.norm_first else None
         self.apply(init_weights)

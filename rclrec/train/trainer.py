@@ -125,7 +125,7 @@ class Trainer:
         """Recommendation loss (Eq. 3-4) plus the method's own weighted loss (e.g. Eq. 18)."""
         hidden = self.encoder(batch.inputs)  # (B, L, D)
         states, targets = select_target_positions(hidden, batch.targets)
-        table = self.encoder.item_embedding.weight
+        table = self.encoder.item_table
         if self.cfg.train.loss == "ce":
             rec = cross_entropy_loss(states, targets, table)
         else:

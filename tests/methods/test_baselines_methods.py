@@ -44,8 +44,8 @@ def setup_method(name, encoder_name, split, instances="windows"):
     build = window_instances if instances == "windows" else prefix_instances
     inst = build(split.train, cfg.encoder.max_len)
     torch.manual_seed(0)
-    encoder = build_encoder(cfg.encoder, split.num_items)
     method = METHODS[name](cfg, split, inst, torch.device("cpu"))
+    encoder = build_encoder(cfg.encoder, split.num_items, method.extra_tokens)
     method.setup(encoder)
     return cfg, inst, encoder, method
 
@@ -177,3 +177,39 @@ def test_ct4rec_without_dropout_is_the_plain_rec_loss(split):
     total = method.rec_loss_weight * rec + extra
     assert total.item() == pytest.approx(rec.item(), rel=1e-6)
     assert method.rec_loss_weight == 0.5
+
+
+@pytest.mark.parametrize("name", ["cl4srec", "mclrec", "contrarec"])
+def test_masking_methods_train_a_mask_row_that_is_never_scored(tmp_path, split, name):
+    _, inst, encoder, method = setup_method(name, "sasrec", split)
+    mask_id = split.num_items + 1
+    assert method.extra_tokens == 1 and method.mask_id(encoder) == mask_id
+    assert encoder.item_embedding.num_embeddings == split.num_items + 2
+    assert encoder.item_table.shape[0] == split.num_items + 1  # scores: padding and items only
+    # The views use the row, so the contrast reaches it (with id 0 it would stay at zero).
+    torch.manual_seed(1)
+    batch = make_batch(inst, np.arange(64))
+    loss, _ = method.extra_loss(batch, encoder(batch.inputs), encoder)
+    loss.backward()
+    assert encoder.item_embedding.weight.grad[mask_id].abs().sum() > 0
+    # A trained run saves the extra row and scores num_items items.
+    cfg = load_config(overrides={**TINY, "method": name})
+    run_training(cfg, tmp_path / "r", show_progress=False)
+    from rclrec.experiment import evaluate_run, load_model
+    loaded, _ = load_model(tmp_path / "r")
+    assert loaded.item_embedding.num_embeddings == split.num_items + 2
+    assert 0 <= evaluate_run(tmp_path / "r", device="cpu")["test"]["NDCG@10"] <= 1
+
+
+def test_mask_token_pad_builds_no_extra_row_and_bad_values_name_the_option(split):
+    from rclrec.config import ConfigError
+
+    cfg = resolve(load_config(overrides={**TINY, "method": "cl4srec",
+                                         "baseline.mask_token": "pad"}))
+    method = METHODS["cl4srec"](cfg, split, window_instances(split.train, cfg.encoder.max_len),
+                                torch.device("cpu"))
+    assert method.extra_tokens == 0
+    assert method.mask_id(build_encoder(cfg.encoder, split.num_items)) == 0
+    assert setup_method("duorec", "sasrec", split)[3].extra_tokens == 0  # no masking, no row
+    with pytest.raises(ConfigError, match="baseline.mask_token"):
+        load_config(overrides={**TINY, "baseline.mask_token": "auto"})
