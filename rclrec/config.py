@@ -122,15 +122,21 @@ class RCLConfig:
     mask_same_target: bool = False  # (bool) mask in-batch same-target false negatives
     weight_floor: float = 0.0  # (float) eps added to similarities in Eq. 16 (0 = paper)
     semantic_every: int = 5  # (int) epochs between rebuilds of the semantic index
-    # Picked on validation (docs/RESULTS.md, "Recommendation loss on the positives"): Beauty
-    # valid NDCG@10 .0682 with it against .0604 without (quick profile, seed 0), higher on the
-    # synthetic data over 3 seeds; an epoch costs about 1.7x. The same run at lambda 0 does as
-    # well: the gain is from training on the positives, not from the contrast.
-    rec_loss_on_positives: bool = True  # (bool) sampled positives also get the rec. loss
+    # None: on with window instances (SASRec), off with prefix instances (FMLP-Rec), each
+    # picked on validation (docs/RESULTS.md, "Recommendation loss on the positives"; Beauty,
+    # quick profile, seed 0): windows .0682 on vs .0604 off, prefixes .0560 on vs about .07 off.
+    # The lambda-0 controls do as well: the gain or loss is the training on the positives.
+    rec_loss_on_positives: bool | None = None  # (bool) positives also get the rec. loss
     # sequences: other users' whole training sequences with the centre's target (the paper);
     # prefixes: also any prefix of another user's sequence followed by that target (METHOD.md
     # section 5): on Beauty the share of centres with a strong positive rises from 83.2% to 99.7%.
     strong_positives: str = "sequences"  # (str) sequences | prefixes
+
+    def positives_get_rec_loss(self, instances: str) -> bool:
+        """rec_loss_on_positives, with None resolved by the kind of training instances."""
+        if self.rec_loss_on_positives is None:
+            return instances == "windows"
+        return self.rec_loss_on_positives
 
     def __post_init__(self) -> None:
         _choice("rcl.variant", self.variant, ("rcl", "unweight", "weak", "strong", "three_pairs",

@@ -30,7 +30,8 @@ MODEL_FORMAT = 1
 
 
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Fill the settings that depend on others: max_len by dataset, instances by encoder."""
+    """Fill the settings that depend on others: max_len by dataset, instances by encoder, the
+    positives' recommendation loss by instances."""
     if cfg.encoder.name not in ENCODERS:
         raise ConfigError(f"unknown encoder {cfg.encoder.name!r} (option --encoder); choose one "
                           f"of {', '.join(sorted(ENCODERS))}")
@@ -43,11 +44,13 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     if instances == "windows" and not causal:
         raise ConfigError(f"train.instances=windows needs a causal encoder; "
                           f"{cfg.encoder.name} sees the future (use prefixes)")
+    rec_on_positives = cfg.rcl.positives_get_rec_loss(instances)
     return dataclasses.replace(
         cfg,
         data=dataclasses.replace(cfg.data, max_len=max_len),
         encoder=dataclasses.replace(cfg.encoder, max_len=max_len),
         train=dataclasses.replace(cfg.train, instances=instances),
+        rcl=dataclasses.replace(cfg.rcl, rec_loss_on_positives=rec_on_positives),
     )
 
 

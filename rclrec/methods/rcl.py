@@ -57,6 +57,8 @@ class RCL(Method):
         # Positives get the rec. loss at every position (window instances) or at the last one
         # (prefix instances), as the centres do.
         self.every_position = instances.targets.shape[1] > 1
+        self.rec_on_positives = cfg.rcl.positives_get_rec_loss(
+            "windows" if self.every_position else "prefixes")
         self.max_len = instances.inputs.shape[1]
         self.rng = np.random.default_rng(cfg.train.seed + 1)
         self.index: SimilarityIndex | None = None
@@ -192,7 +194,7 @@ class RCL(Method):
         to_encode = np.concatenate([strong[has_s], weak[has_w], view_units])
         extra_rec = None
         if len(to_encode):
-            if self.rcl.rec_loss_on_positives:
+            if self.rec_on_positives:
                 encoded, pos_states, pos_targets = self.encode(encoder, to_encode,
                                                                with_targets=True)
                 extra_rec = cross_entropy_loss(pos_states, pos_targets,

@@ -164,3 +164,30 @@ def test_rcl_semantic_resume_keeps_the_index_of_the_last_rebuild(tmp_path):
     (tmp_path / "b" / "metrics.json").unlink()
     resumed = run_training(cfg3, tmp_path / "b", resume=True, show_progress=False)
     assert resumed["test"] == straight["test"]
+
+
+def test_positives_get_the_rec_loss_with_windows_and_not_with_prefixes():
+    from rclrec.data.batches import prefix_instances
+    from rclrec.experiment import resolve
+
+    for encoder_name, expected in (("sasrec", True), ("fmlp", False)):
+        cfg = resolve(load_config(overrides={**SMALL, "encoder.name": encoder_name}))
+        assert cfg.rcl.rec_loss_on_positives is expected  # recorded in the cell's config
+    forced = {**SMALL, "encoder.name": "fmlp", "rcl.rec_loss_on_positives": "true"}
+    assert resolve(load_config(overrides=forced)).rcl.rec_loss_on_positives is True
+
+    # The method resolves an unresolved config the same way; with lambda 0 what is left of its
+    # loss is the positives' rec. loss, present with windows and absent with prefixes.
+    split = leave_one_out(load_dataset("synthetic"))
+    for build, expected in ((window_instances, True), (prefix_instances, False)):
+        cfg = load_config(overrides={**SMALL, "rcl.similarity": "jaccard", "rcl.weight": "0"})
+        inst = build(split.train, 20)
+        method = RCL(cfg, split, inst, torch.device("cpu"))
+        assert method.rec_on_positives is expected
+        encoder = build_encoder(cfg.encoder, split.num_items)
+        method.setup(encoder)
+        rows = np.flatnonzero(inst.whole)[:64]
+        batch = Batch(rows, torch.from_numpy(inst.inputs[rows]),
+                      torch.from_numpy(inst.targets[rows]), inst.users[rows], inst.whole[rows])
+        loss, _ = method.extra_loss(batch, encoder(batch.inputs), encoder)
+        assert (float(loss.detach()) > 0) is expected
