@@ -124,7 +124,7 @@ class RCLConfig:
     semantic_every: int = 5  # (int) epochs between rebuilds of the semantic index
     # None: on with window instances (SASRec), off with prefix instances (FMLP-Rec), each
     # picked on validation (docs/RESULTS.md, "Recommendation loss on the positives"; Beauty,
-    # quick profile, seed 0): windows .0682 on vs .0604 off, prefixes .0560 on vs about .07 off.
+    # quick profile, seed 0): windows .0682 on vs .0604 off, prefixes .0560 on vs .0702 off.
     # The lambda-0 controls do as well: the gain or loss is the training on the positives.
     rec_loss_on_positives: bool | None = None  # (bool) positives also get the rec. loss
     # sequences: other users' whole training sequences with the centre's target (the paper);

@@ -27,7 +27,7 @@ class _FullSoftmaxCrossEntropy(torch.autograd.Function):
     The same value and gradients as ``F.cross_entropy(states @ table.T, classes)``, but the
     backward pass turns the saved logits into the softmax in place instead of allocating the
     log-softmax and its gradient: the scores over all items are most of a training step's time
-    and memory (about 15% faster on a CPU, with a third of the (P, num_items) buffers).
+    and memory (Beauty on a CPU: 15-19% off an epoch, peak RSS 2.27 -> 1.91 GB; RESULTS.md).
     """
 
     @staticmethod
