@@ -12,6 +12,7 @@ run() { .venv/bin/python -m rclrec benchmark --profile quick --threads "${THREAD
 run --suite table2 --datasets beauty --methods sasrec cl4srec duorec mclrec contrarec hpm rcl
 run --suite analysis
 run --suite table3 --datasets beauty --methods sasrec rcl
+run --suite table3 --datasets beauty --methods sasrec rcl --seeds 3
 run --suite table2 --datasets beauty
 run --suite ablation
 run --suite table3 --datasets beauty
