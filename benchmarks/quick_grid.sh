@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { .venv/bin/python -m rclrec benchmark --profile quick --threads "${THREADS:-1}" "$@"; }
 run --suite table2 --datasets beauty --methods sasrec cl4srec duorec mclrec contrarec hpm rcl
+run --suite table2 --datasets beauty --methods sasrec rcl --seeds 3
 run --suite analysis
 run --suite table3 --datasets beauty --methods sasrec rcl
 run --suite table3 --datasets beauty --methods sasrec rcl --seeds 3
