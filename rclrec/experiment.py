@@ -35,7 +35,7 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.encoder.name not in ENCODERS:
         raise ConfigError(f"unknown encoder {cfg.encoder.name!r} (option --encoder); choose one "
                           f"of {', '.join(sorted(ENCODERS))}")
-    method_class(cfg.method)  # fails early on an unknown method
+    method = method_class(cfg.method)  # fails early on an unknown method
     max_len = cfg.data.max_len or default_max_len(cfg.data.dataset)
     causal = getattr(ENCODERS[cfg.encoder.name], "causal", False)
     instances = cfg.train.instances
@@ -45,8 +45,14 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(f"train.instances=windows needs a causal encoder; "
                           f"{cfg.encoder.name} sees the future (use prefixes)")
     rec_on_positives = cfg.rcl.positives_get_rec_loss(instances)
+    # A baseline's unset settings take its class defaults here, so that cells record (and hash)
+    # the values trained with: a changed default re-keys exactly the cells it changes.
+    baseline = cfg.baseline
+    if uses_section(cfg.method, "baseline"):
+        baseline = dataclasses.replace(baseline, **method.resolved_hyper(cfg))
     return dataclasses.replace(
         cfg,
+        baseline=baseline,
         data=dataclasses.replace(cfg.data, max_len=max_len),
         encoder=dataclasses.replace(cfg.encoder, max_len=max_len),
         train=dataclasses.replace(cfg.train, instances=instances),
@@ -181,13 +187,13 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
 def _check_same_config(out_dir: Path, cfg: ExperimentConfig) -> None:
     """Resuming with other settings would mix two experiments in one folder.
 
-    The saved config is rebuilt first, so settings added to rclrec since the run started take
-    their defaults instead of counting as a change.
+    The saved config is rebuilt and resolved first, so settings added to rclrec since the run
+    started take their defaults instead of counting as a change.
     """
     saved_path = out_dir / "config.json"
     if not saved_path.exists():
         return
-    saved = config_from_dict(json.loads(saved_path.read_text())).to_dict()
+    saved = resolve(config_from_dict(json.loads(saved_path.read_text()))).to_dict()
     now = cfg.to_dict()
     # These may change between an interrupted run and its continuation.
     free = {"train.epochs", "train.device", "train.patience", "train.threads",

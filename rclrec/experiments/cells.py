@@ -44,15 +44,18 @@ def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
     """The resolved configuration as hashed: JSON types, unhashed settings and the sections
     the method does not read removed."""
     from rclrec.experiment import resolve, uses_section
+    from rclrec.methods import method_class
 
     d = json.loads(json.dumps(resolve(cfg).to_dict()))
     for section, key in UNHASHED:
         d[section].pop(key, None)
-    # A method's cell does not depend on another method's section: a changed RCL default must
-    # not re-key (and retrain) SASRec or baseline cells.
+    # A method's cell does not depend on another method's section or settings: a changed RCL
+    # default must not re-key (and retrain) SASRec or baseline cells, nor a DuoRec one CL4SRec's.
     for section in ("rcl", "baseline"):
         if not uses_section(cfg.method, section):
             d.pop(section)
+    if "baseline" in d:
+        d["baseline"] = {name: d["baseline"][name] for name in method_class(cfg.method).hyper}
     return d
 
 

@@ -51,14 +51,23 @@ class BaselineMethod(Method):
     def __init__(self, cfg, split: LeaveOneOutSplit, instances: TrainingInstances,
                  device: torch.device) -> None:
         super().__init__(cfg, split, instances, device)
-        section = getattr(cfg, "baseline", None)
-        for name in self.hyper:
-            value = getattr(section, name, None) if section is not None else None
-            if value is not None:
-                setattr(self, name, value)
+        for name, value in self.resolved_hyper(cfg).items():
+            setattr(self, name, value)
         # One generator per run for every augmentation (CPU: the views are drawn there and moved).
         self.generator = torch.Generator().manual_seed(int(cfg.train.seed) + 17)
         self.num_items = split.num_items
+
+    @classmethod
+    def resolved_hyper(cls, cfg) -> dict[str, object]:
+        """The hyper-parameters a run of ``cfg`` trains with: the ``baseline`` section's value
+        where it is set, the class default elsewhere (what a cell records and hashes, so a
+        changed default re-keys the cells it changes)."""
+        section = getattr(cfg, "baseline", None)
+        values = {}
+        for name in cls.hyper:
+            value = getattr(section, name, None) if section is not None else None
+            values[name] = getattr(cls, name) if value is None else value
+        return values
 
     def settings(self) -> dict[str, object]:
         """The resolved hyper-parameters (for logs and tests)."""

@@ -52,15 +52,19 @@ class MCLRec(BaselineMethod):
 
     def __init__(self, cfg, split, instances, device) -> None:
         super().__init__(cfg, split, instances, device)
-        name = str(cfg.data.dataset).lower()
-        preset = MCLREC_SETTINGS.get(name, MCLREC_SETTINGS[self.default_dataset])
-        if self.lmd is None:
-            self.lmd = preset["lmd"]
-        if self.beta is None:
-            self.beta = preset["beta"]
         dim = cfg.encoder.hidden_dim
         self.augmenters = nn.ModuleList([MLPAugmenter(dim), MLPAugmenter(dim)]).to(device)
         self.aug_optimizer = torch.optim.Adam(self.augmenters.parameters(), lr=self.aug_lr)
+
+    @classmethod
+    def resolved_hyper(cls, cfg) -> dict[str, object]:
+        values = super().resolved_hyper(cfg)
+        preset = MCLREC_SETTINGS.get(str(cfg.data.dataset).lower(),
+                                     MCLREC_SETTINGS[cls.default_dataset])
+        for name in ("lmd", "beta"):
+            if values[name] is None:
+                values[name] = preset[name]
+        return values
 
     def parameters(self) -> list[nn.Parameter]:
         return list(self.augmenters.parameters())

@@ -214,6 +214,28 @@ def test_cell_hash_ignores_sections_the_method_does_not_read():
         load_config(None, {**rcl, "baseline.tau": 0.3}))
 
 
+def test_cell_hash_follows_a_baselines_own_defaults_only(monkeypatch):
+    from rclrec.methods import CL4SRec, DuoRec, MCLRec
+
+    cl4srec, duorec = ({**TINY, "method": m} for m in ("cl4srec", "duorec"))
+    before = {m: config_hash(load_config(None, c)) for m, c in
+              (("cl4srec", cl4srec), ("duorec", duorec))}
+    # A default written out is the same cell; another method's setting does not enter it.
+    assert config_hash(load_config(None, {**cl4srec, "baseline.mask_token": "row"})) == \
+        before["cl4srec"]
+    assert config_hash(load_config(None, {**cl4srec, "baseline.mask_same_target": False})) == \
+        before["cl4srec"]
+    # A changed class default re-keys the cells of that method, and only those.
+    monkeypatch.setattr(CL4SRec, "mask_token", "pad")
+    assert config_hash(load_config(None, cl4srec)) != before["cl4srec"]
+    assert config_hash(load_config(None, duorec)) == before["duorec"]
+    assert DuoRec.resolved_hyper(load_config(None, duorec))["tau"] == DuoRec.tau
+    # Per-dataset defaults are resolved too, so the cell records the values trained with.
+    mclrec = MCLRec.resolved_hyper(load_config(None, {**TINY, "method": "mclrec",
+                                                      "data.dataset": "beauty"}))
+    assert mclrec["lmd"] is not None and mclrec["beta"] is not None
+
+
 def test_no_train_reuses_finished_cells_and_records_the_rest(tmp_path):
     results, work = tmp_path / "results", tmp_path / "work"
     common = ["--profile", "smoke", "--results", str(results), "--work", str(work),
