@@ -86,21 +86,14 @@ def write_dataset_record(results: Path, dataset: str, histogram_metrics: tuple[s
         record["stats"] = dataset_stats(ds)
     if todo:
         from rclrec.data.split import contrast_units, leave_one_out
-        from rclrec.similarity.histogram import (
-            alpha_cut,
-            different_target_pair_histogram,
-            weak_candidate_counts,
-        )
+        from rclrec.similarity.histogram import alpha_cut, similarity_profile
 
         inputs, targets = contrast_units(leave_one_out(ds).train)
         for metric in todo:
             params = {"n": 2} if metric == "ngram" else {}
             log(f"[datasets] {dataset}: Figure 1 histogram and alpha cut by {metric}")
-            if metric not in hist:
-                hist[metric] = different_target_pair_histogram(inputs, targets, metric, **params)
-            if metric not in cuts:
-                counts = weak_candidate_counts(inputs, targets, metric, **params)
-                cuts[metric] = alpha_cut(counts, ALPHAS)
+            hist[metric], candidates = similarity_profile(inputs, targets, metric, **params)
+            cuts[metric] = alpha_cut(candidates, ALPHAS)
     write_json_atomic(path, record)
     return record
 

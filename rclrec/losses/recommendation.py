@@ -65,6 +65,16 @@ def bce_one_negative_loss(states: torch.Tensor, targets: torch.Tensor, item_tabl
     return -(F.logsigmoid(pos) + F.logsigmoid(-neg)).mean()
 
 
+def recommendation_loss(kind: str, states: torch.Tensor, targets: torch.Tensor,
+                        item_table: torch.Tensor) -> torch.Tensor:
+    """The next-item loss that ``train.loss`` names: ``ce`` (full softmax) or ``bce``."""
+    if kind == "ce":
+        return cross_entropy_loss(states, targets, item_table)
+    if kind == "bce":
+        return bce_one_negative_loss(states, targets, item_table)
+    raise ValueError(f"train.loss must be ce or bce, got {kind!r}")
+
+
 def select_target_positions(hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor,
                                                                                    torch.Tensor]:
     """Gather the states that have a target.

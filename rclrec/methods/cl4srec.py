@@ -32,7 +32,6 @@ from rclrec.data.batches import TrainingInstances, length_sorted_chunks, trim_pa
 from rclrec.data.dataset import PAD
 from rclrec.data.split import LeaveOneOutSplit
 from rclrec.losses.baselines import CL4SREC_TAU, CL4SREC_WEIGHT, nt_xent
-from rclrec.losses.recommendation import bce_one_negative_loss, cross_entropy_loss
 from rclrec.methods.base import Batch, Method
 
 RATIOS = {"duorec": DUOREC_RATIOS, "mclrec": MCLREC_RATIOS, "iclrec": ICLREC_RATIOS}
@@ -85,14 +84,6 @@ class BaselineMethod(Method):
             raise ValueError("mask_token = row needs an encoder built with extra_tokens = 1 "
                              "(build_encoder(..., extra_tokens=method.extra_tokens))")
         return self.num_items + 1
-
-    def rec_loss(self, states: torch.Tensor, targets: torch.Tensor,
-                 encoder: nn.Module) -> torch.Tensor:
-        """The trainer's recommendation loss on other states (train.loss = ce | bce)."""
-        table = encoder.item_table
-        if self.cfg.train.loss == "ce":
-            return cross_entropy_loss(states, targets, table)
-        return bce_one_negative_loss(states, targets, table)
 
     def item_scores(self, states: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
         """(P, D) -> (P, num_items) dot products with items 1..num_items."""

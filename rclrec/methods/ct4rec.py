@@ -29,7 +29,7 @@ from rclrec.losses.baselines import (
     ct4rec_rd_loss,
     ct4rec_ur_loss,
 )
-from rclrec.losses.recommendation import select_target_positions
+from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch
 from rclrec.methods.cl4srec import BaselineMethod
 
@@ -55,7 +55,7 @@ class CT4Rec(BaselineMethod):
         hidden2 = encoder(batch.inputs)  # (B, L, D), a second dropout mask
         s1, targets = select_target_positions(hidden, batch.targets)
         s2, _ = select_target_positions(hidden2, batch.targets)
-        rec2 = self.rec_loss(s2, targets, encoder)
+        rec2 = recommendation_loss(self.cfg.train.loss, s2, targets, encoder.item_table)
         rd = ct4rec_rd_loss(*self.candidate_scores(encoder, targets, s1, s2), clip=self.clip)
         if self.ur_positions == "all":
             ur = ct4rec_ur_loss(s1, s2, tau=self.ur_tau)

@@ -31,7 +31,7 @@ from rclrec.losses.contrastive import (
     relative_contrastive_loss,
     stack_members,
 )
-from rclrec.losses.recommendation import cross_entropy_loss, select_target_positions
+from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch, Method
 from rclrec.similarity.index import SimilarityIndex, build_index, default_cache_dir
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
@@ -197,8 +197,8 @@ class RCL(Method):
             if self.rec_on_positives:
                 encoded, pos_states, pos_targets = self.encode(encoder, to_encode,
                                                                with_targets=True)
-                extra_rec = cross_entropy_loss(pos_states, pos_targets,
-                                               encoder.item_table)
+                extra_rec = recommendation_loss(self.cfg.train.loss, pos_states, pos_targets,
+                                                encoder.item_table)
             else:
                 encoded = self.encode(encoder, to_encode)
         else:

@@ -4,13 +4,15 @@ See METHOD.md section 3. Main entry points:
 
 - :func:`build_index` -> :class:`SimilarityIndex` (CSR of the top similar sequences per row).
 - :class:`StrongSampler` (Eq. 5), :class:`WeakSampler` (Eq. 10), :func:`pair_similarity`.
-- :func:`different_target_pair_histogram` (Figure 1), :func:`alpha_cut` (where top-alpha binds).
+- :func:`different_target_pair_histogram` (Figure 1), :func:`alpha_cut` (where top-alpha binds),
+  both from one scan: :func:`similarity_profile`.
 """
 
 from rclrec.similarity.histogram import (
     alpha_cut,
     different_target_pair_histogram,
     plot_histogram,
+    similarity_profile,
     weak_candidate_counts,
 )
 from rclrec.similarity.index import SimilarityIndex, build_index, sequences_hash
@@ -30,5 +32,6 @@ __all__ = [
     "plot_histogram",
     "score_blocks",
     "sequences_hash",
+    "similarity_profile",
     "weak_candidate_counts",
 ]

@@ -20,10 +20,9 @@ from rclrec.similarity.measures import score_blocks
 DEFAULT_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-def different_target_pair_histogram(inputs: Sequence[np.ndarray], targets: np.ndarray,
-                                    metric: str, bins: Sequence[float] = DEFAULT_BINS,
-                                    **params) -> dict:
-    """Counts of different-target pairs per similarity bin.
+def similarity_profile(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str,
+                       bins: Sequence[float] = DEFAULT_BINS, **params) -> tuple[dict, np.ndarray]:
+    """Figure 1's histogram and the weak candidates per row, in one scan of the blocks.
 
     Args:
         inputs: N int arrays (input items of each training sequence).
@@ -33,7 +32,9 @@ def different_target_pair_histogram(inputs: Sequence[np.ndarray], targets: np.nd
         **params: metric parameters (``n`` for ngram, ``representations`` for semantic).
 
     Returns:
-        {"metric", "bins": [[lo, hi], ...], "counts": [...], "pairs_different_target": int}.
+        ({"metric", "bins": [[lo, hi], ...], "counts": [...], "pairs_different_target": int},
+        (N,) number of different-target sequences with non-zero similarity to each sequence:
+        a row's weak-positive candidates before the top-alpha cut, METHOD.md section 3).
     """
     targets = np.asarray(targets, dtype=np.int64)
     edges = np.asarray(bins, dtype=np.float64)
@@ -41,33 +42,36 @@ def different_target_pair_histogram(inputs: Sequence[np.ndarray], targets: np.nd
         raise ValueError(f"bins must be at least two increasing edges, got {bins}")
     edges32 = edges.astype(np.float32)  # compare in float32, where the scores live
     counts = np.zeros(len(edges) - 1, dtype=np.int64)
+    candidates = np.zeros(len(targets), dtype=np.int64)
     for b in score_blocks(inputs, metric, params=params):
-        keep = (b.rows < b.cols) & (b.scores >= edges32[0]) & (targets[b.rows] != targets[b.cols])
+        different = (b.rows != b.cols) & (targets[b.rows] != targets[b.cols])
+        candidates += np.bincount(b.rows[different], minlength=len(candidates))
+        keep = different & (b.rows < b.cols) & (b.scores >= edges32[0])
         s = b.scores[keep]
         s = s[s <= edges32[-1]]
         idx = np.minimum(np.searchsorted(edges32, s, side="right") - 1, len(counts) - 1)
         counts += np.bincount(idx, minlength=len(counts))
     _, group = np.unique(targets, return_counts=True)
     n = len(targets)
-    different = n * (n - 1) // 2 - int((group * (group - 1) // 2).sum())
-    return {"metric": metric, "bins": [[float(lo), float(hi)] for lo, hi in
+    pairs = n * (n - 1) // 2 - int((group * (group - 1) // 2).sum())
+    hist = {"metric": metric, "bins": [[float(lo), float(hi)] for lo, hi in
                                        zip(edges[:-1], edges[1:], strict=True)],
-            "counts": counts.tolist(), "pairs_different_target": different,
+            "counts": counts.tolist(), "pairs_different_target": pairs,
             **({"n": params["n"]} if "n" in params else {})}
+    return hist, candidates
+
+
+def different_target_pair_histogram(inputs: Sequence[np.ndarray], targets: np.ndarray,
+                                    metric: str, bins: Sequence[float] = DEFAULT_BINS,
+                                    **params) -> dict:
+    """Counts of different-target pairs per similarity bin (:func:`similarity_profile`)."""
+    return similarity_profile(inputs, targets, metric, bins, **params)[0]
 
 
 def weak_candidate_counts(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str,
                           **params) -> np.ndarray:
-    """(N,) number of different-target sequences with non-zero similarity to each sequence.
-
-    These are a row's weak-positive candidates before the top-alpha cut (METHOD.md section 3).
-    """
-    targets = np.asarray(targets, dtype=np.int64)
-    counts = np.zeros(len(targets), dtype=np.int64)
-    for b in score_blocks(inputs, metric, params=params):
-        keep = (b.rows != b.cols) & (targets[b.rows] != targets[b.cols])
-        counts += np.bincount(b.rows[keep], minlength=len(counts))
-    return counts
+    """(N,) weak candidates per row before the top-alpha cut (:func:`similarity_profile`)."""
+    return similarity_profile(inputs, targets, metric, **params)[1]
 
 
 def alpha_cut(counts: np.ndarray, alphas: Sequence[float]) -> dict:

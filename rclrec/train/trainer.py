@@ -16,11 +16,7 @@ from rclrec.config import ExperimentConfig
 from rclrec.data.batches import TrainingInstances, batch_order, real_length, trim_padding
 from rclrec.data.split import LeaveOneOutSplit
 from rclrec.eval.ranking import evaluate_ranking
-from rclrec.losses.recommendation import (
-    bce_one_negative_loss,
-    cross_entropy_loss,
-    select_target_positions,
-)
+from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch, Method
 from rclrec.train.checkpoint import load_torch, save_torch_atomic
 
@@ -125,11 +121,7 @@ class Trainer:
         """Recommendation loss (Eq. 3-4) plus the method's own weighted loss (e.g. Eq. 18)."""
         hidden = self.encoder(batch.inputs)  # (B, L, D)
         states, targets = select_target_positions(hidden, batch.targets)
-        table = self.encoder.item_table
-        if self.cfg.train.loss == "ce":
-            rec = cross_entropy_loss(states, targets, table)
-        else:
-            rec = bce_one_negative_loss(states, targets, table)
+        rec = recommendation_loss(self.cfg.train.loss, states, targets, self.encoder.item_table)
         extra, stats = self.method.extra_loss(batch, hidden, self.encoder)
         stats = {"rec": float(rec.detach()), **stats}
         rec = self.method.rec_loss_weight * rec

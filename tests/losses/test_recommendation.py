@@ -4,7 +4,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from rclrec.losses.recommendation import cross_entropy_loss
+from rclrec.losses.recommendation import (
+    bce_one_negative_loss,
+    cross_entropy_loss,
+    recommendation_loss,
+)
 
 
 def reference(states, targets, table):
@@ -33,3 +37,17 @@ def test_a_second_backward_pass_is_refused_not_wrong():
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError):
         loss.backward()
+
+
+def test_recommendation_loss_follows_train_loss_and_names_a_bad_one():
+    gen = torch.Generator().manual_seed(1)
+    table, states = torch.randn(11, 4, generator=gen), torch.randn(5, 4, generator=gen)
+    targets = torch.tensor([1, 2, 3, 10, 10])
+    torch.testing.assert_close(recommendation_loss("ce", states, targets, table),
+                               reference(states, targets, table))
+    torch.manual_seed(0)
+    bce = recommendation_loss("bce", states, targets, table)
+    torch.manual_seed(0)
+    torch.testing.assert_close(bce, bce_one_negative_loss(states, targets, table))
+    with pytest.raises(ValueError, match="train.loss"):
+        recommendation_loss("bpr", states, targets, table)
