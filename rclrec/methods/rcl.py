@@ -139,18 +139,20 @@ class RCL(Method):
         """
         inputs, targets = prefix_arrays(self.split.train, self.unit_user[units],
                                         self.unit_end[units], self.max_len, self.every_position)
-        last = [None] * len(units)
-        states, kept = [], []
-        for part in length_sorted_chunks(np.minimum(self.unit_end[units], self.max_len), chunk):
+        chunks = length_sorted_chunks(np.minimum(self.unit_end[units], self.max_len), chunk)
+        last, states, kept = [], [], []
+        for part in chunks:
             x, y = trim_padding(inputs[part], targets[part])
             hidden = encoder(torch.from_numpy(x).to(self.device))
-            for i, p in enumerate(part):
-                last[p] = hidden[i, -1]
+            last.append(hidden[:, -1])
             if with_targets:
                 s, t = select_target_positions(hidden, torch.from_numpy(y).to(self.device))
                 states.append(s)
                 kept.append(t)
-        last = torch.stack(last)
+        # One gather back to the units' order (a select per unit costs a zero-filled (chunk, L,
+        # D) gradient each in the backward pass).
+        order = torch.from_numpy(np.argsort(np.concatenate(chunks))).to(self.device)
+        last = torch.cat(last)[order]
         if with_targets:
             return last, torch.cat(states), torch.cat(kept)
         return last

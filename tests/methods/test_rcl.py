@@ -191,3 +191,15 @@ def test_positives_get_the_rec_loss_with_windows_and_not_with_prefixes():
                       torch.from_numpy(inst.targets[rows]), inst.users[rows], inst.whole[rows])
         loss, _ = method.extra_loss(batch, encoder(batch.inputs), encoder)
         assert (float(loss.detach()) > 0) is expected
+
+
+def test_positives_are_encoded_in_chunks_but_returned_in_their_own_order():
+    cfg = load_config(overrides={**SMALL, "rcl.similarity": "jaccard"})
+    split = leave_one_out(load_dataset("synthetic"))
+    method = RCL(cfg, split, window_instances(split.train, 50), torch.device("cpu"))
+    encoder = build_encoder(cfg.encoder, split.num_items).eval()  # no dropout: comparable
+    units = np.random.default_rng(0).permutation(len(method.unit_end))[:50]
+    with torch.no_grad():
+        together = method.encode(encoder, units, chunk=7)  # lengths mixed across chunks
+        alone = torch.cat([method.encode(encoder, units[i:i + 1]) for i in range(len(units))])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
