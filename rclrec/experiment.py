@@ -49,6 +49,11 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     # the values trained with: a changed default re-keys exactly the cells it changes.
     baseline = cfg.baseline
     if uses_section(cfg.method, "baseline"):
+        unread = [f.name for f in dataclasses.fields(baseline)
+                  if getattr(baseline, f.name) is not None and f.name not in method.hyper]
+        if unread:
+            raise ConfigError(f"--method {cfg.method} does not read baseline.{unread[0]}; its "
+                              f"settings are baseline.{', baseline.'.join(method.hyper)}")
         baseline = dataclasses.replace(baseline, **method.resolved_hyper(cfg))
     return dataclasses.replace(
         cfg,

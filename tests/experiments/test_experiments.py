@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rclrec.config import load_config
+from rclrec.config import ConfigError, load_config
 from rclrec.experiments import search as search_mod
 from rclrec.experiments import suites
 from rclrec.experiments.cells import config_hash, run_cell
@@ -220,11 +220,12 @@ def test_cell_hash_follows_a_baselines_own_defaults_only(monkeypatch):
     cl4srec, duorec = ({**TINY, "method": m} for m in ("cl4srec", "duorec"))
     before = {m: config_hash(load_config(None, c)) for m, c in
               (("cl4srec", cl4srec), ("duorec", duorec))}
-    # A default written out is the same cell; another method's setting does not enter it.
+    # A default written out is the same cell.
     assert config_hash(load_config(None, {**cl4srec, "baseline.mask_token": "row"})) == \
         before["cl4srec"]
-    assert config_hash(load_config(None, {**cl4srec, "baseline.mask_same_target": False})) == \
-        before["cl4srec"]
+    # A setting the method does not read is an error, not silently ignored.
+    with pytest.raises(ConfigError, match="does not read baseline.mask_same_target"):
+        config_hash(load_config(None, {**cl4srec, "baseline.mask_same_target": False}))
     # A changed class default re-keys the cells of that method, and only those.
     monkeypatch.setattr(CL4SRec, "mask_token", "pad")
     assert config_hash(load_config(None, cl4srec)) != before["cl4srec"]
