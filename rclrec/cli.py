@@ -1,4 +1,5 @@
-"""Command line: rclrec train | evaluate | stats | analyze | similarity | benchmark | report."""
+"""Command line: rclrec train | evaluate | recommend | serve | stats | analyze | similarity |
+benchmark | report | rekey."""
 
 from __future__ import annotations
 
@@ -108,6 +109,69 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_recommend_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recommend", help="top-k items after item histories (JSON lines out)",
+                       description="Each input line is one history: item ids as in the data "
+                                   "file, oldest first, separated by spaces. Each output line "
+                                   "is a JSON object: line, items, scores, unknown.")
+    p.add_argument("--run", required=True, help="run directory written by `rclrec train`")
+    p.add_argument("--input", default="-", help="file of histories, one per line [stdin]")
+    add_serving_options(p)
+    p = sub.add_parser("serve", help="HTTP service: POST /recommend, GET /health",
+                       description='POST /recommend {"history": [item, ...], "k": 10} (or '
+                                   '"histories": [[...], ...]) answers {"recommendations": '
+                                   '[{"items", "scores", "unknown"}]}.')
+    p.add_argument("--run", required=True, help="run directory written by `rclrec train`")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    add_serving_options(p)
+
+
+def add_serving_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--k", type=int, default=10, help="items per history [10]")
+    p.add_argument("--keep-history", action="store_true",
+                   help="may recommend items already in the history")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto [cpu]")
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    from rclrec.serve import Recommender
+
+    if args.k < 1:
+        raise ConfigError(f"--k must be >= 1, got {args.k}")
+    recommender = Recommender.from_run(args.run, args.device)
+    source = sys.stdin if args.input == "-" else open(args.input)  # noqa: SIM115
+    name = "stdin" if args.input == "-" else args.input
+    with source:
+        histories = [line.split() for line in source]
+    recs = recommender.recommend(histories, args.k, not args.keep_history)
+    for n, rec in enumerate(recs, start=1):
+        if not rec.items:
+            print(f"rclrec recommend: {name} line {n}: no item the model knows "
+                  f"({len(rec.unknown)} unknown)", file=sys.stderr)
+        print(json.dumps({"line": n, "items": rec.items, "scores": rec.scores,
+                          "unknown": rec.unknown}))
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from rclrec.serve import Recommender, make_server
+
+    if args.k < 1:
+        raise ConfigError(f"--k must be >= 1, got {args.k}")
+    recommender = Recommender.from_run(args.run, args.device)
+    server = make_server(recommender, args.host, args.port, args.k)
+    print(f"serving {args.run} ({len(recommender.item_ids)} items) on "
+          f"http://{args.host}:{server.server_address[1]}/recommend", file=sys.stderr)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0
+
+
 def add_stats_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="dataset statistics (Table 1) and similarity histograms")
     p.add_argument("--dataset", required=True)
@@ -174,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_evaluate_parser(sub)
+    add_recommend_parsers(sub)
     add_stats_parser(sub)
     add_analyze_parser(sub)
     similarity_cli.add_parser(sub)
@@ -181,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"train": run_train, "evaluate": run_evaluate, "stats": run_stats,
-            "analyze": run_analyze}
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "recommend": run_recommend,
+            "serve": run_serve, "stats": run_stats, "analyze": run_analyze}
 
 
 def main(argv: list[str] | None = None) -> int:

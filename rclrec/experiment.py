@@ -183,6 +183,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
         "config": cfg.to_dict(),
         "num_items": split.num_items,
         "extra_tokens": method.extra_tokens,
+        "item_ids": dataset.item_ids,  # serving names items as the data file does
         "state_dict": encoder.state_dict(),
     })
     write_json_atomic(metrics_path, metrics)
