@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ def run_train(args: argparse.Namespace) -> int:
     overrides.update(parse_overrides(args.overrides))
     cfg = load_config(args.config, overrides)
     metrics = run_training(cfg, args.out, resume=args.resume, show_progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # data-parallel: rank 0 reports
     print(f"\n{metrics['method']} / {metrics['encoder']} on {metrics['dataset']} "
           f"(seed {metrics['seed']}): best epoch {metrics['best_epoch']} of "
           f"{metrics['epochs_run']}, {metrics['train_seconds']:.0f}s")

@@ -24,6 +24,7 @@ from rclrec.files import write_json_atomic
 from rclrec.methods import method_class
 from rclrec.models import ENCODERS, build_encoder
 from rclrec.train.checkpoint import load_torch, save_torch_atomic
+from rclrec.train.distributed import close_world, init_world
 from rclrec.train.trainer import Trainer
 
 MODEL_FORMAT = 1
@@ -123,34 +124,46 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
 
     With ``resume``, a finished run is returned as it is and an interrupted one continues from
     its last checkpoint; without it an existing run folder is an error (no silent overwrite).
+    Under ``torchrun`` the processes train one model data-parallel (rclrec/train/distributed.py);
+    rank 0 owns the run folder and every rank returns its metrics.
     """
     out_dir = Path(out_dir)
     cfg = resolve(cfg)
-    metrics_path = out_dir / "metrics.json"
-    if metrics_path.exists() or (out_dir / "checkpoint.pt").exists():
-        if not resume:
-            raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it "
-                                  f"or choose another --out")
-        _check_same_config(out_dir, cfg)
-        if metrics_path.exists():
-            return json.loads(metrics_path.read_text())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / "config.json", cfg.to_dict())
+    world, device_name = init_world(cfg.train.device)
+    if world.size > 1 and cfg.method == "mclrec":
+        raise ConfigError("--method mclrec cannot train data-parallel: its augmenters take "
+                          "their own optimizer steps on each rank")
+    early: Any = None  # rank 0 decides for all: a finished run's metrics or an error
+    if world.main:
+        try:
+            early = _prepare_run_dir(out_dir, cfg, resume)
+        except (ConfigError, FileExistsError) as e:
+            early = e
+    early = world.share(early)
+    if isinstance(early, Exception):
+        raise early
+    if early is not None:
+        return early
     commit = CODE_COMMIT
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.train.seed)
-    device = pick_device(cfg.train.device)
+    device = pick_device(device_name)
     dataset = load_data(cfg)
     split = leave_one_out(dataset)
     instances = build_instances(cfg, split)
     method = method_class(cfg.method)(cfg, split, instances, device)
     encoder = build_encoder(cfg.encoder, split.num_items, method.extra_tokens).to(device)
-    trainer = Trainer(cfg, split, instances, encoder, method, device, out_dir, show_progress)
-    if resume and trainer.resume() and show_progress:
+    trainer = Trainer(cfg, split, instances, encoder, method, device, out_dir, show_progress,
+                      world)
+    if resume and trainer.resume() and show_progress and world.main:
         print(f"resumed {out_dir} after epoch {trainer.state.epoch}", file=sys.stderr)
     state = trainer.fit()
+    if not world.main:
+        metrics = world.share(None)  # rank 0 tests, writes the files and sends the metrics
+        close_world()
+        return metrics
 
     valid, test = trainer.validate(), trainer.test()
     epochs = max(state.epoch, 1)
@@ -170,6 +183,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch "
                    f"{torch.__version__}",
+        "ranks": world.size,  # data-parallel processes (each trained batch_size per step)
         "data": {"users": dataset.num_users, "items": dataset.num_items,
                  "interactions": dataset.num_interactions, "training_instances": len(instances)},
         "valid": valid,
@@ -186,8 +200,25 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
         "item_ids": dataset.item_ids,  # serving names items as the data file does
         "state_dict": encoder.state_dict(),
     })
-    write_json_atomic(metrics_path, metrics)
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    metrics = world.share(metrics)
+    close_world()
     return metrics
+
+
+def _prepare_run_dir(out_dir: Path, cfg: ExperimentConfig, resume: bool) -> dict | None:
+    """Check the run folder and write config.json; a finished run's metrics, else None."""
+    metrics_path = out_dir / "metrics.json"
+    if metrics_path.exists() or (out_dir / "checkpoint.pt").exists():
+        if not resume:
+            raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it "
+                                  f"or choose another --out")
+        _check_same_config(out_dir, cfg)
+        if metrics_path.exists():
+            return json.loads(metrics_path.read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / "config.json", cfg.to_dict())
+    return None
 
 
 def _check_same_config(out_dir: Path, cfg: ExperimentConfig) -> None:

@@ -19,6 +19,7 @@ from rclrec.eval.ranking import evaluate_ranking
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch, Method
 from rclrec.train.checkpoint import load_torch, save_torch_atomic
+from rclrec.train.distributed import SINGLE, World
 
 
 class TrainingError(RuntimeError):
@@ -43,12 +44,14 @@ class Trainer:
     """Fits an encoder with a method's loss; keeps the best validation state.
 
     Files in ``out_dir``: ``checkpoint.pt`` (after every epoch: model, optimizer, RNG and
-    TrainState) and ``best.pt`` (the best validation weights so far).
+    TrainState) and ``best.pt`` (the best validation weights so far), written by rank 0 of a
+    data-parallel ``world`` (rclrec/train/distributed.py).
     """
 
     def __init__(self, cfg: ExperimentConfig, split: LeaveOneOutSplit,
                  instances: TrainingInstances, encoder: nn.Module, method: Method,
-                 device: torch.device, out_dir: Path, show_progress: bool = True) -> None:
+                 device: torch.device, out_dir: Path, show_progress: bool = True,
+                 world: World = SINGLE) -> None:
         self.cfg = cfg
         self.split = split
         self.instances = instances
@@ -56,10 +59,12 @@ class Trainer:
         self.method = method
         self.device = device
         self.out_dir = out_dir
-        self.show_progress = show_progress
-        params = list(encoder.parameters()) + list(method.parameters())
-        self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr,
+        self.world = world
+        self.show_progress = show_progress and world.main
+        self.params = list(encoder.parameters()) + list(method.parameters())
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.train.lr,
                                           weight_decay=cfg.train.weight_decay)
+        world.broadcast_parameters(self.params)  # one starting point for every replica
         self.rng = np.random.default_rng(cfg.train.seed)
         self.state = TrainState()
         self.lengths = real_length(instances.inputs)
@@ -87,10 +92,12 @@ class Trainer:
         })
 
     def resume(self) -> bool:
-        """Load ``checkpoint.pt`` if present; returns whether it did."""
-        if not self.checkpoint_path.exists():
+        """Load ``checkpoint.pt`` if present (rank 0 reads it for every rank); returns whether
+        it did."""
+        found = self.world.main and self.checkpoint_path.exists()
+        ckpt = self.world.share(load_torch(self.checkpoint_path) if found else None)
+        if ckpt is None:
             return False
-        ckpt = load_torch(self.checkpoint_path)
         self.encoder.load_state_dict(ckpt["encoder"])
         with torch.no_grad():
             for p, saved in zip(self.method.parameters(), ckpt["method"], strict=True):
@@ -130,7 +137,8 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.encoder.train()
         self.method.on_epoch_start(epoch, self.encoder)
-        batches = batch_order(self.lengths, self.cfg.train.batch_size, self.rng)
+        batches = self.my_batches(batch_order(self.lengths, self.cfg.train.batch_size, self.rng),
+                                  epoch)
         if self.cfg.train.max_steps is not None:
             batches = batches[: self.cfg.train.max_steps]
         totals: dict[str, float] = {}
@@ -138,17 +146,36 @@ class Trainer:
                    disable=not self.show_progress, dynamic_ncols=True)
         for step, index in enumerate(bar, start=1):
             loss, stats = self.loss_step(self.make_batch(index))
-            if not torch.isfinite(loss):
-                raise TrainingError(f"epoch {epoch} step {step}: loss is {float(loss)}; "
-                                    f"lower train.lr or check the method's settings")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            # The ranks' mean loss: a NaN on one rank stops them all, not only that one.
+            shared_loss = self.world.average_gradients(self.params, loss.detach())
+            if not torch.isfinite(shared_loss):
+                raise TrainingError(f"epoch {epoch} step {step}: loss is {float(shared_loss)}; "
+                                    f"lower train.lr or check the method's settings")
             self.optimizer.step()
             stats["loss"] = float(loss.detach())
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0.0) + v
             bar.set_postfix(loss=f"{totals['loss'] / step:.4f}")
         return {k: v / max(len(batches), 1) for k, v in totals.items()}
+
+    def my_batches(self, batches: list[np.ndarray], epoch: int) -> list[np.ndarray]:
+        """This rank's share of the epoch's batches (all of them in a single process).
+
+        Every rank draws the same order (same seed), takes every size-th batch and as many as
+        the others, and seeds its dropout by (seed, epoch, rank): the replicas see different
+        data and noise, and a resumed epoch draws the same again.
+        """
+        size = self.world.size
+        if size == 1:
+            return batches
+        if len(batches) < size:
+            raise TrainingError(f"{len(batches)} batches per epoch for {size} ranks: lower "
+                                f"train.batch_size or use fewer processes")
+        seed = np.random.SeedSequence([self.cfg.train.seed, epoch, self.world.rank])
+        torch.manual_seed(int(seed.generate_state(1)[0]))
+        return batches[self.world.rank::size][: len(batches) // size]
 
     def validate(self) -> dict[str, float]:
         return self._evaluate(self.split.valid_inputs(), self.split.valid_targets)
@@ -173,8 +200,9 @@ class Trainer:
             epoch = st.epoch + 1
             started = time.perf_counter()
             losses = self.train_epoch(epoch)
+            self.world.check_in_sync(self.params)
             train_time = time.perf_counter() - started
-            valid = self.validate()
+            valid = self.world.share(self.validate() if self.world.main else None)
             elapsed = time.perf_counter() - started
             st.train_seconds += elapsed
             st.epoch = epoch
@@ -183,7 +211,8 @@ class Trainer:
             if improved:
                 st.best_score, st.best_epoch, st.bad_epochs = score, epoch, 0
                 st.seconds_to_best = st.train_seconds
-                save_torch_atomic(self.best_path, self.encoder.state_dict())
+                if self.world.main:
+                    save_torch_atomic(self.best_path, self.encoder.state_dict())
             else:
                 st.bad_epochs += 1
             st.history.append({"epoch": epoch, "train_seconds": round(train_time, 3),
@@ -196,7 +225,8 @@ class Trainer:
                            + ("  *" if improved else ""))
             if st.bad_epochs >= cfg.patience:
                 st.stopped_early = True
-            self.save_checkpoint()
-        if self.best_path.exists():
+            if self.world.main:
+                self.save_checkpoint()
+        if self.world.main and self.best_path.exists():
             self.encoder.load_state_dict(load_torch(self.best_path))
         return st

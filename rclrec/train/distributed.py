@@ -1,0 +1,128 @@
+"""Data-parallel training over processes and machines with torch.distributed.
+
+Launched by ``torchrun`` (which sets RANK, WORLD_SIZE, LOCAL_RANK and the rendezvous), every
+process (rank) holds a replica of the model and trains on its share of each epoch's batches;
+after each backward pass the gradients are averaged over the ranks, so all ranks take the same
+optimizer step and the replicas stay equal (checked after every epoch). Rank 0 validates, writes
+the checkpoints and the results; the others receive its validation scores, and on resume its
+checkpoint, so only rank 0 needs the run folder (machines need not share a disk).
+
+Without torchrun (WORLD_SIZE unset or 1) nothing here does anything: a single process trains
+exactly as before.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import distributed as dist
+
+from rclrec.config import ConfigError
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: validates, writes files, shows progress."""
+        return self.rank == 0
+
+    def share(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (pickled; meant for small things: scores, a
+        checkpoint)."""
+        if self.size == 1:
+            return obj
+        box = [obj if self.main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def average_gradients(self, params: list[torch.nn.Parameter],
+                          loss: torch.Tensor) -> torch.Tensor:
+        """Replace each gradient by its mean over the ranks, in one all-reduce that also
+        averages ``loss``; returns the mean loss (``loss`` itself in a single process).
+
+        A parameter without a gradient on this rank counts as a zero gradient, so every rank
+        updates the same parameters.
+        """
+        if self.size == 1:
+            return loss
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.reshape(-1) for p in params] + [loss.reshape(1)])
+        dist.all_reduce(flat)
+        flat /= self.size
+        offset = 0
+        for p in params:
+            p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+        return flat[-1]
+
+    def broadcast_parameters(self, params: Iterable[torch.Tensor]) -> None:
+        """Copy rank 0's values into every rank's tensors."""
+        if self.size == 1:
+            return
+        for p in params:
+            dist.broadcast(p.data, src=0)
+
+    def check_in_sync(self, params: Iterable[torch.Tensor]) -> None:
+        """Fail loudly if the replicas have drifted apart (they must stay equal)."""
+        if self.size == 1:
+            return
+        local = torch.stack([p.detach().double().sum() for p in params])
+        spread = local.clone()
+        dist.all_reduce(spread, op=dist.ReduceOp.MAX)
+        low = local.clone()
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        if not torch.allclose(spread, low, rtol=1e-6, atol=1e-8):
+            raise RuntimeError("data-parallel replicas differ after an epoch: a method updated "
+                               "parameters outside the shared optimizer step")
+
+
+SINGLE = World()
+
+
+def init_world(device: str) -> tuple[World, str]:
+    """Join the process group torchrun describes; returns the world and this rank's device.
+
+    Args:
+        device: train.device (auto | cpu | cuda | cuda:N); with several ranks and CUDA each
+            rank takes GPU LOCAL_RANK.
+    """
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return SINGLE, device
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+        atexit.register(close_world)  # after an error too
+    if dist.get_world_size() != size:
+        raise ConfigError(f"WORLD_SIZE={size} but the process group has "
+                          f"{dist.get_world_size()} ranks")
+    return World(rank, size, local_rank), device
+
+
+def close_world() -> None:
+    """Leave the process group together, and free it now: a group left in a reference cycle
+    is freed by the interpreter's last garbage collection, when its gloo threads can no longer
+    take the GIL, and the process aborts ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+        gc.collect()
