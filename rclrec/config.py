@@ -106,6 +106,12 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}")
 
 
+# The settings that choose and weight weak positives: the "strong" variant (Eq. 12 alone) reads
+# none of them, so its cells do not depend on them (rclrec/experiments/cells.py).
+WEAK_POSITIVE_SETTINGS = ("similarity", "ngram", "alpha", "selection", "max_neighbours",
+                          "semantic_every", "weight_floor")
+
+
 @dataclass(frozen=True)
 class RCLConfig:
     variant: str = "rcl"  # (str) rcl | unweight | weak | strong | three_pairs

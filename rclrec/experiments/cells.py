@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rclrec.config import ExperimentConfig, config_from_dict
+from rclrec.config import WEAK_POSITIVE_SETTINGS, ExperimentConfig, RCLConfig, config_from_dict
 from rclrec.files import write_json_atomic, write_text_atomic
 
 # Settings that do not change what is computed: left out of the hash, so a grid can be filled
@@ -56,6 +56,9 @@ def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
             d.pop(section)
     if "baseline" in d:
         d["baseline"] = {name: d["baseline"][name] for name in method_class(cfg.method).hyper}
+    if "rcl" in d and d["rcl"]["variant"] == "strong":  # one cell for every similarity
+        defaults = RCLConfig()
+        d["rcl"].update({key: getattr(defaults, key) for key in WEAK_POSITIVE_SETTINGS})
     return d
 
 

@@ -70,6 +70,11 @@ class RCL(Method):
     # ---------------------------------------------------------------- positives
     def setup(self, encoder: nn.Module) -> None:
         self.strong = StrongSampler(self.unit_target, rng=self.rng)
+        if self.loss_cfg.variant == "strong":  # no weak positives: no index to build
+            self.coverage = {"share_with_strong": self.share_with_strong(), "share_with_weak": 0.0}
+            tqdm.write(f"RCL positives (strong variant: no weak ones): "
+                       f"{self.coverage['share_with_strong']:.1%} of sequences have a strong one")
+            return
         if self.rcl.similarity == "semantic":
             if self.semantic_representations is None:
                 self.rebuild_semantic(encoder)
@@ -82,13 +87,15 @@ class RCL(Method):
                 selection=self.rcl.selection, max_neighbours=self.rcl.max_neighbours,
                 params=params, cache_dir=default_cache_dir(), show_progress=True))
         self.coverage = {
-            "share_with_strong": float(((self.strong.counts()[self.whole_unit] > 0)
-                                        & self.usable).mean()),
+            "share_with_strong": self.share_with_strong(),
             "share_with_weak": float(((self.index.degrees() > 0) & self.usable).mean()),
         }
         tqdm.write(f"RCL positives ({self.rcl.similarity}, alpha {self.rcl.alpha}): "
                    f"{self.coverage['share_with_strong']:.1%} of sequences have a strong "
                    f"positive, {self.coverage['share_with_weak']:.1%} a weak one")
+
+    def share_with_strong(self) -> float:
+        return float(((self.strong.counts()[self.whole_unit] > 0) & self.usable).mean())
 
     def set_index(self, index: SimilarityIndex) -> None:
         self.index = index
@@ -125,7 +132,8 @@ class RCL(Method):
 
     def on_epoch_start(self, epoch: int, encoder: nn.Module) -> None:
         every = self.rcl.semantic_every
-        if self.rcl.similarity == "semantic" and epoch > 1 and (epoch - 1) % every == 0:
+        if (self.index is not None and self.rcl.similarity == "semantic" and epoch > 1
+                and (epoch - 1) % every == 0):
             self.rebuild_semantic(encoder)
 
     def encode(self, encoder: nn.Module, units: np.ndarray, with_targets: bool = False,

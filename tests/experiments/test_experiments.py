@@ -212,6 +212,14 @@ def test_cell_hash_ignores_sections_the_method_does_not_read():
         load_config(None, {**rcl, "rcl.weight": 0.3}))
     assert config_hash(load_config(None, rcl)) == config_hash(
         load_config(None, {**rcl, "baseline.tau": 0.3}))
+    # The strong variant reads no weak-positive setting: one cell for every similarity.
+    strong = {**rcl, "rcl.variant": "strong"}
+    assert config_hash(load_config(None, strong)) == config_hash(
+        load_config(None, {**strong, "rcl.similarity": "tfidf", "rcl.alpha": 0.2}))
+    assert config_hash(load_config(None, {**strong, "rcl.weight": 0.3})) != config_hash(
+        load_config(None, strong))
+    assert config_hash(load_config(None, rcl)) != config_hash(
+        load_config(None, {**rcl, "rcl.similarity": "tfidf"}))
 
 
 def test_cell_hash_follows_a_baselines_own_defaults_only(monkeypatch):

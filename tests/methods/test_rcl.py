@@ -203,3 +203,16 @@ def test_positives_are_encoded_in_chunks_but_returned_in_their_own_order():
         together = method.encode(encoder, units, chunk=7)  # lengths mixed across chunks
         alone = torch.cat([method.encode(encoder, units[i:i + 1]) for i in range(len(units))])
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_the_strong_variant_builds_no_similarity_index(tmp_path):
+    cfg = load_config(overrides={**SMALL, "rcl.variant": "strong",
+                                 "rcl.similarity": "semantic"})
+    split = leave_one_out(load_dataset("synthetic"))
+    method = RCL(cfg, split, window_instances(split.train, 50), torch.device("cpu"))
+    encoder = build_encoder(cfg.encoder, split.num_items)
+    method.setup(encoder)
+    method.on_epoch_start(6, encoder)  # a semantic rebuild epoch
+    assert method.index is None and method.coverage["share_with_weak"] == 0.0
+    strong, weak = method.sample(np.arange(split.num_users))
+    assert (weak == -1).all() and (strong >= 0).any()
