@@ -140,9 +140,10 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
         except (ConfigError, FileExistsError) as e:
             early = e
     early = world.share(early)
-    if isinstance(early, Exception):
-        raise early
     if early is not None:
+        close_world()
+        if isinstance(early, Exception):
+            raise early
         return early
     commit = CODE_COMMIT
 

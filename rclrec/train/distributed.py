@@ -111,18 +111,20 @@ def init_world(device: str) -> tuple[World, str]:
         device = f"cuda:{local_rank}"
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")
-        atexit.register(close_world)  # after an error too
+        atexit.register(close_world, wait=False)  # after an error: peers may be gone
     if dist.get_world_size() != size:
         raise ConfigError(f"WORLD_SIZE={size} but the process group has "
                           f"{dist.get_world_size()} ranks")
     return World(rank, size, local_rank), device
 
 
-def close_world() -> None:
-    """Leave the process group together, and free it now: a group left in a reference cycle
-    is freed by the interpreter's last garbage collection, when its gloo threads can no longer
-    take the GIL, and the process aborts ("terminate called without an active exception")."""
+def close_world(wait: bool = True) -> None:
+    """Leave the process group (together, with ``wait``), and free it now: a group left in a
+    reference cycle is freed by the interpreter's last garbage collection, when its gloo threads
+    can no longer take the GIL, and the process aborts ("terminate called without an active
+    exception")."""
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
         gc.collect()

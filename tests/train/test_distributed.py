@@ -43,6 +43,9 @@ def test_two_ranks_train_one_model_and_resume_exactly(tmp_path):
     assert whole.stdout.count("best epoch") == 1  # rank 0 reports, once
     # 500 synthetic users in 64-row batches: 8 per epoch, 4 per rank.
     assert metrics["valid"]["NDCG@10"] > 0.05  # it learned (random ranking: about 0.03)
+    again = torchrun(*TINY, "--method", "sasrec", "--epochs", "3", "--resume",
+                     "--out", str(tmp_path / "a"))  # finished: every rank returns at once
+    assert again.returncode == 0 and "best epoch 3 of 3" in again.stdout, again.stderr[-2000:]
 
     part = torchrun(*TINY, "--method", "sasrec", "--epochs", "2", "--out", str(tmp_path / "b"))
     assert part.returncode == 0, part.stderr[-2000:]
