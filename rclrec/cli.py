@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,6 +73,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from rclrec.experiment import run_training
+    from rclrec.train.distributed import is_main_process
 
     overrides: dict[str, Any] = {}
     for dest, key in TRAIN_SHORTCUTS.items():
@@ -83,7 +83,7 @@ def run_train(args: argparse.Namespace) -> int:
     overrides.update(parse_overrides(args.overrides))
     cfg = load_config(args.config, overrides)
     metrics = run_training(cfg, args.out, resume=args.resume, show_progress=not args.quiet)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not is_main_process():
         return 0  # data-parallel: rank 0 reports
     print(f"\n{metrics['method']} / {metrics['encoder']} on {metrics['dataset']} "
           f"(seed {metrics['seed']}): best epoch {metrics['best_epoch']} of "
@@ -130,8 +130,15 @@ def add_recommend_parsers(sub: argparse._SubParsersAction) -> None:
     add_serving_options(p)
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_serving_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--k", type=int, default=10, help="items per history [10]")
+    p.add_argument("--k", type=positive_int, default=10, help="items per history [10]")
     p.add_argument("--keep-history", action="store_true",
                    help="may recommend items already in the history")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto [cpu]")
@@ -140,8 +147,6 @@ def add_serving_options(p: argparse.ArgumentParser) -> None:
 def run_recommend(args: argparse.Namespace) -> int:
     from rclrec.serve import Recommender
 
-    if args.k < 1:
-        raise ConfigError(f"--k must be >= 1, got {args.k}")
     recommender = Recommender.from_run(args.run, args.device)
     source = sys.stdin if args.input == "-" else open(args.input)  # noqa: SIM115
     name = "stdin" if args.input == "-" else args.input
@@ -160,8 +165,6 @@ def run_recommend(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     from rclrec.serve import Recommender, make_server
 
-    if args.k < 1:
-        raise ConfigError(f"--k must be >= 1, got {args.k}")
     recommender = Recommender.from_run(args.run, args.device)
     server = make_server(recommender, args.host, args.port, args.k)
     print(f"serving {args.run} ({len(recommender.item_ids)} items) on "

@@ -130,9 +130,9 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
     out_dir = Path(out_dir)
     cfg = resolve(cfg)
     world, device_name = init_world(cfg.train.device)
-    if world.size > 1 and cfg.method == "mclrec":
-        raise ConfigError("--method mclrec cannot train data-parallel: its augmenters take "
-                          "their own optimizer steps on each rank")
+    if world.size > 1 and not method_class(cfg.method).data_parallel:
+        raise ConfigError(f"--method {cfg.method} cannot train data-parallel: it takes "
+                          f"optimizer steps of its own on each rank")
     early: Any = None  # rank 0 decides for all: a finished run's metrics or an error
     if world.main:
         try:
@@ -265,10 +265,18 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu"):
     """Rebuild a trained encoder and its config from ``run_dir/model.pt``."""
+    return model_from_saved(read_model_file(run_dir), device)
+
+
+def read_model_file(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "model.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist (is {run_dir} a finished run?)")
-    saved = load_torch(path)
+    return load_torch(path)
+
+
+def model_from_saved(saved: dict[str, Any], device: str | torch.device = "cpu"):
+    """The encoder (eval mode, on ``device``) and config of a loaded model.pt."""
     cfg = config_from_dict(saved["config"])
     encoder = build_encoder(cfg.encoder, saved["num_items"], saved.get("extra_tokens", 0))
     encoder.load_state_dict(saved["state_dict"])

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from rclrec.data.batches import left_pad, trim_padding
-from rclrec.data.dataset import PAD
+from rclrec.eval.ranking import mask_unrankable
 
 
 @dataclass
@@ -51,12 +51,12 @@ class Recommender:
     def from_run(cls, run_dir: str | Path, device: str = "cpu") -> Recommender:
         """Load ``run_dir/model.pt``; runs saved before model.pt kept the item ids read them
         from the run's dataset."""
-        from rclrec.experiment import load_data, load_model, pick_device
-        from rclrec.train.checkpoint import load_torch
+        from rclrec.experiment import load_data, model_from_saved, pick_device, read_model_file
 
         dev = pick_device(device)
-        encoder, cfg = load_model(run_dir, dev)
-        item_ids = load_torch(Path(run_dir) / "model.pt").get("item_ids")
+        saved = read_model_file(run_dir)
+        encoder, cfg = model_from_saved(saved, dev)
+        item_ids = saved.get("item_ids")
         if item_ids is None:
             dataset = load_data(cfg)
             item_ids = dataset.item_ids or [str(i) for i in range(1, dataset.num_items + 1)]
@@ -81,14 +81,14 @@ class Recommender:
         rows = [r for r, seq in enumerate(known) if len(seq)]
         if not rows:
             return out
-        (window,) = trim_padding(left_pad([known[r] for r in rows], self.max_len))
+        seqs = [known[r] for r in rows]
+        (window,) = trim_padding(left_pad(seqs, self.max_len))
+        history = None
+        if exclude_history:  # every item of the history, not only the last max_len
+            history = torch.from_numpy(left_pad(seqs, max(len(s) for s in seqs))).to(self.device)
         with self._lock, torch.no_grad():
             states = self.encoder(torch.from_numpy(window).to(self.device))[:, -1]
-            scores = states @ self.encoder.item_table.T  # (R, num_items + 1)
-            scores[:, PAD] = -torch.inf
-            if exclude_history:
-                for j, r in enumerate(rows):
-                    scores[j, torch.from_numpy(known[r]).to(self.device)] = -torch.inf
+            scores = mask_unrankable(states @ self.encoder.item_table.T, history)
             top = torch.topk(scores, k, dim=1)
         values, ids = top.values.cpu().numpy(), top.indices.cpu().numpy()
         for j, r in enumerate(rows):

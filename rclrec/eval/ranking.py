@@ -10,6 +10,25 @@ from rclrec.data.dataset import PAD
 from rclrec.eval.metrics import metrics_from_ranks
 
 
+def mask_unrankable(scores: torch.Tensor, history: torch.Tensor | None = None,
+                    keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Set to -inf, in place, the padding column and (if given) each row's history items.
+
+    Args:
+        scores: (B, num_items + 1) scores.
+        history: (B, H) item ids to exclude per row, 0 = padding.
+        keep: (B,) an item per row that stays rankable even if in the history (the target).
+    """
+    scores[:, PAD] = -torch.inf
+    if history is not None:
+        drop = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, history, True)
+        if keep is not None:
+            drop.scatter_(1, keep[:, None], False)
+        drop[:, PAD] = True
+        scores[drop] = -torch.inf
+    return scores
+
+
 def target_ranks(scores: torch.Tensor, history: torch.Tensor, targets: torch.Tensor,
                  exclude_history: bool = True) -> torch.Tensor:
     """0-based rank of each target among all items.
@@ -24,13 +43,7 @@ def target_ranks(scores: torch.Tensor, history: torch.Tensor, targets: torch.Ten
     Returns:
         (B,) long: how many rankable items score strictly higher than the target.
     """
-    scores = scores.clone()
-    scores[:, PAD] = -torch.inf
-    if exclude_history:
-        history = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, history, True)
-        history[:, PAD] = True
-        history.scatter_(1, targets[:, None], False)
-        scores[history] = -torch.inf
+    scores = mask_unrankable(scores.clone(), history if exclude_history else None, targets)
     target_scores = scores.gather(1, targets[:, None])
     return (scores > target_scores).sum(dim=1)
 

@@ -46,6 +46,8 @@ class Method:
     # loss of its second dropout pass, so it takes half here and adds the other half itself).
     rec_loss_weight: float = 1.0
     extra_tokens: int = 0  # input-only rows the encoder needs after the items ([mask])
+    # False for a method that steps an optimizer of its own: its replicas would drift apart.
+    data_parallel: bool = True
 
     def setup(self, encoder: nn.Module) -> None:
         """Called once before training (e.g. to build a similarity index)."""

@@ -49,6 +49,7 @@ class MCLRec(BaselineMethod):
     use_rl: bool = True  # margin regulariser (use_rl=1 in the scripts)
     aug_lr: float = 1e-3  # Adam lr of the augmenters (scripts)
     default_dataset = "beauty"  # settings for a dataset MCLREC_SETTINGS does not list
+    data_parallel = False  # the augmenters' own Adam steps would differ between replicas
 
     def __init__(self, cfg, split, instances, device) -> None:
         super().__init__(cfg, split, instances, device)

@@ -94,6 +94,11 @@ class World:
 SINGLE = World()
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun launch, or a plain single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init_world(device: str) -> tuple[World, str]:
     """Join the process group torchrun describes; returns the world and this rank's device.
 
@@ -104,7 +109,7 @@ def init_world(device: str) -> tuple[World, str]:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return SINGLE, device
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if cuda:
         torch.cuda.set_device(local_rank)
