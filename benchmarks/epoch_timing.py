@@ -29,12 +29,12 @@ from rclrec.train.trainer import Trainer
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def time_method(method: str, dataset: str, steps: int, overrides: dict) -> dict:
+def time_method(method: str, dataset: str, steps: int, overrides: dict,
+                device: torch.device) -> dict:
     cfg = resolve(load_config(overrides={"method": method, "data.dataset": dataset, **overrides}))
     torch.manual_seed(0)
     split = leave_one_out(load_data(cfg))
     instances = build_instances(cfg, split)
-    device = torch.device("cpu")
     m = method_class(method)(cfg, split, instances, device)
     encoder = build_encoder(cfg.encoder, split.num_items, m.extra_tokens)
     trainer = Trainer(cfg, split, instances, encoder, m, device, ROOT / "benchmarks" / ".work",
@@ -48,14 +48,21 @@ def time_method(method: str, dataset: str, steps: int, overrides: dict) -> dict:
         loss.backward()
         trainer.optimizer.step()
 
+    def sync():  # CUDA runs asynchronously: stop the clock only when the work is done
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     step(batches[0])  # warm-up
     chosen = batches[1:steps + 1]
+    sync()
     start = time.perf_counter()
     for index in chosen:
         step(index)
+    sync()
     per_step = (time.perf_counter() - start) / len(chosen)
     start = time.perf_counter()
     trainer.validate()
+    sync()
     return {"method": method, "seconds_per_step": per_step, "steps_per_epoch": len(batches),
             "seconds_per_epoch": per_step * len(batches),
             "validation_seconds": time.perf_counter() - start}
@@ -69,10 +76,14 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--name", default=None)
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results",
+                   help="folder of the result JSON")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     overrides = dict(o.split("=", 1) for o in args.overrides)
-    rows = [time_method(m, args.dataset, args.steps, overrides) for m in args.methods]
+    device = torch.device(args.device)
+    rows = [time_method(m, args.dataset, args.steps, overrides, device) for m in args.methods]
     base = rows[0]["seconds_per_epoch"]
     for r in rows:
         r["relative_to_first"] = r["seconds_per_epoch"] / base
@@ -80,11 +91,13 @@ def main() -> int:
               f"({r['steps_per_epoch']} steps), x{r['relative_to_first']:.2f}; "
               f"validation {r['validation_seconds']:.1f} s")
     out = {"dataset": args.dataset, "threads": args.threads, "rows": rows,
+           "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
            "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
            "git_commit": git_commit(), "peak_rss_mb": peak_rss_mb(),
            "command": "python benchmarks/epoch_timing.py " + " ".join(sys.argv[1:])}
     name = args.name or f"epoch_timing_{args.dataset}"
-    path = ROOT / "benchmarks" / "results" / f"{name}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{name}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"written {path}")
     return 0

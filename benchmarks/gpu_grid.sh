@@ -6,14 +6,16 @@
 # (.gpu/ is git-ignored; the call carries it):
 #   mkdir -p .gpu/data .gpu/whl && cp ../shared/data/*.txt .gpu/data/
 #   git rev-parse HEAD > .gpu/commit   (cells record it: .git does not travel)
+#   mkdir -p .gpu/cache/similarity && cp ~/.cache/rclrec/similarity/ngram-* .gpu/cache/similarity/
 #   .venv/bin/pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 -d .gpu/whl rapidfuzz==3.14.6
 # The call (device tool): command "bash benchmarks/gpu_grid.sh 540", carry [".gpu"], timeout_s 600.
 # Back here: bash benchmarks/gpu_grid.sh --merge <files_at>   (the folder holding quick.tgz)
 #
-# Order: a smoke run of every method on the GPU first (catches device bugs in seconds), then the
-# quick cells still missing, most wanted first. A cell unfinished at the deadline is lost (its
-# checkpoint stays on the machine); finished cells come back in $OUT/quick.tgz.
+# Order: a smoke run of every method on the GPU first (catches device bugs in seconds; a failure
+# ends the call), epoch timing alone, then WORKERS processes fill the quick cells still missing,
+# most wanted first. A cell unfinished at the deadline is lost (its checkpoint stays on the
+# machine); finished cells come back in $OUT/quick.tgz, re-packed every 30 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,18 +30,22 @@ if [ "${1:-}" = "--merge" ]; then
     for suite in table2 table3 ablation alpha analysis; do
         .venv/bin/python -m rclrec benchmark --profile quick --no-train --suite "$suite" 2>&1 | tail -1
     done
-    mkdir -p benchmarks/.work/logs && cp "$2/gpu_grid.log" benchmarks/.work/logs/ 2>/dev/null
+    mkdir -p benchmarks/.work/logs && cp "$2"/*.log benchmarks/.work/logs/ 2>/dev/null
+    cp "$2"/*.json benchmarks/results/ 2>/dev/null  # epoch timing on the device
     rm -rf "$tmp"
     echo "merged; rebuild the report: .venv/bin/python -m rclrec report --results results/quick --out docs/REPORT.md"
     exit 0
 fi
 
 budget=${1:-540}
+workers=${WORKERS:-4}  # one small model leaves an H100 mostly idle: several grid processes share it
 end=$(( $(date +%s) + budget - 20 ))  # 20 s to pack
 out=${OUT:-/tmp/gpu_grid_out}
 mkdir -p "$out"
 log="$out/gpu_grid.log"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 RCLREC_DATA=$PWD/.gpu/data RCLREC_CACHE=/tmp/rclrec-cache
+# Similarity indexes built here travel in .gpu/cache (a CPU-bound minute or more each there).
+mkdir -p /tmp/rclrec-cache && cp -r .gpu/cache/. /tmp/rclrec-cache/ 2>/dev/null
 export RCLREC_GIT_COMMIT=${RCLREC_GIT_COMMIT:-$(cat .gpu/commit 2>/dev/null)}
 if ls .gpu/whl/*.whl > /dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl \
@@ -47,21 +53,40 @@ if ls .gpu/whl/*.whl > /dev/null 2>&1; then
 fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> "$log" 2>&1
 
+pack() {  # finished cells so far, replaced atomically: a call cut at its limit still returns them
+    tar -czf "$out/.quick.tgz" -C results quick && mv "$out/.quick.tgz" "$out/quick.tgz"
+}
+
 step() {  # one benchmark command, cut at the deadline; a failure does not stop the others
     local left=$(( end - $(date +%s) ))
     [ "$left" -gt 30 ] || return 0
     echo "== $(date +%T) ($left s left) $*" >> "$log"
-    timeout "$left" python3 -m rclrec benchmark --device "${DEVICE:-cuda}" "$@" >> "$log" 2>&1 \
-        || echo "== exit $? : $*" >> "$log"
+    timeout "$left" python3 -m rclrec benchmark --device "${DEVICE:-cuda}" \
+        --threads "${THREADS:-3}" "$@" || echo "== exit $? : $*"
 }
 
-step --profile smoke --suite all --results /tmp/smoke --work /tmp/smoke-work
-q=(--profile quick)
-step "${q[@]}" --suite table2 --datasets yelp
-step "${q[@]}" --suite ablation
-step "${q[@]}" --suite alpha
-step "${q[@]}" --suite table3
-step "${q[@]}" --suite table2 --datasets sports
+# Device bugs first, alone: a smoke run of every method; any failure ends the call at once, so
+# the device time left can go to a fixed rerun.
+step --profile smoke --suite all --results /tmp/smoke --work /tmp/smoke-work >> "$log" 2>&1
+if grep -q "failed\|== exit" "$log"; then echo "smoke failed on the device: stopping" >> "$log"; exit 1; fi
+# Seconds per epoch on the GPU, measured alone (the grid below shares the GPU between processes).
+timeout 120 python3 benchmarks/epoch_timing.py --device "${DEVICE:-cuda}" --dataset beauty \
+    --methods sasrec rcl --steps 40 --threads 4 --out "$out" --name epoch_timing_beauty_gpu \
+    >> "$log" 2>&1 || echo "== epoch timing failed" >> "$log"
 
-tar -czf "$out/quick.tgz" -C results quick
-echo "packed $(tar -tzf "$out/quick.tgz" | grep -c cell.json) cells into $out/quick.tgz"
+grid() {
+    local q=(--profile quick)
+    step "${q[@]}" --suite table2 --datasets yelp
+    step "${q[@]}" --suite table3 --datasets yelp
+    step "${q[@]}" --suite table2 --datasets sports
+    step "${q[@]}" --suite table2 --datasets beauty --seeds 3
+    step "${q[@]}" --suite table3 --datasets yelp --seeds 3
+}
+for w in $(seq "$workers"); do
+    grid > "$out/worker$w.log" 2>&1 &
+    sleep 5  # the per-cell lock hands each process a different cell
+done
+while [ -n "$(jobs -r)" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 30; pack; done
+wait
+pack
+echo "packed $(tar -tzf "$out/quick.tgz" | grep -c cell.json) cells into $out/quick.tgz" >> "$log"
