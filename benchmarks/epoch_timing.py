@@ -36,7 +36,7 @@ def time_method(method: str, dataset: str, steps: int, overrides: dict,
     split = leave_one_out(load_data(cfg))
     instances = build_instances(cfg, split)
     m = method_class(method)(cfg, split, instances, device)
-    encoder = build_encoder(cfg.encoder, split.num_items, m.extra_tokens)
+    encoder = build_encoder(cfg.encoder, split.num_items, m.extra_tokens).to(device)
     trainer = Trainer(cfg, split, instances, encoder, m, device, ROOT / "benchmarks" / ".work",
                       show_progress=False)
     m.setup(encoder)

@@ -67,18 +67,18 @@ step() {  # one benchmark command, cut at the deadline; a failure does not stop 
 
 # Device bugs first, alone: a smoke run of every method; any failure ends the call at once, so
 # the device time left can go to a fixed rerun.
-step --profile smoke --suite all --results /tmp/smoke --work /tmp/smoke-work >> "$log" 2>&1
+[ "${SMOKE:-1}" = 0 ] || step --profile smoke --suite all --results /tmp/smoke --work /tmp/smoke-work >> "$log" 2>&1
 if grep -q "failed\|== exit" "$log"; then echo "smoke failed on the device: stopping" >> "$log"; exit 1; fi
 # Seconds per epoch on the GPU, measured alone (the grid below shares the GPU between processes).
 timeout 120 python3 benchmarks/epoch_timing.py --device "${DEVICE:-cuda}" --dataset beauty \
-    --methods sasrec rcl --steps 40 --threads 4 --out "$out" --name epoch_timing_beauty_gpu \
+    --methods sasrec rcl --steps "${TIMING_STEPS:-40}" --threads 4 --out "$out" --name epoch_timing_beauty_gpu \
     >> "$log" 2>&1 || echo "== epoch timing failed" >> "$log"
 
 grid() {
     local q=(--profile quick)
-    step "${q[@]}" --suite table2 --datasets yelp
-    step "${q[@]}" --suite table3 --datasets yelp
-    step "${q[@]}" --suite table2 --datasets sports
+    for suite in ${SUITES:-table2:yelp table3:yelp table2:sports}; do
+        step "${q[@]}" --suite "${suite%:*}" --datasets "${suite#*:}"
+    done
     step "${q[@]}" --suite table2 --datasets beauty --seeds 3
     step "${q[@]}" --suite table3 --datasets yelp --seeds 3
 }
