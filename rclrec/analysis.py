@@ -30,7 +30,7 @@ def encode_inputs(encoder: torch.nn.Module, inputs: list[np.ndarray], max_len: i
     out = []
     for start in range(0, len(padded), batch_size):
         (x,) = trim_padding(padded[start:start + batch_size])
-        out.append(encoder(torch.from_numpy(x).to(device))[:, -1].float().cpu().numpy())
+        out.append(encoder.last_state(torch.from_numpy(x).to(device)).float().cpu().numpy())
     return np.concatenate(out)
 
 

@@ -87,7 +87,7 @@ class Recommender:
         if exclude_history:  # every item of the history, not only the last max_len
             history = torch.from_numpy(left_pad(seqs, max(len(s) for s in seqs))).to(self.device)
         with self._lock, torch.no_grad():
-            states = self.encoder(torch.from_numpy(window).to(self.device))[:, -1]
+            states = self.encoder.last_state(torch.from_numpy(window).to(self.device))
             scores = mask_unrankable(states @ self.encoder.item_table.T, history)
             top = torch.topk(scores, k, dim=1)
         values, ids = top.values.cpu().numpy(), top.indices.cpu().numpy()

@@ -72,7 +72,7 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
         y = torch.from_numpy(targets[rows]).to(device)
         chunk = [inputs[r] for r in rows]
         history = torch.from_numpy(left_pad(chunk, max(1, max(len(s) for s in chunk))))
-        h = encoder(x)[:, -1]  # (B, D)
+        h = encoder.last_state(x)  # (B, D)
         ranks[rows] = target_ranks(h @ table.T, history.to(device), y, exclude_history).cpu()
     encoder.train(was_training)
     metrics = metrics_from_ranks(ranks, ks)

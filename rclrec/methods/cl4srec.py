@@ -115,8 +115,8 @@ def encode_last(encoder: nn.Module, *seqs: torch.Tensor, chunk: int = 256) -> li
     joined = torch.cat([F.pad(s, (width - s.shape[1], 0), value=PAD) for s in seqs], 0)
     lengths = (joined != PAD).sum(1).cpu().numpy()
     chunks = length_sorted_chunks(lengths, chunk)
-    parts = [encoder(joined[torch.from_numpy(rows).to(joined.device),
-                            width - max(int(lengths[rows].max()), 1):])[:, -1]
+    parts = [encoder.last_state(joined[torch.from_numpy(rows).to(joined.device),
+                                       width - max(int(lengths[rows].max()), 1):])
              for rows in chunks]
     order = torch.from_numpy(np.concatenate(chunks)).to(joined.device)
     last = torch.cat(parts)[torch.argsort(order)]  # back to the input order

@@ -132,7 +132,7 @@ class HPM(BaselineMethod):
             return None, {}
         self.cat_encoder.train(encoder.training)
         h_item = hidden[:, -1]  # (B, D)
-        h_cat = self.cat_encoder(category_sequences(batch.inputs, self.categories_t))[:, -1]
+        h_cat = self.cat_encoder.last_state(category_sequences(batch.inputs, self.categories_t))
         loss = hpm_dual_contrastive_loss(h_item, h_cat, last_targets(batch), self.categories_t,
                                          tau=self.tau, cross_weight=self.cross_weight,
                                          normalize=self.normalize)

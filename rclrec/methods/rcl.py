@@ -151,12 +151,15 @@ class RCL(Method):
         last, states, kept = [], [], []
         for part in chunks:
             x, y = trim_padding(inputs[part], targets[part])
-            hidden = encoder(torch.from_numpy(x).to(self.device))
+            x = torch.from_numpy(x).to(self.device)
+            if not with_targets:
+                last.append(encoder.last_state(x))
+                continue
+            hidden = encoder(x)
             last.append(hidden[:, -1])
-            if with_targets:
-                s, t = select_target_positions(hidden, torch.from_numpy(y).to(self.device))
-                states.append(s)
-                kept.append(t)
+            s, t = select_target_positions(hidden, torch.from_numpy(y).to(self.device))
+            states.append(s)
+            kept.append(t)
         # One gather back to the units' order (a select per unit costs a zero-filled (chunk, L,
         # D) gradient each in the backward pass).
         order = torch.from_numpy(np.argsort(np.concatenate(chunks))).to(self.device)

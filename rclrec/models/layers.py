@@ -77,3 +77,8 @@ class SequenceEncoder(nn.Module):
     def item_table(self) -> torch.Tensor:
         """(num_items + 1, D) rows of padding and the items: what scores and losses use."""
         return self.embed.item_embedding.weight[: self.num_items + 1]
+
+    def last_state(self, seqs: torch.Tensor) -> torch.Tensor:
+        """(B, D) state of each sequence's last position: what ranking and serving score with.
+        An encoder that can skip the other positions' work overrides this."""
+        return self(seqs)[:, -1]

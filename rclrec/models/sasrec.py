@@ -29,16 +29,21 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = attn_dropout
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, L, D), mask (B, 1, L, L) bool, True = may attend -> (B, L, D)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, queries: int | None = None
+                ) -> torch.Tensor:
+        """x (B, L, D), mask (B, 1, Q, L) bool, True = may attend -> (B, Q, D).
+
+        ``queries``: only the last Q positions ask (all L by default); keys are every position.
+        """
         b, length, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
+        q = q[:, length - (queries or length):]
         # (B, L, D) -> (B, H, L, D/H)
-        q, k, v = (t.view(b, length, self.num_heads, d // self.num_heads).transpose(1, 2)
+        q, k, v = (t.view(b, t.shape[1], self.num_heads, d // self.num_heads).transpose(1, 2)
                    for t in (q, k, v))
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0)
-        y = y.transpose(1, 2).reshape(b, length, d)
+        y = y.transpose(1, 2).reshape(b, q.shape[2], d)
         return self.dropout(self.out(y))
 
 
@@ -52,11 +57,14 @@ class SASRecBlock(nn.Module):
         self.norm1 = nn.LayerNorm(cfg.hidden_dim, eps=1e-12)
         self.norm2 = nn.LayerNorm(cfg.hidden_dim, eps=1e-12)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, queries: int | None = None
+                ) -> torch.Tensor:
+        """(B, L, D) -> (B, Q, D): the states of the last ``queries`` positions (all by default)."""
+        rows = x[:, x.shape[1] - (queries or x.shape[1]):]
         if self.norm_first:
-            x = x + self.attention(self.norm1(x), mask)
+            x = rows + self.attention(self.norm1(x), mask, queries)
             return x + self.feed_forward(self.norm2(x))
-        x = self.norm1(x + self.attention(x, mask))
+        x = self.norm1(rows + self.attention(x, mask, queries))
         return self.norm2(x + self.feed_forward(x))
 
 
@@ -84,16 +92,27 @@ class SASRec(SequenceEncoder):
         Returns:
             (B, L, D) states; position t summarises items up to t.
         """
+        return self._encode(seqs, last_only=False)
+
+    def last_state(self, seqs: torch.Tensor) -> torch.Tensor:
+        """(B, D) state of the last position, equal to ``forward(seqs)[:, -1]``: the last block
+        asks only from that position (its keys and values still span the sequence)."""
+        return self._encode(seqs, last_only=True)[:, -1]
+
+    def _encode(self, seqs: torch.Tensor, last_only: bool) -> torch.Tensor:
         length = seqs.shape[1]
         real = seqs != PAD  # (B, L)
         causal = torch.ones(length, length, dtype=torch.bool, device=seqs.device).tril()
         # A query attends to real keys at or before it, and always to itself, so padding rows
         # never see an all-masked row (which would give NaN).
         eye = torch.eye(length, dtype=torch.bool, device=seqs.device)
-        mask = (causal & real[:, None, :]) | eye  # (B, L, L)
+        mask = ((causal & real[:, None, :]) | eye)[:, None]  # (B, 1, L, L)
         x = self.embed(seqs)
-        for block in self.blocks:
-            x = block(x, mask[:, None])
+        for i, block in enumerate(self.blocks):
+            if last_only and i == len(self.blocks) - 1:
+                x = block(x, mask[:, :, -1:], queries=1)
+            else:
+                x = block(x, mask)
         if self.final_norm is not None:
             x = self.final_norm(x)
         return x

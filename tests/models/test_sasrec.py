@@ -44,3 +44,11 @@ def test_gradients_reach_embeddings():
     # (a plain sum is constant after LayerNorm, so project on a fixed direction)
     (enc(torch.tensor([[0, 1, 2, 3]]))[:, -1] @ torch.arange(16.0)).sum().backward()
     assert enc.item_embedding.weight.grad[1:4].abs().sum() > 0
+
+
+def test_last_state_equals_the_last_position_of_forward():
+    x = torch.tensor([[0, 0, 0, 1, 2, 3, 4, 5], [0, 0, 0, 0, 0, 0, 0, 7], [1, 2, 3, 4, 5, 6, 7, 8]])
+    for norm_first in (False, True):
+        enc = make(norm_first=norm_first, num_blocks=3)
+        assert enc.last_state(x).shape == (3, 16)
+        assert torch.allclose(enc.last_state(x), enc(x)[:, -1], atol=1e-6)
