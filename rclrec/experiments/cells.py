@@ -46,7 +46,8 @@ def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
     from rclrec.experiment import resolve, uses_section
     from rclrec.methods import method_class
 
-    d = json.loads(json.dumps(resolve(cfg).to_dict()))
+    resolved = resolve(cfg)
+    d = json.loads(json.dumps(resolved.to_dict()))
     for section, key in UNHASHED:
         d[section].pop(key, None)
     # A method's cell does not depend on another method's section or settings: a changed RCL
@@ -59,6 +60,9 @@ def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
     if "rcl" in d and d["rcl"]["variant"] == "strong":  # one cell for every similarity
         defaults = RCLConfig()
         d["rcl"].update({key: getattr(defaults, key) for key in WEAK_POSITIVE_SETTINGS})
+    constants = method_class(cfg.method).code_constants(resolved)
+    if constants:  # absent where there are none, so other methods' hashes are unchanged
+        d["code_constants"] = json.loads(json.dumps(constants))
     return d
 
 

@@ -49,6 +49,13 @@ class Method:
     # False for a method that steps an optimizer of its own: its replicas would drift apart.
     data_parallel: bool = True
 
+    @classmethod
+    def code_constants(cls, cfg) -> dict[str, object]:
+        """Values fixed in the method's code that change what a run of ``cfg`` computes (a
+        preset's view ratios, a sampled-negative count): the cell hash covers them, so editing
+        one re-keys the cells it changes, where no setting could tell."""
+        return {}
+
     def setup(self, encoder: nn.Module) -> None:
         """Called once before training (e.g. to build a similarity index)."""
 

@@ -132,6 +132,10 @@ class CL4SRec(BaselineMethod):
     similarity: str = "dot"  # dot (authors) | cos
     ratios: str = "duorec"  # duorec (crop .6 mask .3 reorder .6) | mclrec | iclrec
 
+    @classmethod
+    def code_constants(cls, cfg) -> dict[str, object]:
+        return {"ratios": RATIOS.get(cls.resolved_hyper(cfg)["ratios"])}
+
     def __init__(self, cfg, split, instances, device) -> None:
         super().__init__(cfg, split, instances, device)
         if self.ratios not in RATIOS:

@@ -48,6 +48,10 @@ class CT4Rec(BaselineMethod):
     clip: float | None = None  # None = no clip; 80.0 as the code's sampled logits
     ur_positions: str = "last"  # last (B, D) | all (every position with a target, as the code)
 
+    @classmethod
+    def code_constants(cls, cfg) -> dict[str, object]:
+        return {"rd_negatives": RD_NEGATIVES}
+
     def extra_loss(self, batch: Batch, hidden: torch.Tensor,
                    encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
         if self.ur_positions not in ("last", "all"):

@@ -29,6 +29,7 @@ from torch import nn
 
 from rclrec.data.augment import MCLREC_RATIOS, two_views
 from rclrec.losses.baselines import (
+    MCLREC_RL_WEIGHT,
     MCLREC_SETTINGS,
     MCLREC_TAU,
     MLPAugmenter,
@@ -66,6 +67,10 @@ class MCLRec(BaselineMethod):
             if values[name] is None:
                 values[name] = preset[name]
         return values
+
+    @classmethod
+    def code_constants(cls, cfg) -> dict[str, object]:
+        return {"ratios": MCLREC_RATIOS, "rl_weight": MCLREC_RL_WEIGHT}
 
     def parameters(self) -> list[nn.Parameter]:
         return list(self.augmenters.parameters())

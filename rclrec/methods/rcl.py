@@ -26,6 +26,7 @@ from rclrec.data.batches import (
 )
 from rclrec.data.split import LeaveOneOutSplit, contrast_units
 from rclrec.losses.contrastive import (
+    OFFICIAL_WEIGHT_POWER,
     RCLLossConfig,
     fill_missing_strong,
     relative_contrastive_loss,
@@ -39,6 +40,11 @@ from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similar
 
 class RCL(Method):
     """Relative Contrastive Learning (Wang et al., CIKM 2024)."""
+
+    @classmethod
+    def code_constants(cls, cfg) -> dict[str, object]:
+        return ({"official_weight_power": OFFICIAL_WEIGHT_POWER}
+                if cfg.rcl.variant == "official" else {})
 
     def __init__(self, cfg, split: LeaveOneOutSplit, instances: TrainingInstances,
                  device: torch.device) -> None:

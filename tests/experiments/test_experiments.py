@@ -245,6 +245,23 @@ def test_cell_hash_follows_a_baselines_own_defaults_only(monkeypatch):
     assert mclrec["lmd"] is not None and mclrec["beta"] is not None
 
 
+def test_cell_hash_follows_constants_in_a_methods_code(monkeypatch):
+    from rclrec.methods import cl4srec as cl4srec_module
+    from rclrec.methods import ct4rec as ct4rec_module
+
+    configs = {m: load_config(None, {**TINY, "method": m})
+               for m in ("sasrec", "rcl", "cl4srec", "ct4rec", "duorec")}
+    before = {m: config_hash(c) for m, c in configs.items()}
+    # An edited preset table or sampled-negative count re-keys that method's cells only.
+    monkeypatch.setitem(cl4srec_module.RATIOS, "duorec", {"crop": 0.5, "mask": 0.3,
+                                                          "reorder": 0.6})
+    monkeypatch.setattr(ct4rec_module, "RD_NEGATIVES", 10)
+    after = {m: config_hash(c) for m, c in configs.items()}
+    assert after["cl4srec"] != before["cl4srec"] and after["ct4rec"] != before["ct4rec"]
+    assert {m: after[m] for m in ("sasrec", "rcl", "duorec")} == \
+        {m: before[m] for m in ("sasrec", "rcl", "duorec")}
+
+
 def test_no_train_reuses_finished_cells_and_records_the_rest(tmp_path):
     results, work = tmp_path / "results", tmp_path / "work"
     common = ["--profile", "smoke", "--results", str(results), "--work", str(work),
