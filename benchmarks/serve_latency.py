@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rclrec.config import config_from_dict
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import git_commit, load_data, load_model
+from rclrec.experiment import git_commit, load_data
 from rclrec.serve import Recommender
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     rec = Recommender.from_run(args.run)
-    _, cfg = load_model(args.run)
+    cfg = config_from_dict(json.loads((Path(args.run) / "config.json").read_text()))
     split = leave_one_out(load_data(cfg))
     histories = [[rec.item_ids[i - 1] for i in seq[-cfg.encoder.max_len:]]
                  for seq in split.test_inputs()]
