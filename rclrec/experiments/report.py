@@ -92,17 +92,20 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _speed(cells: list[dict[str, Any]]) -> list[str]:
-    """Mean training seconds per epoch, best epoch, seconds (with validation) to the best."""
+    """Mean training seconds per epoch, best epoch, seconds (with validation) to the best, and
+    the machine they were taken on (seconds from a CPU and a GPU do not compare)."""
     if not cells:
-        return ["—", "—", "—"]
+        return ["—", "—", "—", "—"]
     per_epoch = [c["seconds_per_epoch"] for c in cells]
     to_best = [c["seconds_to_best"] for c in cells]
     best = statistics.fmean(c["best_epoch"] for c in cells)
     # Best at the last allowed epoch: still improving when the epoch cap stopped it.
     capped = sum(c["best_epoch"] == c["config"]["train"]["epochs"] for c in cells)
     flag = f" (cap hit in {capped}/{len(cells)})" if capped else ""
+    machines = sorted({"CPU" if c["device"] == "cpu" else
+                       str(c["device"]).removeprefix("NVIDIA ").split()[0] for c in cells})
     return [f"{statistics.fmean(per_epoch):.1f}", f"{best:.1f}{flag}",
-            f"{statistics.fmean(to_best):.0f}"]
+            f"{statistics.fmean(to_best):.0f}", " + ".join(machines)]
 
 
 def improvement(ours: dict[str, float], method: str = "rcl") -> dict[str, float | None]:
@@ -281,13 +284,14 @@ class Report:
                 gap = (f"{100 * (ours - theirs):+.2f} pp" if ours is not None and theirs
                        is not None else "—")
                 imp.append(f"{_pct(ours)} (paper {_pct(theirs)}, gap {gap})")
-            rows.append(imp + ["", "", ""])
+            rows.append(imp + ["", "", "", ""])
             self.lines += [f"### {dataset} ({encoder} encoder; test, mean ± std over seeds)", ""]
             self.lines += _table(["method", "seeds", *METRICS, "s/epoch", "best epoch",
-                                  "s to best"], rows)
+                                  "s to best", "machine"], rows)
             self.lines += ["", "s/epoch: training seconds per epoch (validation excluded); s "
                                "to best: seconds up to the best epoch, validation included; on "
-                               "the cell's machine (see Provenance); \"cap hit\": the best "
+                               "the machine named (CPU or the GPU; Provenance has the details, "
+                               "and whether other jobs shared it); \"cap hit\": the best "
                                "validation score came at the last allowed epoch, so that run "
                                "was still improving when the epoch cap stopped it.", ""]
 

@@ -133,7 +133,8 @@ def test_smoke_benchmark_and_report(tmp_path, monkeypatch, capsys):
                     "## Hyper-parameter searches", "## Missing cells"):
         assert heading in text, heading
     assert ("| method | seeds | HR@5 | HR@10 | NDCG@5 | NDCG@10 | s/epoch | best epoch | "
-            "s to best |") in text
+            "s to best | machine |") in text
+    assert re.search(r"\| \d+ \| CPU \|", text)  # the smoke cells' seconds come from the CPU
     assert "Improv. (RCL vs best other)" in text and "(paper " in text
     # The analysis suite records where the alpha grid cuts the weak candidates, per metric.
     cut_table = text.split("**Where top-alpha cuts on synthetic.**")[1].split("\n\n")[1]
