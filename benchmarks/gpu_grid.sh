@@ -11,7 +11,7 @@
 #       --platform manylinux_2_28_x86_64 -d .gpu/whl rapidfuzz==3.14.6
 # The call (device tool): command "bash benchmarks/gpu_grid.sh 540", carry [".gpu"], timeout_s 600.
 # Seen on 2026-11-27 (H100, 15 minutes of device time): the machine started in about 35 s;
-# WORKERS=5 THREADS=3 with a 480 s budget trained 10 quick cells, a second 285 s call 7 more.
+# WORKERS=5 THREADS=3 with a 480 s budget trained 10 quick cells, a second 285 s call 6 more.
 # Back here: bash benchmarks/gpu_grid.sh --merge <files_at>   (the folder holding <profile>.tgz)
 # The paper's protocol without the search, e.g. Table 2 on Beauty (not yet run on a GPU):
 #   PROFILE=full GRID_ARGS="--budget 1 --seeds 1" SUITES="table2:beauty" bash benchmarks/gpu_grid.sh 540
