@@ -107,7 +107,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from rclrec.experiments.report import build_report
+    from rclrec.experiments.report import build_report, figure_dir
 
     results = Path(args.results or Path("results") / args.profile)
     if not results.is_dir():
@@ -115,7 +115,7 @@ def run_report(args: argparse.Namespace) -> int:
               f"benchmark` first)", file=sys.stderr)
         return 2
     build_report(results, args.out)
-    print(f"written: {args.out} (figures in {Path(args.out).parent / 'report'})")
+    print(f"written: {args.out} (figures in {figure_dir(Path(args.out))})")
     return 0
 
 

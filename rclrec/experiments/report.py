@@ -143,11 +143,17 @@ def _save(fig, path: Path) -> None:
 # ---------------------------------------------------------------- sections
 
 
+def figure_dir(out: Path) -> Path:
+    """Where a report's PNGs go: report/ beside REPORT.md, report-full/ beside REPORT-full.md
+    (two reports in one folder do not overwrite each other's figures)."""
+    return out.parent / out.stem.lower()
+
+
 class Report:
     def __init__(self, res: dict[str, Any], out: Path) -> None:
         self.res = res
         self.out = out
-        self.fig_dir = out.parent / "report"
+        self.fig_dir = figure_dir(out)
         self.lines: list[str] = []
         self.missing: list[str] = []
 
@@ -479,7 +485,7 @@ class Report:
 
 
 def build_report(results: str | os.PathLike, out: str | os.PathLike) -> str:
-    """Write the Markdown report to ``out`` and its PNGs to ``<out dir>/report``."""
+    """Write the Markdown report to ``out`` and its PNGs to ``figure_dir(out)``."""
     out = Path(out)
     res = load_results(results)
     r = Report(res, out)

@@ -343,3 +343,10 @@ def test_rekey_renames_cells_after_a_new_setting_so_they_are_reused(tmp_path, mo
         assert "0 missing" in capsys.readouterr().out.splitlines()[-1]
     assert main(["rekey", "--results", str(results), "--work", str(work)]) == 0
     assert "0 cells renamed" in capsys.readouterr().out
+
+
+def test_two_reports_in_one_folder_keep_their_own_figures():
+    from rclrec.experiments.report import figure_dir
+
+    assert figure_dir(Path("docs/REPORT.md")) == Path("docs/report")
+    assert figure_dir(Path("docs/REPORT-full.md")) == Path("docs/report-full")
