@@ -96,16 +96,23 @@ def _speed(cells: list[dict[str, Any]]) -> list[str]:
     the machine they were taken on (seconds from a CPU and a GPU do not compare)."""
     if not cells:
         return ["—", "—", "—", "—"]
-    per_epoch = [c["seconds_per_epoch"] for c in cells]
-    to_best = [c["seconds_to_best"] for c in cells]
     best = statistics.fmean(c["best_epoch"] for c in cells)
     # Best at the last allowed epoch: still improving when the epoch cap stopped it.
     capped = sum(c["best_epoch"] == c["config"]["train"]["epochs"] for c in cells)
     flag = f" (cap hit in {capped}/{len(cells)})" if capped else ""
-    machines = sorted({"CPU" if c["device"] == "cpu" else
-                       str(c["device"]).removeprefix("NVIDIA ").split()[0] for c in cells})
-    return [f"{statistics.fmean(per_epoch):.1f}", f"{best:.1f}{flag}",
-            f"{statistics.fmean(to_best):.0f}", " + ".join(machines)]
+    # Seconds are averaged per machine: a CPU's and a GPU's do not mix into one number.
+    by_machine: dict[str, list[dict[str, Any]]] = {}
+    for c in cells:
+        name = "CPU" if c["device"] == "cpu" else str(c["device"]).removeprefix("NVIDIA ")
+        by_machine.setdefault(name.split()[0], []).append(c)
+    machines = sorted(by_machine)
+
+    def mean(key: str, fmt: str) -> str:
+        return " / ".join(format(statistics.fmean(c[key] for c in by_machine[m]), fmt)
+                          for m in machines)
+
+    return [mean("seconds_per_epoch", ".1f"), f"{best:.1f}{flag}", mean("seconds_to_best", ".0f"),
+            " / ".join(machines)]
 
 
 def improvement(ours: dict[str, float], method: str = "rcl") -> dict[str, float | None]:

@@ -350,3 +350,14 @@ def test_two_reports_in_one_folder_keep_their_own_figures():
 
     assert figure_dir(Path("docs/REPORT.md")) == Path("docs/report")
     assert figure_dir(Path("docs/REPORT-full.md")) == Path("docs/report-full")
+
+
+def test_speed_columns_keep_cpu_and_gpu_seconds_apart():
+    from rclrec.experiments.report import _speed
+
+    def cell(device, seconds):
+        return {"device": device, "seconds_per_epoch": seconds, "seconds_to_best": 10 * seconds,
+                "best_epoch": 20, "config": {"train": {"epochs": 20}}}
+
+    cells = [cell("cpu", 30.0), cell("NVIDIA H100 80GB HBM3", 3.0), cell("cpu", 34.0)]
+    assert _speed(cells) == ["32.0 / 3.0", "20.0 (cap hit in 3/3)", "320 / 30", "CPU / H100"]
