@@ -116,5 +116,11 @@ def coordinate_search(base: dict[str, Any], space: tuple[SearchParam, ...], *,
         "settings": dict(best["settings"]),
     }
     if name is not None:
-        write_json_atomic(Path(results) / "searches" / f"{name}.json", record)
+        path = Path(results) / "searches" / f"{name}.json"
+        old = json.loads(path.read_text()) if path.exists() else None
+        # A call that only reuses what the record already lists keeps the record as the call
+        # that trained the cells wrote it ("reused" says who trained what).
+        if (old is None or not all(e["reused"] for e in tried)
+                or [e["hash"] for e in old["tried"]] != [e["hash"] for e in tried]):
+            write_json_atomic(path, record)
     return record

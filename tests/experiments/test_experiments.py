@@ -81,6 +81,23 @@ def test_search_picks_best_validation_and_records_every_cell(tmp_path, monkeypat
                                                    for c in calls}
 
 
+def test_a_search_that_only_reuses_keeps_its_record(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(search_mod, "run_cell", _fake_run_cell(calls))
+    coordinate_search(TINY, (LAMBDA,), results=tmp_path, work=tmp_path / "w", name="r")
+    path = tmp_path / "searches" / "r.json"
+    first = path.read_text()
+
+    def reused(cfg, results, work, *, settings=None, show_progress=False, train=True):
+        cell, _ = _fake_run_cell([])(cfg, results, work, settings=settings)
+        return cell, True
+
+    monkeypatch.setattr(search_mod, "run_cell", reused)
+    rec = coordinate_search(TINY, (LAMBDA,), results=tmp_path, work=tmp_path / "w", name="r")
+    assert all(t["reused"] for t in rec["tried"])
+    assert path.read_text() == first  # still says which call trained the cells
+
+
 def test_search_budget_caps_tried_cells(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(search_mod, "run_cell", _fake_run_cell(calls))
