@@ -21,7 +21,14 @@ import torch
 from rclrec.config import load_config
 from rclrec.data.batches import batch_order
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import build_instances, git_commit, load_data, peak_rss_mb, resolve
+from rclrec.experiment import (
+    build_instances,
+    device_label,
+    git_commit,
+    load_data,
+    peak_rss_mb,
+    resolve,
+)
 from rclrec.methods import method_class
 from rclrec.models import build_encoder
 from rclrec.train.trainer import Trainer
@@ -91,7 +98,7 @@ def main() -> int:
               f"({r['steps_per_epoch']} steps), x{r['relative_to_first']:.2f}; "
               f"validation {r['validation_seconds']:.1f} s")
     out = {"dataset": args.dataset, "threads": args.threads, "rows": rows,
-           "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
+           "device": device_label(device),
            "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
            "git_commit": git_commit(), "peak_rss_mb": peak_rss_mb(),
            "command": "python benchmarks/epoch_timing.py " + " ".join(sys.argv[1:])}

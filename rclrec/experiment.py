@@ -181,7 +181,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
         if state.history else None,
         "seconds_to_best": round(state.seconds_to_best, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "device": device_label(device),
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch "
                    f"{torch.__version__}",
         "ranks": world.size,  # data-parallel processes (each trained batch_size per step)
@@ -261,6 +261,11 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[prefix + key] = value
     return out
+
+
+def device_label(device: torch.device) -> str:
+    """What results record as the device: "cpu", or the GPU's model name."""
+    return str(device) if device.type == "cpu" else torch.cuda.get_device_name(device)
 
 
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu"):

@@ -117,10 +117,11 @@ def coordinate_search(base: dict[str, Any], space: tuple[SearchParam, ...], *,
     }
     if name is not None:
         path = Path(results) / "searches" / f"{name}.json"
-        old = json.loads(path.read_text()) if path.exists() else None
-        # A call that only reuses what the record already lists keeps the record as the call
-        # that trained the cells wrote it ("reused" says who trained what).
-        if (old is None or not all(e["reused"] for e in tried)
-                or [e["hash"] for e in old["tried"]] != [e["hash"] for e in tried]):
+        # A call that only reuses the cells the record lists keeps the record as the call that
+        # trained them wrote it ("reused" says who trained what).
+        hashes = [e["hash"] for e in tried]
+        unchanged = (all(e["reused"] for e in tried) and path.exists()
+                     and [e["hash"] for e in json.loads(path.read_text())["tried"]] == hashes)
+        if not unchanged:
             write_json_atomic(path, record)
     return record
