@@ -29,9 +29,13 @@ def mask_unrankable(scores: torch.Tensor, history: torch.Tensor | None = None,
     return scores
 
 
+class NonFiniteScores(ValueError):
+    """A model scored some item NaN or infinite: its ranking would be meaningless."""
+
+
 def target_ranks(scores: torch.Tensor, history: torch.Tensor, targets: torch.Tensor,
-                 exclude_history: bool = True) -> torch.Tensor:
-    """0-based rank of each target among all items.
+                 exclude_history: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """How many rankable items score above, and alike, each target.
 
     Args:
         scores: (B, num_items + 1) scores; column 0 is padding and never ranked.
@@ -41,11 +45,19 @@ def target_ranks(scores: torch.Tensor, history: torch.Tensor, targets: torch.Ten
             a repeated item is ranked like any other).
 
     Returns:
-        (B,) long: how many rankable items score strictly higher than the target.
+        higher, tied: (B,) long each; how many rankable items other than the target score
+        strictly higher than it, and exactly as high (metrics_from_ranks breaks those ties).
+
+    Raises:
+        NonFiniteScores: some score of a real item is NaN or infinite.
     """
+    if not bool(torch.isfinite(scores[:, PAD + 1:]).all()):
+        raise NonFiniteScores("the model's scores contain NaN or infinite values")
     scores = mask_unrankable(scores.clone(), history if exclude_history else None, targets)
     target_scores = scores.gather(1, targets[:, None])
-    return (scores > target_scores).sum(dim=1)
+    higher = (scores > target_scores).sum(dim=1)
+    tied = (scores == target_scores).sum(dim=1) - 1  # minus the target itself
+    return higher, tied
 
 
 @torch.no_grad()
@@ -56,7 +68,11 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
     """Full-ranking HR / NDCG / MRR of an encoder on (input sequence, target) cases.
 
     The representation of a sequence is the encoder state at its last position; the scores are
-    its dot products with every item embedding.
+    its dot products with every item embedding. Ties with the target count as a random draw
+    (metrics_from_ranks); ``return_ranks`` adds each case's expected 0-based rank.
+
+    Raises:
+        NonFiniteScores: the encoder scored some item NaN or infinite.
     """
     was_training = encoder.training
     encoder.eval()
@@ -65,6 +81,7 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
     # Users sorted by length so each batch can drop its all-padding columns.
     order = np.argsort((padded != PAD).sum(axis=1), kind="stable")
     ranks = np.empty(len(padded), dtype=np.int64)
+    ties = np.empty(len(padded), dtype=np.int64)
     for start in range(0, len(padded), batch_size):
         rows = order[start:start + batch_size]
         (window,) = trim_padding(padded[rows])
@@ -73,7 +90,8 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
         chunk = [inputs[r] for r in rows]
         history = torch.from_numpy(left_pad(chunk, max(1, max(len(s) for s in chunk))))
         h = encoder.last_state(x)  # (B, D)
-        ranks[rows] = target_ranks(h @ table.T, history.to(device), y, exclude_history).cpu()
+        higher, tied = target_ranks(h @ table.T, history.to(device), y, exclude_history)
+        ranks[rows], ties[rows] = higher.cpu(), tied.cpu()
     encoder.train(was_training)
-    metrics = metrics_from_ranks(ranks, ks)
-    return (metrics, ranks) if return_ranks else metrics
+    metrics = metrics_from_ranks(ranks, ks, ties)
+    return (metrics, ranks + ties / 2.0) if return_ranks else metrics

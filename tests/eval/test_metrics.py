@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rclrec.eval.metrics import metrics_from_ranks
-from rclrec.eval.ranking import target_ranks
+from rclrec.eval.ranking import NonFiniteScores, evaluate_ranking, target_ranks
 
 
 def slow_metrics(ranks, ks):
@@ -70,20 +70,76 @@ def test_target_ranks_match_reference(seed, exclude):
     scores = rng.normal(size=(b, n + 1)).astype(np.float32)
     history = rng.integers(0, n + 1, size=(b, 5))
     targets = rng.integers(1, n + 1, size=b)
-    got = target_ranks(torch.from_numpy(scores), torch.from_numpy(history),
-                       torch.from_numpy(targets), exclude).numpy()
+    got, tied = target_ranks(torch.from_numpy(scores), torch.from_numpy(history),
+                             torch.from_numpy(targets), exclude)
+    got = got.numpy()
+    assert not tied.any()  # continuous scores: no ties
     want = [slow_rank(scores[i], set(history[i]) - {0}, targets[i], exclude) for i in range(b)]
     assert list(got) == want
 
 
 def test_padding_column_is_never_ranked():
     scores = torch.tensor([[100.0, 1.0, 2.0, 3.0]])
-    ranks = target_ranks(scores, torch.zeros(1, 1, dtype=torch.long), torch.tensor([3]), True)
+    ranks, _ = target_ranks(scores, torch.zeros(1, 1, dtype=torch.long), torch.tensor([3]), True)
     assert ranks.item() == 0
 
 
 def test_history_excluded_but_target_kept():
     scores = torch.tensor([[0.0, 5.0, 4.0, 3.0]])
     history = torch.tensor([[1, 3]])  # item 3 is also the target (a repeat)
-    assert target_ranks(scores, history, torch.tensor([3]), True).item() == 1  # only item 2
-    assert target_ranks(scores, history, torch.tensor([3]), False).item() == 2
+    assert target_ranks(scores, history, torch.tensor([3]), True)[0].item() == 1  # only item 2
+    assert target_ranks(scores, history, torch.tensor([3]), False)[0].item() == 2
+
+
+def slow_expected_metrics(higher, tied, k):
+    """Enumerate every rank a tied target may take, each equally likely."""
+    places = range(higher, higher + tied + 1)
+    hr = sum(r < k for r in places) / len(places)
+    ndcg = sum(1 / math.log2(r + 2) for r in places if r < k) / len(places)
+    mrr = sum(1 / (r + 1) for r in places if r < k) / len(places)
+    return hr, ndcg, mrr
+
+
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), min_size=1, max_size=20))
+def test_tied_metrics_are_the_expectation_over_random_tie_breaking(cases):
+    higher = np.array([h for h, _ in cases])
+    tied = np.array([t for _, t in cases])
+    got = metrics_from_ranks(higher, (1, 5, 10), tied)
+    for k in (1, 5, 10):
+        want = np.mean([slow_expected_metrics(h, t, k) for h, t in cases], axis=0)
+        assert [got[f"HR@{k}"], got[f"NDCG@{k}"], got[f"MRR@{k}"]] == pytest.approx(want)
+
+
+def test_ties_with_the_target_are_counted():
+    scores = torch.tensor([[0.0, 2.0, 1.0, 1.0, 1.0]])  # target 3 ties with items 2 and 4
+    higher, tied = target_ranks(scores, torch.zeros(1, 1, dtype=torch.long),
+                                torch.tensor([3]), True)
+    assert (higher.item(), tied.item()) == (1, 2)
+
+
+class ConstantEncoder(torch.nn.Module):
+    """Scores every item alike (a zeroed item table), as a collapsed model would."""
+
+    def __init__(self, num_items, fill=0.0):
+        super().__init__()
+        self.item_table = torch.full((num_items + 1, 4), fill)
+
+    def last_state(self, x):
+        return torch.ones(len(x), 4)
+
+
+def test_constant_scores_get_chance_level_not_a_perfect_score():
+    n = 500
+    rng = np.random.default_rng(0)
+    inputs = [rng.integers(1, n + 1, size=3) for _ in range(200)]
+    targets = rng.integers(1, n + 1, size=200)
+    m = evaluate_ranking(ConstantEncoder(n), inputs, targets, max_len=5, exclude_history=False)
+    assert m["HR@10"] == pytest.approx(10 / n)
+    assert m["NDCG@10"] < 0.02
+
+
+@pytest.mark.parametrize("fill", [float("nan"), float("inf")])
+def test_non_finite_scores_are_an_error(fill):
+    inputs = [np.array([1, 2])]
+    with pytest.raises(NonFiniteScores):
+        evaluate_ranking(ConstantEncoder(10, fill), inputs, np.array([3]), max_len=5)
