@@ -4,15 +4,19 @@ benchmark | report | rekey."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import errno
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 from rclrec.config import ConfigError, load_config, parse_overrides
-from rclrec.data.dataset import DataError
 from rclrec.experiments import cli as experiments_cli
 from rclrec.similarity import cli as similarity_cli
+
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 # Flags that are shortcuts for a config key: flag dest -> dotted key.
 TRAIN_SHORTCUTS = {
@@ -24,12 +28,11 @@ TRAIN_SHORTCUTS = {
     "max_steps": "train.max_steps",
     "seed": "train.seed",
     "device": "train.device",
-    "variant": "rcl.variant",
-    "similarity": "rcl.similarity",
-    "alpha": "rcl.alpha",
-    "lambda_": "rcl.weight",
-    "tau": "rcl.tau",
 }
+# Flags named after a setting of the chosen method: flag dest -> the method's field. They set
+# that method's section (rcl.*, or baseline.* for the fields a baseline reads) or are an error.
+METHOD_FLAGS = {"variant": "variant", "similarity": "similarity", "alpha": "alpha",
+                "lambda_": "weight", "tau": "tau"}
 
 
 def format_table(rows: dict[str, dict[str, float]], ks: tuple[int, ...] = (5, 10, 20)) -> str:
@@ -58,10 +61,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", help="RCL loss variant: rcl | unweight | weak | strong | "
                                      "three_pairs")
     p.add_argument("--similarity", help="RCL weak-positive metric: jaccard | tfidf | ngram | "
-                                        "levenshtein | semantic")
+                                        "levenshtein | semantic; cl4srec, duorec: dot | cos")
     p.add_argument("--alpha", type=float, help="RCL: top alpha fraction of similar sequences")
-    p.add_argument("--lambda", dest="lambda_", type=float, help="RCL: loss weight (Eq. 18)")
-    p.add_argument("--tau", type=float, help="RCL: temperature")
+    p.add_argument("--lambda", dest="lambda_", type=float,
+                   help="the method's loss weight (RCL: Eq. 18)")
+    p.add_argument("--tau", type=float, help="the method's temperature")
     p.add_argument("--config", help="TOML file with settings")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set train.lr=1e-3 (repeatable)")
@@ -80,8 +84,9 @@ def run_train(args: argparse.Namespace) -> int:
         value = getattr(args, dest, None)
         if value is not None:
             overrides[key] = value
-    overrides.update(parse_overrides(args.overrides))
-    cfg = load_config(args.config, overrides)
+    settings = parse_overrides(args.overrides)  # --set wins over the flags
+    method = load_config(args.config, {**overrides, **settings}).method
+    cfg = load_config(args.config, {**overrides, **method_flag_settings(args, method), **settings})
     metrics = run_training(cfg, args.out, resume=args.resume, show_progress=not args.quiet)
     if not is_main_process():
         return 0  # data-parallel: rank 0 reports
@@ -92,6 +97,35 @@ def run_train(args: argparse.Namespace) -> int:
                        tuple(metrics["config"]["eval"]["ks"])))
     print(f"written: {Path(args.out) / 'metrics.json'}, {Path(args.out) / 'model.pt'}")
     return 0
+
+
+def method_flag_settings(args: argparse.Namespace, method: str) -> dict[str, Any]:
+    """The METHOD_FLAGS given, as settings of ``method``'s own section.
+
+    Raises:
+        ConfigError: a flag names no setting of the method (e.g. --alpha with duorec).
+    """
+    from rclrec.config import RCLConfig
+    from rclrec.experiment import uses_section
+    from rclrec.methods import method_class
+
+    if uses_section(method, "rcl"):
+        section, names = "rcl", [f.name for f in dataclasses.fields(RCLConfig)]
+    elif uses_section(method, "baseline"):
+        section, names = "baseline", list(getattr(method_class(method), "hyper", ()))
+    else:
+        section, names = "", []
+    settings = {}
+    for dest, name in METHOD_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if name not in names:
+            own = (f"; its settings are {', '.join(f'{section}.{n}' for n in names)} (--set)"
+                   if names else "; it has no settings of its own")
+            raise ConfigError(f"--{dest.rstrip('_')} is not a setting of method {method}{own}")
+        settings[f"{section}.{name}"] = value
+    return settings
 
 
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
@@ -265,12 +299,47 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in experiments_cli.COMMANDS:
             return experiments_cli.run(args)
         return similarity_cli.run(args)
-    except (ConfigError, DataError, FileExistsError, FileNotFoundError) as e:
-        print(f"rclrec {args.command}: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("\ninterrupted; continue with --resume", file=sys.stderr)
         return 130
+    except Exception as e:
+        if not is_input_error(e):
+            # A bug in rclrec: keep the traceback for the report, and say which command failed.
+            traceback.print_exc()
+            print(f"rclrec {args.command}: internal error ({type(e).__name__}); this is a bug "
+                  f"in rclrec: please report it with the traceback above", file=sys.stderr)
+            return 1
+        hint = ("; free some space and continue with --resume" if args.command == "train"
+                and getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) else "")
+        print(f"rclrec {args.command}: error: {describe(e)}{hint}", file=sys.stderr)
+        return 2
+
+
+def is_input_error(error: Exception) -> bool:
+    """Whether an exception is about the input rather than rclrec's code: an OSError (a missing
+    or unreadable file, a full disk, a read-only folder) or a ValueError that rclrec raised
+    itself to name a bad file or setting (ConfigError, DataError, CorruptFile, ...). A
+    ValueError raised inside torch or numpy is treated as a bug."""
+    if isinstance(error, OSError):
+        return True
+    if not isinstance(error, ValueError):
+        return False
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(
+        PACKAGE_DIR)
+
+
+def describe(error: Exception) -> str:
+    """One line: rclrec's own messages as they are; an OSError as "file: reason"."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        text = f"{error.filename}: {error.strerror}"
+        if error.filename2 is not None:
+            text += f" ({error.filename2})"
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

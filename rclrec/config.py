@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class EncoderConfig:
     norm_first: bool = False  # (bool) pre-LN blocks (original SASRec) instead of post-LN (RecBole)
 
     def __post_init__(self) -> None:
+        _check_finite(self, "encoder")
         if self.hidden_dim % max(self.num_heads, 1):
             raise ConfigError(f"encoder.hidden_dim={self.hidden_dim} is not divisible by "
                               f"encoder.num_heads={self.num_heads}")
@@ -69,6 +71,7 @@ class TrainConfig:
     threads: int | None = None  # (int) torch CPU threads; None = torch default
 
     def __post_init__(self) -> None:
+        _check_finite(self, "train")
         _choice("train.loss", self.loss, ("ce", "bce"))
         _choice("train.instances", self.instances, ("auto", "windows", "prefixes"))
         for key in ("epochs", "batch_size", "patience", "eval_batch_size"):
@@ -99,6 +102,14 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check_finite(section: Any, name: str) -> None:
+    """NaN passes every range check (all its comparisons are false): refuse it, and infinity."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"setting '{name}.{f.name}' must be a finite number, got {value}")
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -145,6 +156,7 @@ class RCLConfig:
         return self.rec_loss_on_positives
 
     def __post_init__(self) -> None:
+        _check_finite(self, "rcl")
         _choice("rcl.variant", self.variant, ("rcl", "unweight", "weak", "strong", "three_pairs",
                                               "official"))
         _choice("rcl.similarity", self.similarity,
@@ -193,8 +205,11 @@ class BaselineConfig:
     num_clusters: int | None = None  # (int) hpm stand-in categories (co-occurrence clusters)
 
     def __post_init__(self) -> None:
+        _check_finite(self, "baseline")
         if self.mask_token is not None:
             _choice("baseline.mask_token", self.mask_token, ("row", "pad"))
+        if self.similarity is not None:
+            _choice("baseline.similarity", self.similarity, ("dot", "cos"))
 
 
 # ---------------------------------------------------------------- loading and overrides
@@ -252,9 +267,15 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
                 raise ValueError
             return int(value)
         if hint is float:
-            return float(value)
+            number = float(value)
+            if math.isfinite(number):
+                return number
+            # nan passes every range check (all comparisons are false) and inf overflows
+            raise ConfigError(f"setting {key!r} must be a finite number, got {value!r}")
         if hint is str:
             return str(value)
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
         pass
     else:

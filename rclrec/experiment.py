@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import resource
@@ -17,10 +16,10 @@ import torch
 
 from rclrec.config import ConfigError, ExperimentConfig, config_from_dict
 from rclrec.data.batches import TrainingInstances, prefix_instances, window_instances
-from rclrec.data.dataset import SequenceDataset
+from rclrec.data.dataset import DataError, SequenceDataset
 from rclrec.data.registry import default_max_len, load_dataset
 from rclrec.data.split import LeaveOneOutSplit, leave_one_out
-from rclrec.files import write_json_atomic
+from rclrec.files import CorruptFile, read_json, write_json_atomic
 from rclrec.methods import method_class
 from rclrec.models import ENCODERS, build_encoder
 from rclrec.train.checkpoint import load_torch, save_torch_atomic
@@ -216,7 +215,7 @@ def _prepare_run_dir(out_dir: Path, cfg: ExperimentConfig, resume: bool) -> dict
                                   f"or choose another --out")
         _check_same_config(out_dir, cfg)
         if metrics_path.exists():
-            return json.loads(metrics_path.read_text())
+            return read_json(metrics_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "config.json", cfg.to_dict())
     return None
@@ -231,7 +230,7 @@ def _check_same_config(out_dir: Path, cfg: ExperimentConfig) -> None:
     saved_path = out_dir / "config.json"
     if not saved_path.exists():
         return
-    saved = resolve(config_from_dict(json.loads(saved_path.read_text()))).to_dict()
+    saved = resolve(config_from_dict(read_json(saved_path))).to_dict()
     now = cfg.to_dict()
     # These may change between an interrupted run and its continuation.
     free = {"train.epochs", "train.device", "train.patience", "train.threads",
@@ -274,10 +273,56 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu"):
 
 
 def read_model_file(run_dir: str | Path) -> dict[str, Any]:
+    """``run_dir/model.pt``, checked against its own config before anything is built from it.
+
+    Raises:
+        FileNotFoundError: no model.pt (not a finished run).
+        CorruptFile: damaged, forged or not written by rclrec (the message names the file).
+    """
     path = Path(run_dir) / "model.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist (is {run_dir} a finished run?)")
-    return load_torch(path)
+    saved = load_torch(path)
+    check_model_file(saved, path)
+    return saved
+
+
+def check_model_file(saved: Any, path: Path) -> None:
+    """The contents of a model.pt are what ``run_training`` writes: a valid config, and tensors
+    of exactly the sizes that config and ``num_items`` give. The sizes are worked out on the
+    meta device, so a file that declares a huge item table allocates nothing."""
+    def bad(reason: str) -> CorruptFile:
+        return CorruptFile(f"{path}: not a model file written by rclrec ({reason})")
+
+    if not isinstance(saved, dict):
+        raise bad(f"holds a {type(saved).__name__}, not a dict")
+    for key, kind in (("config", dict), ("num_items", int), ("state_dict", dict)):
+        if not isinstance(saved.get(key), kind) or isinstance(saved.get(key), bool):
+            raise bad(f"{key!r} is missing or not a {kind.__name__}")
+    if saved.get("format", MODEL_FORMAT) != MODEL_FORMAT:
+        raise bad(f"format {saved.get('format')!r}; this rclrec reads format {MODEL_FORMAT}")
+    num_items, extra = saved["num_items"], saved.get("extra_tokens", 0)
+    if num_items < 1 or not isinstance(extra, int) or extra < 0:
+        raise bad(f"num_items {num_items}, extra_tokens {extra!r}")
+    item_ids = saved.get("item_ids")
+    if item_ids is not None and (not isinstance(item_ids, list) or len(item_ids) != num_items
+                                 or not all(isinstance(i, str) for i in item_ids)):
+        raise bad(f"item_ids is not a list of {num_items} strings")
+    try:
+        cfg = config_from_dict(saved["config"])
+        with torch.device("meta"):
+            expected = build_encoder(cfg.encoder, num_items, extra).state_dict()
+    except (ConfigError, ValueError) as e:
+        raise bad(f"its config: {e}") from None
+    state = saved["state_dict"]
+    for key in sorted(set(expected) | set(state)):
+        if key not in state or key not in expected:
+            raise bad(f"tensor {key!r} is {'missing' if key not in state else 'unexpected'} "
+                      f"for a {cfg.encoder.name} encoder")
+        if not isinstance(state[key], torch.Tensor) or state[key].shape != expected[key].shape:
+            got = tuple(state[key].shape) if isinstance(state[key], torch.Tensor) else "no tensor"
+            raise bad(f"tensor {key!r} is {got}, but its config and num_items {num_items} "
+                      f"give {tuple(expected[key].shape)}")
 
 
 def model_from_saved(saved: dict[str, Any], device: str | torch.device = "cpu"):
@@ -288,20 +333,46 @@ def model_from_saved(saved: dict[str, Any], device: str | torch.device = "cpu"):
     return encoder.to(device).eval(), cfg
 
 
+def data_of_model(cfg: ExperimentConfig, path: Path, num_items: int) -> SequenceDataset:
+    """The dataset a model file's config names, which must have the items it was trained on.
+
+    A model file may come from anyone: when its dataset cannot be read the error names the
+    dataset but repeats nothing the reader saw in it (a forged config could name any file).
+    """
+    try:
+        dataset = load_data(cfg)
+    except (OSError, ValueError):
+        raise DataError(f"{path}: the dataset its config names ({cfg.data.dataset!r}) cannot be "
+                        f"read; `rclrec stats --dataset {cfg.data.dataset}` says why") from None
+    if dataset.num_items != num_items:
+        raise DataError(f"{path} was trained on {num_items} items, but its dataset "
+                        f"{cfg.data.dataset!r} now has {dataset.num_items}: the data changed "
+                        f"since training")
+    return dataset
+
+
 def evaluate_run(run_dir: str | Path, *, device: str = "auto") -> dict[str, Any]:
-    """Re-evaluate a saved run on its validation and test cases."""
-    from rclrec.eval.ranking import evaluate_ranking
+    """Re-evaluate a saved run on its validation and test cases.
+
+    Raises:
+        NonFiniteScores: the model scores some item NaN or infinite (the message names the run).
+    """
+    from rclrec.eval.ranking import NonFiniteScores, evaluate_ranking
 
     dev = pick_device(device)
-    encoder, cfg = load_model(run_dir, dev)
-    split = leave_one_out(load_data(cfg))
+    saved = read_model_file(run_dir)
+    encoder, cfg = model_from_saved(saved, dev)
+    split = leave_one_out(data_of_model(cfg, Path(run_dir) / "model.pt", saved["num_items"]))
     e = cfg.eval
     kw = dict(batch_size=cfg.train.eval_batch_size, device=dev, exclude_history=e.exclude_history,
               ks=e.ks)
-    return {
-        "run": str(run_dir),
-        "valid": evaluate_ranking(encoder, split.valid_inputs(), split.valid_targets,
-                                  cfg.encoder.max_len, **kw),
-        "test": evaluate_ranking(encoder, split.test_inputs(), split.test_targets,
-                                 cfg.encoder.max_len, **kw),
-    }
+    try:
+        return {
+            "run": str(run_dir),
+            "valid": evaluate_ranking(encoder, split.valid_inputs(), split.valid_targets,
+                                      cfg.encoder.max_len, **kw),
+            "test": evaluate_ranking(encoder, split.test_inputs(), split.test_targets,
+                                     cfg.encoder.max_len, **kw),
+        }
+    except NonFiniteScores as err:
+        raise NonFiniteScores(f"{run_dir}: {err}") from None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rclrec.config import WEAK_POSITIVE_SETTINGS, ExperimentConfig, RCLConfig, config_from_dict
-from rclrec.files import write_json_atomic, write_text_atomic
+from rclrec.files import read_json, write_json_atomic, write_text_atomic
 
 # Settings that do not change what is computed: left out of the hash, so a grid can be filled
 # on other machines (device, threads) or with the data found in another folder.
@@ -82,7 +82,7 @@ def cell_path(results: str | os.PathLike, digest: str) -> Path:
 
 def load_cell(results: str | os.PathLike, digest: str) -> dict[str, Any] | None:
     path = cell_path(results, digest)
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(path) if path.exists() else None
 
 
 def cell_summary(digest: str, metrics: dict[str, Any], settings: dict[str, Any],
@@ -187,12 +187,12 @@ def rekey_cells(results: str | os.PathLike, work: str | os.PathLike
     moves: dict[str, str] = {}
     for path in sorted(results.glob("cells/*/cell.json")):
         old = path.parent.name
-        new = config_hash(config_from_dict(json.loads(path.read_text())["config"]))
+        new = config_hash(config_from_dict(read_json(path)["config"]))
         if new != old:
             moves[old] = new
     for path in sorted(work.glob("*/config.json")):
         old = path.parent.name
-        new = config_hash(config_from_dict(json.loads(path.read_text())))
+        new = config_hash(config_from_dict(read_json(path)))
         if new != old:
             moves.setdefault(old, new)
     if moves:

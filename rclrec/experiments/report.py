@@ -7,7 +7,6 @@ listed with their reason.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 from rclrec.experiments import paper
 from rclrec.experiments.cells import load_cell
 from rclrec.experiments.suites import ALPHAS, GROUPS, PROFILES, SIMILARITIES, VARIANTS
-from rclrec.files import write_text_atomic
+from rclrec.files import read_json, write_text_atomic
 
 METRICS = paper.METRICS
 
@@ -27,7 +26,7 @@ METRICS = paper.METRICS
 def _read_json_dir(path: Path) -> dict[str, Any]:
     if not path.is_dir():
         return {}
-    return {p.stem: json.loads(p.read_text()) for p in sorted(path.glob("*.json"))}
+    return {p.stem: read_json(p) for p in sorted(path.glob("*.json"))}
 
 
 def load_results(results: str | os.PathLike) -> dict[str, Any]:
@@ -420,7 +419,7 @@ class Report:
                                     f"results")
                 continue
             done = True
-            a = json.loads(path.read_text())
+            a = read_json(path)
             d = a["mean_dot"]
             self.lines += [f"### {e['dataset']} (cell {e['cells']['0']}, {a['centres']} centres, "
                            f"{a['similarity']} weak positives)", ""]

@@ -3,7 +3,6 @@ what was done and what is missing (with the reason) in ``results/suites/<group>.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from rclrec.config import load_config
 from rclrec.experiments.cells import CellUnavailable, run_cell
 from rclrec.experiments.search import coordinate_search, search_name
 from rclrec.experiments.suites import ALPHAS, PROFILES, SUITES, Group, Profile, search_space
-from rclrec.files import write_json_atomic
+from rclrec.files import read_json, write_json_atomic
 
 DEFAULT_WORK = Path("benchmarks") / ".work" / "cells"
 
@@ -75,7 +74,7 @@ def write_dataset_record(results: Path, dataset: str, histogram_metrics: tuple[s
     from rclrec.data.stats import dataset_stats
 
     path = results / "datasets" / f"{dataset_key(dataset)}.json"
-    record = json.loads(path.read_text()) if path.exists() else {"name": dataset}
+    record = read_json(path) if path.exists() else {"name": dataset}
     hist = record.setdefault("similarity_histogram", {})
     cuts = record.setdefault("alpha_cut", {})
     todo = [m for m in histogram_metrics if m not in hist or m not in cuts]
@@ -178,14 +177,14 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
     # Every entry was written as it finished, merged with what other processes wrote meanwhile.
     if not path.exists():
         _write_manifest(path, group, prof, None)
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 def _write_manifest(path: Path, group: Group, prof: Profile,
                     entry: dict[str, Any] | None) -> None:
     """Record one entry in the manifest on disk, keeping the entries other processes wrote
     (but not those of settings the group no longer has: its grid was changed)."""
-    manifest = json.loads(path.read_text()) if path.exists() else {}
+    manifest = read_json(path) if path.exists() else {}
     current = {variant_id(v) for v in group.variants}
     entries = {e["id"]: e for e in manifest.get("entries", [])
                if variant_id(e["variant"]) in current}

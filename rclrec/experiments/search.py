@@ -18,7 +18,7 @@ from typing import Any
 from rclrec.config import load_config
 from rclrec.experiments.cells import run_cell
 from rclrec.experiments.suites import SearchParam
-from rclrec.files import write_json_atomic
+from rclrec.files import read_json, write_json_atomic
 
 SELECT_METRIC = "NDCG@10"
 
@@ -121,7 +121,7 @@ def coordinate_search(base: dict[str, Any], space: tuple[SearchParam, ...], *,
         # trained them wrote it ("reused" says who trained what).
         hashes = [e["hash"] for e in tried]
         unchanged = (all(e["reused"] for e in tried) and path.exists()
-                     and [e["hash"] for e in json.loads(path.read_text())["tried"]] == hashes)
+                     and [e["hash"] for e in read_json(path)["tried"]] == hashes)
         if not unchanged:
             write_json_atomic(path, record)
     return record
