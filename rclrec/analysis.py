@@ -15,7 +15,7 @@ import torch
 
 from rclrec.data.batches import left_pad, trim_padding
 from rclrec.data.split import contrast_units, leave_one_out
-from rclrec.experiment import load_data, load_model
+from rclrec.experiment import load_model_and_data
 from rclrec.files import write_json_atomic
 from rclrec.similarity.index import build_index, default_cache_dir
 from rclrec.similarity.positives import StrongSampler, WeakSampler
@@ -38,8 +38,8 @@ def analyze_run(run_dir: str | Path, *, centres: int = 2000, seed: int = 0,
                 device: str = "cpu") -> dict[str, Any]:
     """Write ``analysis.json``, ``fig6_dot_products.png`` and ``fig5_tsne.png`` into run_dir."""
     run_dir = Path(run_dir)
-    encoder, cfg = load_model(run_dir, device)
-    inputs, targets = contrast_units(leave_one_out(load_data(cfg)).train)
+    encoder, cfg, dataset = load_model_and_data(run_dir, device)
+    inputs, targets = contrast_units(leave_one_out(dataset).train)
     rcl = cfg.rcl
     params = {"n": rcl.ngram} if rcl.similarity == "ngram" else None
     metric = rcl.similarity

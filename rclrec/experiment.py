@@ -333,6 +333,13 @@ def model_from_saved(saved: dict[str, Any], device: str | torch.device = "cpu"):
     return encoder.to(device).eval(), cfg
 
 
+def load_model_and_data(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """The encoder, config and dataset of a finished run (evaluation, analysis)."""
+    saved = read_model_file(run_dir)
+    encoder, cfg = model_from_saved(saved, device)
+    return encoder, cfg, data_of_model(cfg, Path(run_dir) / "model.pt", saved["num_items"])
+
+
 def data_of_model(cfg: ExperimentConfig, path: Path, num_items: int) -> SequenceDataset:
     """The dataset a model file's config names, which must have the items it was trained on.
 
@@ -360,9 +367,8 @@ def evaluate_run(run_dir: str | Path, *, device: str = "auto") -> dict[str, Any]
     from rclrec.eval.ranking import NonFiniteScores, evaluate_ranking
 
     dev = pick_device(device)
-    saved = read_model_file(run_dir)
-    encoder, cfg = model_from_saved(saved, dev)
-    split = leave_one_out(data_of_model(cfg, Path(run_dir) / "model.pt", saved["num_items"]))
+    encoder, cfg, dataset = load_model_and_data(run_dir, dev)
+    split = leave_one_out(dataset)
     e = cfg.eval
     kw = dict(batch_size=cfg.train.eval_batch_size, device=dev, exclude_history=e.exclude_history,
               ks=e.ks)

@@ -150,8 +150,9 @@ def test_model_config_naming_a_private_file_does_not_echo_it(run_copy, tmp_path,
         saved["config"]["data"]["dataset"] = str(secret)
 
     path = forge(run_copy, point_at_secret)
-    line = fails_with_line(capsys, ["evaluate", "--run", str(run_copy)], path, secret)
-    assert "hunter2" not in line
+    for command in ("evaluate", "analyze"):
+        line = fails_with_line(capsys, [command, "--run", str(run_copy)], path, secret)
+        assert "hunter2" not in line
 
 
 def test_model_of_a_changed_dataset(run_copy, capsys):
@@ -164,6 +165,12 @@ def test_model_of_a_changed_dataset(run_copy, capsys):
     path = forge(run_copy, drop_last_item)
     line = fails_with_line(capsys, ["evaluate", "--run", str(run_copy)], path)
     assert "changed" in line
+
+
+def test_model_scoring_nan_names_the_run(run_copy, capsys):
+    forge(run_copy, lambda s: s["state_dict"]["embed.item_embedding.weight"].fill_(float("nan")))
+    line = fails_with_line(capsys, ["evaluate", "--run", str(run_copy)], run_copy)
+    assert "NaN" in line
 
 
 # ---------------------------------------------------------------- writing

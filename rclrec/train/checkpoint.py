@@ -43,7 +43,7 @@ def load_torch(path: str | os.PathLike) -> Any:
         with zipfile.ZipFile(path) as archive:
             compressed = [i.filename for i in archive.infolist()
                           if i.compress_type != zipfile.ZIP_STORED]
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+    except (zipfile.BadZipFile, EOFError, ValueError) as e:  # OSError: unreadable, not damaged
         raise CorruptFile(f"{path}: not a PyTorch file written by rclrec ({e}: truncated or "
                           f"overwritten?); {hint}") from None
     if compressed:  # torch.save stores records uncompressed
