@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
 from rclrec.config import ConfigError, ExperimentConfig, config_from_dict
 from rclrec.data.batches import TrainingInstances, prefix_instances, window_instances
@@ -310,7 +311,7 @@ def check_model_file(saved: Any, path: Path) -> None:
         raise bad(f"item_ids is not a list of {num_items} strings")
     try:
         cfg = config_from_dict(saved["config"])
-        with torch.device("meta"):
+        with torch.device("meta"), _SizesOnly():
             expected = build_encoder(cfg.encoder, num_items, extra).state_dict()
     except (ConfigError, ValueError) as e:
         raise bad(f"its config: {e}") from None
@@ -323,6 +324,29 @@ def check_model_file(saved: Any, path: Path) -> None:
             got = tuple(state[key].shape) if isinstance(state[key], torch.Tensor) else "no tensor"
             raise bad(f"tensor {key!r} is {got}, but its config and num_items {num_items} "
                       f"give {tuple(expected[key].shape)}")
+
+
+class _SizesOnly(TorchFunctionMode):
+    """Build a model on the meta device for its sizes alone: random initialisation, and
+    arithmetic of a tensor with a number, leave sizes as they are and are skipped (on the meta
+    device they go through torch's decompositions, which import torch._dynamo: seconds of
+    start-up and tens of MB). An op missed here costs that time, never a wrong size."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init" or func in _RANDOM_FILLS:
+            return args[0] if args else kwargs["tensor"]
+        if func in (torch.randn, torch.rand):
+            return torch.empty(*args, **kwargs)
+        if (getattr(func, "__name__", "").strip("_") in _WITH_A_NUMBER and len(args) == 2
+                and isinstance(args[0], torch.Tensor) and isinstance(args[1], (int, float))):
+            return args[0]
+        return func(*args, **kwargs)
+
+
+_RANDOM_FILLS = {torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.bernoulli_,
+                 torch.Tensor.random_}
+_WITH_A_NUMBER = {"mul", "rmul", "div", "truediv", "add", "radd", "sub", "rsub"}
 
 
 def model_from_saved(saved: dict[str, Any], device: str | torch.device = "cpu"):

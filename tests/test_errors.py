@@ -142,6 +142,22 @@ def test_forged_item_count_is_refused_before_allocating(run_copy, capsys):
     assert "(1000000000001, 16)" in line  # the size its config would need
 
 
+@pytest.mark.parametrize("encoder", ["sasrec", "fmlp"])
+def test_model_file_check_accepts_every_encoders_real_sizes(encoder, tmp_path):
+    from rclrec.experiment import check_model_file
+    from rclrec.models import ENCODERS, build_encoder
+
+    assert encoder in ENCODERS
+    cfg = load_config(overrides={"encoder.name": encoder, "encoder.hidden_dim": "8",
+                                 "encoder.max_len": "7"})
+    state = build_encoder(cfg.encoder, 5, 1).state_dict()
+    saved = {"config": cfg.to_dict(), "num_items": 5, "extra_tokens": 1, "state_dict": state}
+    check_model_file(saved, tmp_path / "model.pt")  # no error
+    saved["extra_tokens"] = 0
+    with pytest.raises(ValueError, match="item_embedding"):
+        check_model_file(saved, tmp_path / "model.pt")
+
+
 def test_model_config_naming_a_private_file_does_not_echo_it(run_copy, tmp_path, capsys):
     secret = tmp_path / "secret.txt"
     secret.write_text("hunter2 is the password\n")
@@ -218,6 +234,14 @@ def test_disk_full_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
     assert str(path) in str(info.value) and "disk is full" in str(info.value)
     assert json.loads(path.read_text()) == {"ndcg": 0.5}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    """Not the owner-only mode of the temporary file: a shared results folder stays readable."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = write_json_atomic(tmp_path / "cell.json", {})
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_disk_full_while_training_keeps_the_last_checkpoint(run_copy, monkeypatch, capsys):
