@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import errno
 import json
+import linecache
 import sys
 import traceback
 from pathlib import Path
@@ -317,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def is_input_error(error: Exception) -> bool:
     """Whether an exception is about the input rather than rclrec's code: an OSError (a missing
-    or unreadable file, a full disk, a read-only folder) or a ValueError that rclrec raised
-    itself to name a bad file or setting (ConfigError, DataError, CorruptFile, ...). A
-    ValueError raised inside torch or numpy is treated as a bug."""
+    or unreadable file, a full disk, a read-only folder), or a ValueError raised by a `raise`
+    statement of rclrec's own, its checks of files and settings (ConfigError, DataError,
+    CorruptFile, ...). A ValueError from Python itself (an unpacking error), torch or numpy is
+    a bug."""
     if isinstance(error, OSError):
         return True
     if not isinstance(error, ValueError):
@@ -327,8 +329,11 @@ def is_input_error(error: Exception) -> bool:
     tb = error.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(
-        PACKAGE_DIR)
+    if tb is None:
+        return False
+    source = Path(tb.tb_frame.f_code.co_filename)
+    line = linecache.getline(str(source), tb.tb_lineno)
+    return source.resolve().is_relative_to(PACKAGE_DIR) and line.lstrip().startswith("raise ")
 
 
 def describe(error: Exception) -> str:

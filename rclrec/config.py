@@ -32,6 +32,10 @@ class DataConfig:
     k_core: int = 5  # (int) raw logs: iterated k-core filter
     drop_repeats: bool = False  # (bool) raw logs: drop immediate repeats of an item
 
+    def __post_init__(self) -> None:
+        if self.max_len is not None and self.max_len < 1:
+            raise ConfigError(f"data.max_len must be >= 1, got {self.max_len}")
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -47,6 +51,11 @@ class EncoderConfig:
 
     def __post_init__(self) -> None:
         _check_finite(self, "encoder")
+        for key in ("hidden_dim", "num_heads", "inner_dim", "max_len"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"encoder.{key} must be >= 1, got {getattr(self, key)}")
+        if self.num_blocks < 0:
+            raise ConfigError(f"encoder.num_blocks must be >= 0, got {self.num_blocks}")
         if self.hidden_dim % max(self.num_heads, 1):
             raise ConfigError(f"encoder.hidden_dim={self.hidden_dim} is not divisible by "
                               f"encoder.num_heads={self.num_heads}")
@@ -88,6 +97,12 @@ class EvalConfig:
     exclude_history: bool = True  # (bool) rank only items not in the input (the target stays)
     ks: tuple[int, ...] = (5, 10, 20)  # (list) cut-offs of HR@K and NDCG@K
     select_metric: str = "NDCG@10"  # (str) validation metric for early stopping
+
+    def __post_init__(self) -> None:
+        if not self.ks or min(self.ks) < 1:
+            raise ConfigError(f"eval.ks must be cut-offs >= 1, got {list(self.ks)}")
+        _choice("eval.select_metric", self.select_metric,
+                tuple(f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in self.ks))
 
 
 @dataclass(frozen=True)
@@ -351,6 +366,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                 values = _merge(values, tomllib.load(f))
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: {e}") from e
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text, so not a TOML file") from None
     values = _merge(values, _nest(overrides or {}))
     return _build(ExperimentConfig, values)
 

@@ -312,6 +312,18 @@ def test_non_finite_learning_rate_on_the_command_line(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_config_file_of_random_bytes(tmp_path, capsys):
+    toml = tmp_path / "c.toml"
+    toml.write_bytes(bytes(range(128, 256)))
+    fails_with_line(capsys, ["train", "--config", str(toml), "--out", str(tmp_path / "r")], toml)
+
+
+@pytest.mark.parametrize("setting", ["eval.ks=0", "encoder.hidden_dim=0", "data.max_len=0"])
+def test_sizes_below_one_are_refused(tmp_path, capsys, setting):
+    fails_with_line(capsys, ["train", *TINY, "--set", setting, "--out", str(tmp_path / "r")],
+                    setting.split("=")[0])
+
+
 def test_unknown_method_is_an_error_line(tmp_path, capsys):
     fails_with_line(capsys, ["train", *TINY, "--method", "nosuch", "--out",
                              str(tmp_path / "r")], "nosuch")
@@ -367,6 +379,15 @@ def test_a_bug_keeps_its_traceback_and_names_the_command(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert "Traceback" in err and "rclrec stats: internal error (TypeError)" in err
+
+
+def test_value_error_from_python_itself_is_a_bug(monkeypatch, capsys):
+    from rclrec import cli
+
+    # int("x") raises inside rclrec's own function, but not by a raise statement of rclrec.
+    monkeypatch.setitem(cli.COMMANDS, "stats", lambda args: cli.positive_int("x"))
+    assert main(["stats", "--dataset", "synthetic"]) == 1
+    assert "internal error (ValueError)" in capsys.readouterr().err
 
 
 def test_value_error_from_a_library_is_a_bug_not_an_input_error(monkeypatch, capsys):
