@@ -248,9 +248,12 @@ def _check_same_config(out_dir: Path, cfg: ExperimentConfig) -> None:
 
 def uses_section(method: str, section: str) -> bool:
     """Whether a method reads a method-specific config section (``rcl`` or ``baseline``)."""
+    from rclrec.methods.rcl import RCL
+
+    reads_rcl = issubclass(method_class(method), RCL)  # RCL and the controls built on it
     if section == "rcl":
-        return method == "rcl"
-    return method not in ("sasrec", "rcl")
+        return reads_rcl
+    return method != "sasrec" and not reads_rcl
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -30,7 +30,9 @@ from rclrec.data.split import MIN_LENGTH
 SHORT_USERS_KEY = "users_shorter_than_3"
 
 # Separator implied by a file extension; others are sniffed from the first line.
-_SEPARATOR_BY_EXTENSION = {".csv": ",", ".tsv": "\t", ".data": "\t", ".inter": "\t"}
+# ".dat": MovieLens 1M / 10M (GroupLens' ratings.dat, "user::item::rating::time").
+_SEPARATOR_BY_EXTENSION = {".csv": ",", ".tsv": "\t", ".data": "\t", ".inter": "\t",
+                           ".dat": "::"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,9 +267,9 @@ def _sniff_separator(path: Path) -> str | None:
 
 def _delimited_rows(path: Path, sep: str | None) -> Iterator[tuple[int, list[str]]]:
     """Yield (line number, stripped fields) of the non-blank rows; sep None = whitespace."""
-    if sep is None:
+    if sep is None or len(sep) > 1:  # the csv module takes one-character separators only
         for lineno, line in _numbered_lines(path):
-            fields = line.split()
+            fields = [x.strip() for x in line.split(sep)] if line.strip() else []
             if fields:
                 yield lineno, fields
         return

@@ -11,7 +11,9 @@ toys        Toys_and_Games.txt          one line per user
 yelp        Yelp.txt                    one line per user
 lastfm      LastFM.txt                  one line per user
 ml-100k     ml-100k/u.data              raw log, 5-core (943 / 1,349 / 99,287)
-ml-1m       ml-1m.txt                   ``user item`` pairs (SASRec); add it by hand
+ml-1m       ml-1m.txt or                ``user item`` pairs (SASRec), or GroupLens'
+            ml-1m/ratings.dat           raw ``user::item::rating::time`` log, 5-core;
+                                        add either by hand
 synthetic   (generated)                 Markov chain, ``synthetic-<seed>`` for a seed
 ==========  ==========================  =========================================
 
@@ -38,13 +40,15 @@ DATASET_FILES = {
     "ml-100k": "ml-100k/u.data",
     "ml-1m": "ml-1m.txt",
 }
+# Further files a name is found as, tried after its DATASET_FILES entry in each directory.
+ALTERNATIVE_FILES = {"ml-1m": ("ml-1m/ratings.dat",)}
 SYNTHETIC = "synthetic"
 _SYNTHETIC_NAME = re.compile(r"synthetic(?:-(\d+))?")
 
 # The repository root is the parent of the rclrec package directory.
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
-_RAW_LOG_EXTENSIONS = (".csv", ".tsv", ".parquet", ".data")
+_RAW_LOG_EXTENSIONS = (".csv", ".tsv", ".parquet", ".data", ".dat")
 
 
 def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -94,10 +98,11 @@ def resolve_dataset(name_or_path: str, data_dir: str | os.PathLike | None = None
         file_name = name_or_path
     searched = []
     for directory in search_dirs(data_dir):
-        candidate = directory / file_name
-        searched.append(str(candidate))
-        if candidate.is_file():
-            return candidate, detect_format(candidate)
+        for name in (file_name, *ALTERNATIVE_FILES.get(key, ())):
+            candidate = directory / name
+            searched.append(str(candidate))
+            if candidate.is_file():
+                return candidate, detect_format(candidate)
     raise DataError(f"dataset {name_or_path!r} not found; searched: {'; '.join(searched)}. "
                     f"Known names: {', '.join(_known_names())}. Pass a file path, "
                     f"--set data.data_dir=DIR, or set $RCLREC_DATA")
@@ -110,8 +115,9 @@ def _known_names() -> list[str]:
 def detect_format(path: Path) -> str:
     """Format of a file from its extension, and for ``.txt`` from its content.
 
-    ``.inter`` is a RecBole atomic file; ``.csv``, ``.tsv``, ``.parquet`` and ``.data`` are raw
-    logs; a ``.txt`` file is one line per user if any line has more than 2 fields, else pairs.
+    ``.inter`` is a RecBole atomic file; ``.csv``, ``.tsv``, ``.parquet``, ``.data`` and ``.dat``
+    (MovieLens' ``::``) are raw logs; a ``.txt`` file is one line per user if any line has more
+    than 2 fields, else pairs.
     """
     suffix = path.suffix.lower()
     if suffix == ".inter":

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rclrec.experiments.suites import PROFILES, SUITES
+from rclrec.experiments.suites import PAPER_SUITES, PROFILES, suites_of
 
 COMMANDS = ("benchmark", "report", "rekey")
 
@@ -30,13 +30,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
             f"{name} = " + " + ".join(f"{g.name} ({', '.join(g.methods)} on "
                                       f"{', '.join(g.datasets)}, {g.encoder})"
                                       for g in groups)
-            for name, groups in SUITES.items() if name != "all") + "; all = every suite")
-    p.add_argument("--suite", required=True, choices=list(SUITES))
+            for name, groups in PAPER_SUITES.items() if name != "all")
+        + "; all = every suite (the paper profile's: table2, table3, controls). The paper "
+          "profile's table2 adds ml-100k (ML-1M's stand-in) and its table3 is Yelp only.")
+    p.add_argument("--suite", required=True, choices=list(PAPER_SUITES))
     p.add_argument("--datasets", nargs="+", help="replace the suite's datasets")
     p.add_argument("--methods", nargs="+", help="keep only these methods of the suite")
     p.add_argument("--seeds", type=int, help="number of seeds (0..N-1) [the profile's]")
     p.add_argument("--profile", choices=list(PROFILES), default="quick",
-                   help="smoke (seconds, synthetic) | quick (CPU) | full (paper, GPU) [quick]")
+                   help="smoke (seconds, synthetic) | quick (CPU) | full (paper's epochs, GPU) "
+                        "| paper (the paper's protocol and search, GPU) [quick]")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda [auto]")
     p.add_argument("--threads", type=int,
                    help="CPU threads per cell; not part of a cell's hash [the config's]")
@@ -44,6 +47,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--work", help="git-ignored run folders [benchmarks/.work/cells]")
     p.add_argument("--budget", type=int,
                    help="max cells per hyper-parameter search (0 = no limit) [the profile's]")
+    p.add_argument("--epochs", type=int,
+                   help="most epochs per cell, replacing the profile's (a tiny trial of a grid; "
+                        "part of a cell's hash)")
+    p.add_argument("--max-steps", type=int,
+                   help="most steps per epoch (a tiny trial of a grid; part of a cell's hash)")
     p.add_argument("--progress", action="store_true", help="progress bars of each run")
     p.add_argument("--no-train", action="store_true",
                    help="train nothing: reuse finished cells, record the rest as missing "
@@ -53,10 +61,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                               description="Rebuild the report (tables, PNG figures, missing "
                                           "cells) from the committed JSON of a results folder.")
     r.add_argument("--results", help="results folder [results/<profile>]")
-    r.add_argument("--profile", choices=list(PROFILES), default="quick",
-                   help="picks the default --results [quick]")
-    r.add_argument("--out", default="docs/REPORT.md", help="report path [docs/REPORT.md]; "
-                                                           "PNGs go to <its folder>/report/")
+    r.add_argument("--profile", choices=list(PROFILES),
+                   help="picks the default --results and the layout [quick; with --results, "
+                        "the profile its manifests name]")
+    r.add_argument("--out", help="report path [docs/REPORT.md for the paper profile, else "
+                                 "docs/REPORT-<profile>.md]; PNGs go to <its folder>/<its name>/")
 
     k = subparsers.add_parser(
         "rekey", help="rename cells whose hash changed after a setting was added",
@@ -77,9 +86,19 @@ def run_benchmark(args: argparse.Namespace) -> int:
     if args.seeds is not None and args.seeds < 1:
         print("rclrec benchmark: error: --seeds must be >= 1", file=sys.stderr)
         return 2
-    if args.threads is not None and args.threads < 1:
-        print("rclrec benchmark: error: --threads must be >= 1", file=sys.stderr)
+    for flag, value in (("--threads", args.threads), ("--epochs", args.epochs),
+                        ("--max-steps", args.max_steps)):
+        if value is not None and value < 1:
+            print(f"rclrec benchmark: error: {flag} must be >= 1", file=sys.stderr)
+            return 2
+    suites = suites_of(profile)
+    if args.suite not in suites:
+        print(f"rclrec benchmark: error: --suite {args.suite} is not a suite of the "
+              f"{profile.name} profile ({', '.join(suites)})", file=sys.stderr)
         return 2
+    trial = {key: value for key, value in (("train.epochs", args.epochs),
+                                           ("train.max_steps", args.max_steps))
+             if value is not None}
     opts = BenchmarkOptions(
         profile=profile,
         results=Path(args.results or Path("results") / profile.name),
@@ -88,8 +107,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
         device=args.device, threads=args.threads,
         budget=(args.budget or None) if args.budget is not None else None,
         use_budget=args.budget is not None, show_progress=args.progress,
-        train=not args.no_train)
-    known = {m for g in SUITES[args.suite] for m in g.methods}
+        train=not args.no_train, settings=trial)
+    known = {m for g in suites[args.suite] for m in g.methods}
     unknown = sorted(set(opts.methods or ()) - known)
     if unknown:
         print(f"rclrec benchmark: error: --methods {', '.join(unknown)}: not in suite "
@@ -107,15 +126,22 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from rclrec.experiments.report import build_report, figure_dir
+    from rclrec.experiments.report import (
+        build_report,
+        default_report_path,
+        figure_dir,
+        report_profile,
+    )
 
-    results = Path(args.results or Path("results") / args.profile)
+    results = Path(args.results or Path("results") / (args.profile or "quick"))
     if not results.is_dir():
         print(f"rclrec report: error: {results} is not a results folder (run `rclrec "
               f"benchmark` first)", file=sys.stderr)
         return 2
-    build_report(results, args.out)
-    print(f"written: {args.out} (figures in {figure_dir(Path(args.out))})")
+    profile = args.profile or report_profile(results)
+    out = Path(args.out) if args.out else default_report_path(profile)
+    build_report(results, out, profile)
+    print(f"written: {out} (figures in {figure_dir(out)})")
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from rclrec.experiments import paper
 from rclrec.experiments.cells import load_cell
-from rclrec.experiments.suites import ALPHAS, GROUPS, PROFILES, SIMILARITIES, VARIANTS
+from rclrec.experiments.suites import ALPHAS, PROFILES, SIMILARITIES, VARIANTS, group_of
 from rclrec.files import read_json, write_text_atomic
 
 METRICS = paper.METRICS
@@ -190,7 +190,7 @@ class Report:
 
     def not_run(self, group: str, manifest: dict[str, Any]) -> None:
         """Cells the group plans (its datasets x methods x variants) that no process reached."""
-        g = GROUPS[group]
+        g = group_of(manifest.get("profile", ""), group)
         prof = PROFILES.get(manifest.get("profile", ""))
         datasets = (prof.datasets if prof and prof.datasets else None) or g.datasets
         from rclrec.experiments.runner import dataset_key, variant_id
@@ -215,6 +215,10 @@ class Report:
 
     # Table 1 and Figure 1
     def datasets(self) -> None:
+        self.table1()
+        self.figure1()
+
+    def table1(self) -> None:
         self.lines += ["## Table 1: dataset statistics", ""]
         rows = []
         for key, rec in self.res["datasets"].items():
@@ -237,7 +241,10 @@ class Report:
         else:
             self.lines.append("No dataset statistics in the results.")
             self.missing.append("Table 1: no datasets/*.json in the results")
-        self.lines += ["", "## Figure 1: different-target pairs by similarity", ""]
+        self.lines.append("")
+
+    def figure1(self) -> None:
+        self.lines += ["## Figure 1: different-target pairs by similarity", ""]
         any_hist = False
         for key, rec in self.res["datasets"].items():
             hist = rec.get("similarity_histogram") or {}
@@ -268,7 +275,7 @@ class Report:
             self.lines += ["No results.", ""]
             return
         encoder = entries[0]["encoder"]
-        order = GROUPS[group].methods
+        order = group_of(entries[0]["profile"], group).methods
         for dataset in dict.fromkeys(e["dataset"] for e in entries):
             rows_e = sorted([e for e in entries if e["dataset"] == dataset],
                             key=lambda e: order.index(e["method"]) if e["method"] in order
@@ -490,8 +497,28 @@ class Report:
                        f"- devices: {', '.join(devices) or '—'}", ""]
 
 
-def build_report(results: str | os.PathLike, out: str | os.PathLike) -> str:
-    """Write the Markdown report to ``out`` and its PNGs to ``figure_dir(out)``."""
+def report_profile(results: str | os.PathLike) -> str:
+    """The profile a results folder was filled with: its manifests', else the folder's name."""
+    profiles = {read_json(p).get("profile")
+                for p in (Path(results) / "suites").glob("*.json")}
+    if len(profiles) == 1:
+        return str(profiles.pop())
+    return "paper" if "paper" in profiles or Path(results).name == "paper" else "quick"
+
+
+def default_report_path(profile: str) -> Path:
+    """docs/REPORT.md is the paper protocol's report; other profiles' are REPORT-<profile>.md."""
+    return Path("docs") / ("REPORT.md" if profile == "paper" else f"REPORT-{profile}.md")
+
+
+def build_report(results: str | os.PathLike, out: str | os.PathLike,
+                 profile: str | None = None) -> str:
+    """Write the Markdown report to ``out`` and its PNGs to ``figure_dir(out)``; the paper
+    profile's layout (rclrec/experiments/paper_report.py) for a folder of that profile."""
+    if (profile or report_profile(results)) == "paper":
+        from rclrec.experiments.paper_report import build_paper_report
+
+        return build_paper_report(results, out)
     out = Path(out)
     res = load_results(results)
     r = Report(res, out)

@@ -13,7 +13,7 @@ from typing import Any
 from rclrec.config import load_config
 from rclrec.experiments.cells import CellUnavailable, run_cell
 from rclrec.experiments.search import coordinate_search, search_name
-from rclrec.experiments.suites import ALPHAS, PROFILES, SUITES, Group, Profile, search_space
+from rclrec.experiments.suites import ALPHAS, PROFILES, Group, Profile, search_space, suites_of
 from rclrec.files import read_json, write_json_atomic
 
 DEFAULT_WORK = Path("benchmarks") / ".work" / "cells"
@@ -37,6 +37,7 @@ class BenchmarkOptions:
     threads: int | None = None  # CPU threads per cell (None = the config's)
     budget: int | None = None  # None = the profile's search budget
     use_budget: bool = False  # True: ``budget`` overrides the profile's (None = no limit)
+    settings: dict[str, Any] = field(default_factory=dict)  # on top of the profile's (hashed)
     show_progress: bool = False
     train: bool = True  # False: reuse finished cells only, record the rest as missing
     log: Callable[[str], None] = _stderr
@@ -118,20 +119,26 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
             metrics = prof.histogram_metrics if group.kind == "analysis" else ()
             write_dataset_record(opts.results, dataset, metrics, opts.log)
         for method in methods:
-            reason = no_data or missing_method_reason(method)
-            base = {**prof.settings, "method": method, "data.dataset": dataset,
-                    "encoder.name": group.encoder, "train.seed": 0}
+            # A control searches nothing of its own: it trains at another method's choice.
+            searched = group.tuned_by.get(method, method)
+            reason = (no_data or missing_method_reason(method)
+                      or missing_method_reason(searched))
+            common = {**prof.settings, **opts.settings, **group.settings,
+                      "data.dataset": dataset, "encoder.name": group.encoder, "train.seed": 0}
+            search_base = {**common, "method": searched}
+            base = {**common, "method": method}
             tuned: dict[str, Any] = {}
             search_file = None
             if reason is None:
-                space = search_space(method)
-                search_file = search_name(method, group.encoder, dataset, base, space, budget)
+                space = search_space(searched, prof)
+                search_file = search_name(searched, group.encoder, dataset, search_base, space,
+                                          budget, prof.rounds)
                 try:
-                    rec = coordinate_search(base, space, results=opts.results, work=opts.work,
-                                            budget=budget, name=search_file,
+                    rec = coordinate_search(search_base, space, results=opts.results,
+                                            work=opts.work, budget=budget, name=search_file,
                                             unrecorded=unrecorded,
                                             show_progress=opts.show_progress,
-                                            train=opts.train, log=opts.log)
+                                            train=opts.train, rounds=prof.rounds, log=opts.log)
                     tuned = rec["settings"]
                 except CellUnavailable as e:
                     reason = str(e)
@@ -145,6 +152,8 @@ def run_group(group: Group, opts: BenchmarkOptions) -> dict[str, Any]:
                          "label": group.labels.get(method, method), "encoder": group.encoder,
                          "variant": variant, "search": search_file, "tuned": tuned,
                          "cells": {}, "missing": []}
+                if searched != method:
+                    entry["tuned_by"] = searched
                 if reason is not None:
                     entry["missing"].append({"seed": None, "reason": reason})
                     opts.log(f"[{group.name}] {dataset} {method} {variant_id(variant)}: "
@@ -225,6 +234,7 @@ def _analyse(entry: dict[str, Any], opts: BenchmarkOptions) -> None:
 
 def run_suite(suite: str, opts: BenchmarkOptions) -> list[dict[str, Any]]:
     """Run every group of a suite (``all`` = every suite); return their manifests."""
-    if suite not in SUITES:
-        raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
-    return [run_group(group, opts) for group in SUITES[suite]]
+    suites = suites_of(opts.profile)
+    if suite not in suites:
+        raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(suites)}")
+    return [run_group(group, opts) for group in suites[suite]]

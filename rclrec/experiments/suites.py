@@ -6,7 +6,7 @@ cell trained with the hyper-parameters its search chose on validation NDCG@10.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # ---------------------------------------------------------------- profiles
@@ -14,7 +14,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Profile:
-    """How big a cell is. ``settings`` are flat dotted overrides applied to every cell."""
+    """How big a cell is. ``settings`` are flat dotted overrides applied to every cell.
+
+    ``spaces`` (method -> searched parameters) and ``suites`` replace the module's defaults
+    (``SEARCH_SPACES``, ``SUITES``) for this profile; ``rounds`` is the most coordinate passes
+    of a search (None: until a pass changes nothing or the budget is spent).
+    """
 
     name: str
     settings: dict[str, Any]
@@ -23,22 +28,11 @@ class Profile:
     datasets: tuple[str, ...] | None = None  # replaces every suite's datasets (smoke)
     centres: int = 2000  # Figure 6 centres
     histogram_metrics: tuple[str, ...] = ("jaccard", "ngram")  # Figure 1
+    spaces: dict[str, tuple[SearchParam, ...]] | None = None
+    default_space: tuple[SearchParam, ...] | None = None
+    rounds: int | None = 1
+    suites: dict[str, tuple[Group, ...]] | None = None
 
-
-PROFILES: dict[str, Profile] = {
-    # Seconds per cell, for tests and CI: synthetic data, 1 epoch of 2 steps, a tiny encoder.
-    "smoke": Profile("smoke", {"encoder.hidden_dim": 16, "encoder.inner_dim": 32,
-                               "train.epochs": 1, "train.max_steps": 2, "train.threads": 1,
-                               "train.batch_size": 64},
-                     seeds=1, search_budget=2, datasets=("synthetic",), centres=200),
-    # Minutes per cell on a 2-core CPU: the paper's model, fewer epochs, early stopping at 3,
-    # and no search (a budget of 1 trains the defaults only): a 2-core CPU fits about 20 cells
-    # of Beauty in a 3-hour sitting, not a search per method.
-    "quick": Profile("quick", {"train.epochs": 20, "train.patience": 3}, seeds=1,
-                     search_budget=1),
-    # The paper's settings (200 epochs, patience 10, d = 64, batch 256): meant for a GPU.
-    "full": Profile("full", {}, seeds=3, search_budget=None),
-}
 
 # ---------------------------------------------------------------- search grids (METHOD.md 4)
 
@@ -50,11 +44,21 @@ DROPOUTS = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 @dataclass(frozen=True)
 class SearchParam:
-    """One searched hyper-parameter: a name, the config keys it sets together, its grid."""
+    """One searched hyper-parameter: a name, the config keys it sets together, its grid.
+
+    A scalar value sets every key (dropout: hidden and attention); a tuple value sets the keys
+    pairwise, so one parameter can sweep a product (the score x temperature grid).
+    """
 
     name: str
     keys: tuple[str, ...]
-    values: tuple[float, ...]
+    values: tuple[Any, ...]
+
+    def assign(self, value: Any) -> dict[str, Any]:
+        """The settings that one grid value stands for."""
+        if isinstance(value, tuple):
+            return dict(zip(self.keys, value, strict=True))
+        return {k: value for k in self.keys}
 
 
 DROPOUT = SearchParam("dropout", ("encoder.dropout", "encoder.attn_dropout"), DROPOUTS)
@@ -67,7 +71,46 @@ SEARCH_SPACES: dict[str, tuple[SearchParam, ...]] = {"rcl": (LAMBDA, TAU, ALPHA,
 DEFAULT_SPACE: tuple[SearchParam, ...] = (DROPOUT,)
 
 
-def search_space(method: str) -> tuple[SearchParam, ...]:
+def _score_tau(name: str, score_key: str, tau_key: str, scores: tuple[Any, Any]) -> SearchParam:
+    """Both similarity scores at every temperature of the grid, as one parameter: the paper's
+    raw dot product is tried at the low temperatures too, not only at the best cosine one."""
+    return SearchParam(name, (score_key, tau_key), tuple((s, t) for s in scores for t in TAUS))
+
+
+# The paper profile: every contrastive method searches its contrastive weight on the lambda grid
+# and its temperature on the tau grid (with both scores where it has a choice), then dropout;
+# the authors' defaults are the start, tried first. RCL's alpha is left out: on 2-grams the
+# smallest alpha already keeps every weak candidate of every row (docs/RESULTS.md, "Where
+# top-alpha binds"), so its sweep would train one model six times.
+_WEIGHT = SearchParam("weight", ("baseline.weight",), LAMBDAS)
+_DOT_COS = ("dot", "cos")
+PAPER_SPACES: dict[str, tuple[SearchParam, ...]] = {
+    "rcl": (LAMBDA, _score_tau("score x tau", "rcl.score", "rcl.tau", ("cosine", "dot")),
+            DROPOUT),
+    "cl4srec": (_WEIGHT, _score_tau("similarity x tau", "baseline.similarity", "baseline.tau",
+                                    _DOT_COS), DROPOUT),
+    "duorec": (_WEIGHT, _score_tau("similarity x tau", "baseline.similarity", "baseline.tau",
+                                   _DOT_COS), DROPOUT),
+    "hpm": (_WEIGHT, _score_tau("normalize x tau", "baseline.normalize", "baseline.tau",
+                                (False, True)), DROPOUT),
+    # CT4Rec's and ContraRec's contrasts are cosine by construction: the temperature alone.
+    "ct4rec": (SearchParam("weight", ("baseline.ur_weight",), LAMBDAS),
+               SearchParam("tau", ("baseline.ur_tau",), TAUS), DROPOUT),
+    "contrarec": (_WEIGHT, SearchParam("tau", ("baseline.ccc_tau",), TAUS), DROPOUT),
+    # MCLRec: the meta-contrast weight (its lmd stays the scripts' per-dataset value).
+    "mclrec": (SearchParam("weight", ("baseline.beta",), LAMBDAS),
+               SearchParam("tau", ("baseline.tau",), TAUS), DROPOUT),
+}
+# Every method gets this many cells: RCL's one pass over its grid (1 + 4 + 11 + 4). A method
+# with a smaller grid spends the rest on further coordinate passes until one changes nothing;
+# SASRec's grid (dropout) has 5 settings in all.
+PAPER_BUDGET = 20
+
+
+def search_space(method: str, profile: Profile | None = None) -> tuple[SearchParam, ...]:
+    """The parameters searched for ``method`` (the profile's grids where it has its own)."""
+    if profile is not None and profile.spaces is not None:
+        return profile.spaces.get(method, profile.default_space or DEFAULT_SPACE)
     return SEARCH_SPACES.get(method, DEFAULT_SPACE)
 
 
@@ -93,6 +136,10 @@ class Group:
         variants: settings (flat dotted keys) applied on top of the tuned ones, one per column.
         labels: display names of methods.
         seeds: a fixed number of seeds (the analysis needs one), else the --seeds / profile.
+        settings: applied before the search (part of what is searched from, unlike variants).
+        tuned_by: method -> the method whose search picks its hyper-parameters (a control
+            trains at RCL's chosen settings instead of searching its own).
+        standins: dataset -> the paper's dataset it stands in for (its row is marked so).
     """
 
     name: str
@@ -104,6 +151,9 @@ class Group:
     variants: tuple[dict[str, Any], ...] = ({},)
     labels: dict[str, str] = field(default_factory=dict)
     seeds: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    tuned_by: dict[str, str] = field(default_factory=dict)
+    standins: dict[str, str] = field(default_factory=dict)
 
 
 TABLE2 = Group("table2", "table", (*BASELINES, "rcl"), ("beauty", "sports", "yelp", "ml-1m"),
@@ -136,4 +186,77 @@ SUITES: dict[str, tuple[Group, ...]] = {
 }
 SUITES["all"] = tuple(g for name in ("table2", "table3", "ablation", "alpha", "analysis")
                       for g in SUITES[name])
-GROUPS: dict[str, Group] = {g.name: g for g in SUITES["all"]}
+
+# ---------------------------------------------------------------- the paper profile's suites
+
+# ML-1M is not obtainable here: ML-100K (max length 200, as MovieLens) stands in for it, and
+# ML-1M's row runs wherever its file is found (data/registry.py reads GroupLens' ratings.dat).
+TABLE2_PAPER = replace(TABLE2, datasets=("beauty", "sports", "yelp", "ml-100k", "ml-1m"),
+                       standins={"ml-100k": "ml-1m"})
+TABLE3_PAPER = replace(TABLE3, datasets=("yelp",))  # the paper's only Table 3 dataset
+# Where RCL's gain comes from, each at RCL's searched settings, 3 seeds (SASRec and RCL
+# themselves are Table 2's cells): (1) lambda 0: the positives keep their recommendation loss,
+# no contrast; (2) as many random training sequences per centre as RCL draws positives, with
+# the recommendation loss, no contrast; (3) SASRec with the centre itself repeated as often:
+# RCL's number of CE instances per step; (4) the paper's RCL, positives without the
+# recommendation loss, searched on its own, and at the raw dot product at the grid's low taus.
+CONTROL_DATASETS = ("beauty", "yelp")
+CONTROL_LAMBDA0 = Group("control_lambda0", "control", ("rcl",), CONTROL_DATASETS,
+                        variants=({"rcl.weight": 0.0},), labels={"rcl": "RCL, lambda 0"})
+CONTROL_RANDOM = Group("control_random", "control", ("random_positives",), CONTROL_DATASETS,
+                       tuned_by={"random_positives": "rcl"},
+                       labels={"random_positives": "random positives, rec. loss"})
+CONTROL_REPEAT = Group("control_repeat", "control", ("repeated_centres",), CONTROL_DATASETS,
+                       tuned_by={"repeated_centres": "rcl"},
+                       labels={"repeated_centres": "SASRec, RCL's CE instances per step"})
+LOW_TAUS = (0.01, 0.05, 0.1)
+CONTROL_PAPER_RCL = Group("control_paper_rcl", "control", ("rcl",), CONTROL_DATASETS,
+                          settings={"rcl.rec_loss_on_positives": False},
+                          variants=({}, *({"rcl.score": "dot", "rcl.tau": t} for t in LOW_TAUS)),
+                          labels={"rcl": "paper's RCL (no rec. loss on positives)"})
+CONTROLS = (CONTROL_LAMBDA0, CONTROL_RANDOM, CONTROL_REPEAT, CONTROL_PAPER_RCL)
+SUITES["controls"] = CONTROLS  # not in "all": the quick profile's grid stays as it was
+GROUPS: dict[str, Group] = {g.name: g for g in (*SUITES["all"], *CONTROLS)}
+
+PAPER_SUITES: dict[str, tuple[Group, ...]] = {
+    **SUITES,
+    "table2": (TABLE2_PAPER,),
+    "table3": (TABLE3_PAPER,),
+    "controls": CONTROLS,
+}
+PAPER_SUITES["all"] = (TABLE2_PAPER, TABLE3_PAPER, *CONTROLS)
+
+# ---------------------------------------------------------------- profiles
+
+PROFILES: dict[str, Profile] = {
+    # Seconds per cell, for tests and CI: synthetic data, 1 epoch of 2 steps, a tiny encoder.
+    "smoke": Profile("smoke", {"encoder.hidden_dim": 16, "encoder.inner_dim": 32,
+                               "train.epochs": 1, "train.max_steps": 2, "train.threads": 1,
+                               "train.batch_size": 64},
+                     seeds=1, search_budget=2, datasets=("synthetic",), centres=200),
+    # Minutes per cell on a 2-core CPU: the paper's model, fewer epochs, early stopping at 3,
+    # and no search (a budget of 1 trains the defaults only): a 2-core CPU fits about 20 cells
+    # of Beauty in a 3-hour sitting, not a search per method.
+    "quick": Profile("quick", {"train.epochs": 20, "train.patience": 3}, seeds=1,
+                     search_budget=1),
+    # The paper's settings (200 epochs, patience 10, d = 64, batch 256): meant for a GPU.
+    "full": Profile("full", {}, seeds=3, search_budget=None),
+    # The paper's protocol (as full) with the paper's search: every method searches its own
+    # grid (PAPER_SPACES) on validation NDCG@10 within the same budget, then 3 seeds of the
+    # chosen setting; Table 2 with ML-100K standing in for ML-1M, Table 3 on Yelp, the controls.
+    "paper": Profile("paper", {"train.epochs": 200, "train.patience": 10}, seeds=3,
+                     search_budget=PAPER_BUDGET, spaces=PAPER_SPACES, rounds=None,
+                     suites=PAPER_SUITES),
+}
+
+
+def suites_of(profile: Profile) -> dict[str, tuple[Group, ...]]:
+    return profile.suites if profile.suites is not None else SUITES
+
+
+def group_of(profile_name: str, group: str) -> Group:
+    """A group by name as the profile defines it (the paper profile's Table 2 has ML-100K)."""
+    prof = PROFILES.get(profile_name)
+    if prof is None or prof.suites is None:
+        return GROUPS[group]
+    return {g.name: g for gs in prof.suites.values() for g in gs}[group]

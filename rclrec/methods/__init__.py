@@ -8,6 +8,7 @@ from __future__ import annotations
 from rclrec.methods.base import Method
 from rclrec.methods.cl4srec import CL4SRec
 from rclrec.methods.contrarec import ContraRec
+from rclrec.methods.controls import RandomPositives, RepeatedCentres
 from rclrec.methods.ct4rec import CT4Rec
 from rclrec.methods.duorec import DuoRec
 from rclrec.methods.hpm import HPM
@@ -23,6 +24,8 @@ METHODS: dict[str, type[Method]] = {
     "mclrec": MCLRec,
     "contrarec": ContraRec,
     "hpm": HPM,
+    "random_positives": RandomPositives,  # controls (issue 16): RCL's extra CE work, no contrast
+    "repeated_centres": RepeatedCentres,
 }
 
 

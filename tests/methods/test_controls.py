@@ -1,0 +1,109 @@
+"""The controls of issue 16: random positives and SASRec with RCL's CE instances per step."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chisquare
+
+from rclrec.config import load_config
+from rclrec.data.batches import window_instances
+from rclrec.data.registry import load_dataset
+from rclrec.data.split import leave_one_out
+from rclrec.experiment import run_training
+from rclrec.experiments.cells import config_hash
+from rclrec.methods.base import Batch
+from rclrec.methods.controls import RandomPositives, RepeatedCentres, UniformOtherSampler
+from rclrec.methods.rcl import RCL
+from rclrec.models import build_encoder
+
+SMALL = {"data.dataset": "synthetic", "encoder.hidden_dim": "16", "encoder.inner_dim": "32",
+         "train.threads": "1", "train.epochs": "1", "train.batch_size": "128",
+         "rcl.similarity": "jaccard"}
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("RCLREC_CACHE", str(tmp_path / "cache"))
+
+
+def test_uniform_other_sampler_is_uniform_and_never_returns_the_centre():
+    pool = np.array([7, 3, 11, 5, 2, 9, 4, 8])  # unsorted on purpose
+    sampler = UniformOtherSampler(pool, np.random.default_rng(0))
+    draws = sampler.sample(np.full(70_000, 5))
+    assert not (draws == 5).any()
+    others = np.array([u for u in sorted(pool) if u != 5])
+    counts = np.array([(draws == u).sum() for u in others])
+    assert counts.sum() == len(draws)  # every draw is another member of the pool
+    # 7 others, 10,000 expected each: a uniform draw passes the chi-square test.
+    assert chisquare(counts).pvalue > 0.01
+    # Mixed centres (each in the pool): never itself; a centre outside the pool draws from all.
+    centres = np.tile(pool, 5000)
+    mixed = sampler.sample(centres)
+    assert not (mixed == centres).any() and np.isin(mixed, pool).all()
+    outside = sampler.sample(np.full(16_000, 100))
+    assert chisquare([(outside == u).sum() for u in pool]).pvalue > 0.01
+    with pytest.raises(ValueError):
+        UniformOtherSampler(np.array([4]), np.random.default_rng(0))
+
+
+def _method(cls, method_name):
+    cfg = load_config(overrides={**SMALL, "method": method_name})
+    split = leave_one_out(load_dataset("synthetic"))
+    inst = window_instances(split.train, 50)
+    method = cls(cfg, split, inst, torch.device("cpu"))
+    encoder = build_encoder(cfg.encoder, split.num_items)
+    method.setup(encoder)
+    rows = np.flatnonzero(inst.whole)[:96]
+    batch = Batch(rows, torch.from_numpy(inst.inputs[rows]),
+                  torch.from_numpy(inst.targets[rows]), inst.users[rows], inst.whole[rows])
+    return method, encoder, batch
+
+
+def _encoded_units(method, encoder, batch, monkeypatch):
+    """The units a step sends through the recommendation loss beside the batch."""
+    seen = []
+    real = method.encode
+
+    def recording(enc, units, with_targets=False, **kw):
+        if with_targets:
+            seen.append(np.array(units))
+        return real(enc, units, with_targets=with_targets, **kw)
+
+    monkeypatch.setattr(method, "encode", recording)
+    loss, stats = method.extra_loss(batch, encoder(batch.inputs), encoder)
+    assert loss is not None and torch.isfinite(loss)
+    return np.concatenate(seen), stats
+
+
+def test_controls_see_rcls_number_of_ce_instances_per_step(monkeypatch):
+    rcl, encoder, batch = _method(RCL, "rcl")
+    assert rcl.rec_on_positives  # SASRec windows: RCL's positives get the rec. loss
+    rcl_units, _ = _encoded_units(rcl, encoder, batch, monkeypatch)
+    users = batch.users[np.flatnonzero(batch.whole)]
+
+    repeat, enc_r, _ = _method(RepeatedCentres, "repeated_centres")
+    rep_units, stats = _encoded_units(repeat, enc_r, batch, monkeypatch)
+    # Same seed, same samplers: the same count per centre as RCL's positives, so the step's
+    # CE instances are the batch's plus exactly as many sequences as RCL's step encodes.
+    assert len(rep_units) == len(rcl_units) > len(users) // 2
+    assert stats["extra_sequences"] == pytest.approx(len(rcl_units) / len(users))
+    # ... and each is the centre itself, repeated as often as RCL draws positives for it.
+    counts = dict(zip(*np.unique(rep_units, return_counts=True), strict=True))
+    assert set(counts) <= set(repeat.whole_unit[users]) and max(counts.values()) <= 2
+
+    rand, enc_x, _ = _method(RandomPositives, "random_positives")
+    rand_units, _ = _encoded_units(rand, enc_x, batch, monkeypatch)
+    assert len(rand_units) == len(rcl_units)
+    # Drawn from every usable training sequence, not from this batch's centres.
+    assert np.isin(rand_units, rand.whole_unit[rand.usable]).all()
+    assert len(set(rand_units) - set(rand.whole_unit[users])) > len(rand_units) // 2
+
+
+@pytest.mark.parametrize("method", ["random_positives", "repeated_centres"])
+def test_controls_train_and_hash_the_rcl_settings_they_read(tmp_path, method):
+    cfg = load_config(overrides={**SMALL, "method": method})
+    metrics = run_training(cfg, tmp_path / "r", show_progress=False)
+    assert np.isfinite(metrics["history"][0]["loss"]) and metrics["history"][0]["extra_sequences"]
+    # The similarity decides how many extra sequences a centre gets: it is part of the cell.
+    other = load_config(overrides={**SMALL, "method": method, "rcl.similarity": "ngram"})
+    assert config_hash(other) != config_hash(cfg)
