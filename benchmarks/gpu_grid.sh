@@ -32,6 +32,7 @@ cd "$(dirname "$0")/.."
 if [ -x .venv/bin/python ]; then PYTHON=${PYTHON:-.venv/bin/python}; else PYTHON=${PYTHON:-python3}; fi
 
 if [ "${1:-}" = "--merge" ]; then
+    rm -rf .gpu/resume  # the call returned every checkpoint still unfinished
     for archive in "$2"/*.tgz; do
         profile=$(basename "$archive" .tgz)
         case "$profile" in logs) continue ;; resume-*)
@@ -50,7 +51,7 @@ if [ "${1:-}" = "--merge" ]; then
         else suites="table2 table3 ablation alpha analysis"; fi
         for suite in $suites; do
             $PYTHON -m rclrec benchmark --profile "$profile" --no-train --suite "$suite" \
-                2>&1 | tail -1
+                2>/dev/null | grep -m1 "cells done"
         done
         rm -rf "$tmp"
         echo "merged $profile; rebuild its report: $PYTHON -m rclrec report --profile $profile" \

@@ -367,8 +367,10 @@ def build_paper_report(results: str | os.PathLike, out: str | os.PathLike) -> st
                 f"epochs with patience {prof.settings['train.patience']} on validation "
                 f"NDCG@10, each method's grid searched on validation only within "
                 f"{prof.search_budget} cells, then {prof.seeds} seeds of the chosen setting. "
-                "Each number is followed by the paper's and the gap (ours - paper). The quick "
-                "profile's report (20 epochs, no search) is docs/REPORT-quick.md.", ""]
+                "Each number is followed by the paper's and the gap (ours - paper). RCL in "
+                "Tables 2 and 3 is rclrec's default: with SASRec's window instances its positives "
+                "also get the recommendation loss; the paper's RCL (without it) is control (4). "
+                "The quick profile's report (20 epochs, no search) is docs/REPORT-quick.md.", ""]
     if n_cells == 0:
         r.lines += ["**No cell of the paper profile has been trained yet.** Every table below "
                     "is empty and says so; no number in this report is a result of this "
