@@ -29,7 +29,6 @@ from rclrec.experiments.report import (
     load_results,
 )
 from rclrec.experiments.suites import PAPER_BUDGET, PAPER_SPACES, PROFILES, group_of
-from rclrec.files import write_text_atomic
 
 PROFILE = "paper"
 TEST_METRIC = "NDCG@10"
@@ -386,8 +385,4 @@ def build_paper_report(results: str | os.PathLike, out: str | os.PathLike) -> st
     r.searches()
     r.cost_summary()
     r.provenance()
-    r.lines += ["## Missing cells", ""]
-    r.lines += [f"- {m}" for m in r.missing] or ["None."]
-    text = "\n".join(r.lines) + "\n"
-    write_text_atomic(out, text)
-    return text
+    return r.write()

@@ -163,6 +163,14 @@ class Report:
         self.lines: list[str] = []
         self.missing: list[str] = []
 
+    def write(self) -> str:
+        """Close with the missing cells and write the report (atomically); return its text."""
+        self.lines += ["## Missing cells", ""]
+        self.lines += [f"- {m}" for m in self.missing] or ["None."]
+        text = "\n".join(self.lines) + "\n"
+        write_text_atomic(self.out, text)
+        return text
+
     def link(self, path: Path, alt: str) -> None:
         rel = os.path.relpath(path, self.out.parent)
         self.lines += [f"![{alt}]({rel})", ""]
@@ -536,8 +544,4 @@ def build_report(results: str | os.PathLike, out: str | os.PathLike,
     r.analysis()
     r.searches()
     r.provenance()
-    r.lines += ["## Missing cells", ""]
-    r.lines += [f"- {m}" for m in r.missing] or ["None."]
-    text = "\n".join(r.lines) + "\n"
-    write_text_atomic(out, text)
-    return text
+    return r.write()
