@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rclrec.experiments.suites import PAPER_SUITES, PROFILES, suites_of
+from rclrec.experiments.suites import PAPER_SUITES, PROFILES, SUITES, suites_of
 
 COMMANDS = ("benchmark", "report", "rekey")
 
@@ -30,9 +30,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
             f"{name} = " + " + ".join(f"{g.name} ({', '.join(g.methods)} on "
                                       f"{', '.join(g.datasets)}, {g.encoder})"
                                       for g in groups)
-            for name, groups in PAPER_SUITES.items() if name != "all")
-        + "; all = every suite (the paper profile's: table2, table3, controls). The paper "
-          "profile's table2 adds ml-100k (ML-1M's stand-in) and its table3 is Yelp only.")
+            for name, groups in SUITES.items() if name != "all")
+        + "; all = every suite but controls (the paper profile's: table2, table3, "
+          "controls). The paper profile's table2 adds ml-100k (ML-1M's stand-in) and its "
+          "table3 is Yelp only.")
     p.add_argument("--suite", required=True, choices=list(PAPER_SUITES))
     p.add_argument("--datasets", nargs="+", help="replace the suite's datasets")
     p.add_argument("--methods", nargs="+", help="keep only these methods of the suite")
