@@ -81,6 +81,16 @@ class Method:
             else:
                 generator.set_state(value)
 
+    def optimizer_state(self) -> dict:
+        """States of the method's own optimizers (attributes, e.g. MCLRec's augmenters' Adam),
+        saved in every checkpoint: a resumed run must not restart their moments."""
+        return {name: value.state_dict() for name, value in vars(self).items()
+                if isinstance(value, torch.optim.Optimizer)}
+
+    def set_optimizer_state(self, state: dict) -> None:
+        for name, value in state.items():
+            getattr(self, name).load_state_dict(value)
+
     def checkpoint_state(self) -> dict:
         """Non-parameter state a resumed run needs (e.g. what an index was built from)."""
         return {}

@@ -16,7 +16,7 @@ trainer step holds one augmenter step followed by one encoder step, on the same 
      lmd NTXent(z1, z2) + beta L_meta (the trainer adds CE).
 So the encoder steps once per batch (the authors: twice) and the augmenters once (as the authors).
 The augmenter parameters are returned by ``parameters()`` so checkpoints keep them; their own
-Adam state is not checkpointed (a resumed run restarts its moments).
+Adam state is checkpointed too (Method.optimizer_state), so a resumed run continues exactly.
 
 Per-dataset lmd / beta from the MCLRec scripts (``MCLREC_SETTINGS``); a dataset not listed takes
 Beauty's (lmd 0, beta 0.05). The scripts' dropout (0.5; 0.1 for ML-1M) is the encoder's setting.

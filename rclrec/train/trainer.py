@@ -85,6 +85,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "numpy_rng": self.rng.bit_generator.state,
             "method_rng": self.method.random_state(),
+            "method_optimizers": self.method.optimizer_state(),
             "method_state": self.method.checkpoint_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -105,6 +106,7 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.rng.bit_generator.state = ckpt["numpy_rng"]
         self.method.set_random_state(ckpt.get("method_rng", {}))
+        self.method.set_optimizer_state(ckpt.get("method_optimizers", {}))
         self.method.load_checkpoint_state(ckpt.get("method_state", {}))
         torch.set_rng_state(ckpt["torch_rng"])
         if ckpt["cuda_rng"] and torch.cuda.is_available():
