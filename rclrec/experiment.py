@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -20,14 +21,27 @@ from rclrec.data.batches import TrainingInstances, prefix_instances, window_inst
 from rclrec.data.dataset import DataError, SequenceDataset
 from rclrec.data.registry import default_max_len, load_dataset
 from rclrec.data.split import LeaveOneOutSplit, leave_one_out
+from rclrec.eval.ranking import NonFiniteScores
 from rclrec.files import CorruptFile, read_json, write_json_atomic
+from rclrec.locks import LockBusy, exclusive_lock
 from rclrec.methods import method_class
 from rclrec.models import ENCODERS, build_encoder
 from rclrec.train.checkpoint import load_torch, save_torch_atomic
 from rclrec.train.distributed import close_world, init_world
-from rclrec.train.trainer import Trainer
+from rclrec.train.trainer import Trainer, TrainingError
 
 MODEL_FORMAT = 1
+LOCK_FILE = "run.lock"  # held while a process trains the folder (rclrec/locks.py)
+
+
+class RunDiverged(ValueError):
+    """A run's loss, weights or scores became NaN or infinite: it has no results to give
+    (a ValueError: the settings, e.g. train.lr, are the cause, not rclrec's code)."""
+
+
+def diverged(run_dir: str | os.PathLike, error: Exception) -> RunDiverged:
+    return RunDiverged(f"run {run_dir} diverged: {error}")
+
 
 
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -122,10 +136,17 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
                  show_progress: bool = True) -> dict[str, Any]:
     """Train, select by validation, test at the best epoch; write metrics.json and model.pt.
 
-    With ``resume``, a finished run is returned as it is and an interrupted one continues from
-    its last checkpoint; without it an existing run folder is an error (no silent overwrite).
+    With ``resume``, a finished run is returned as it is (if trained with the same settings)
+    and an interrupted one continues from its last checkpoint; without it an existing run
+    folder is an error (no silent overwrite). One process at a time trains a folder: it holds
+    ``run.lock`` until its files are written.
     Under ``torchrun`` the processes train one model data-parallel (rclrec/train/distributed.py);
     rank 0 owns the run folder and every rank returns its metrics.
+
+    Raises:
+        LockBusy: another process is training in ``out_dir``.
+        RunDiverged: the loss, the weights or the scores became NaN or infinite (no
+            metrics.json or model.pt is written).
     """
     out_dir = Path(out_dir)
     cfg = resolve(cfg)
@@ -134,17 +155,30 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
         raise ConfigError(f"--method {cfg.method} cannot train data-parallel: it takes "
                           f"optimizer steps of its own on each rank")
     early: Any = None  # rank 0 decides for all: a finished run's metrics or an error
+    lock = contextlib.ExitStack()  # rank 0 holds the folder's lock until the files are written
     if world.main:
         try:
+            lock.enter_context(exclusive_lock(out_dir / LOCK_FILE, f"run folder {out_dir}"))
             early = _prepare_run_dir(out_dir, cfg, resume)
-        except (ConfigError, FileExistsError) as e:
+        except (ConfigError, FileExistsError, LockBusy) as e:
             early = e
     early = world.share(early)
     if early is not None:
+        lock.close()
         close_world()
         if isinstance(early, Exception):
             raise early
         return early
+    with lock:
+        try:
+            return _train_run(cfg, out_dir, world, device_name, resume, show_progress)
+        except (TrainingError, NonFiniteScores) as e:
+            raise diverged(out_dir, e) from e
+
+
+def _train_run(cfg: ExperimentConfig, out_dir: Path, world, device_name: str, resume: bool,
+               show_progress: bool) -> dict[str, Any]:
+    """run_training's work once the run folder is checked and locked."""
     commit = CODE_COMMIT
 
     if cfg.train.threads:
@@ -164,9 +198,16 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
     if not world.main:
         metrics = world.share(None)  # rank 0 tests, writes the files and sends the metrics
         close_world()
+        if isinstance(metrics, Exception):
+            raise metrics
         return metrics
 
-    valid, test = trainer.validate(), trainer.test()
+    try:
+        valid, test = trainer.validate(), trainer.test()
+    except NonFiniteScores as e:
+        world.share(e)  # the other ranks wait for the metrics: they get the error instead
+        close_world()
+        raise
     epochs = max(state.epoch, 1)
     metrics = {
         "method": cfg.method,
@@ -214,35 +255,48 @@ def _prepare_run_dir(out_dir: Path, cfg: ExperimentConfig, resume: bool) -> dict
         if not resume:
             raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it "
                                   f"or choose another --out")
-        _check_same_config(out_dir, cfg)
-        if metrics_path.exists():
-            return read_json(metrics_path)
+        finished = read_json(metrics_path) if metrics_path.exists() else None
+        _check_same_config(out_dir, cfg, finished)
+        if finished is not None:
+            return finished
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "config.json", cfg.to_dict())
     return None
 
 
-def _check_same_config(out_dir: Path, cfg: ExperimentConfig) -> None:
-    """Resuming with other settings would mix two experiments in one folder.
+# Settings that do not change a run's results: a finished run is returned whatever they are.
+RESULT_FREE = {"train.device", "train.threads", "train.eval_batch_size"}
+# Settings an interrupted run may also change when continued: its epoch budget.
+CONTINUATION_FREE = RESULT_FREE | {"train.epochs", "train.patience"}
 
-    The saved config is rebuilt and resolved first, so settings added to rclrec since the run
-    started take their defaults instead of counting as a change.
+
+def _check_same_config(out_dir: Path, cfg: ExperimentConfig,
+                       finished: dict[str, Any] | None = None) -> None:
+    """Resuming with other settings would mix two experiments in one folder, or return the
+    results of other settings than those asked for.
+
+    A finished run is compared with the settings its metrics.json records (every one that can
+    change results), an interrupted one with its config.json. The saved config is rebuilt and
+    resolved first, so settings added to rclrec since the run started take their defaults
+    instead of counting as a change.
     """
-    saved_path = out_dir / "config.json"
-    if not saved_path.exists():
-        return
-    saved = resolve(config_from_dict(read_json(saved_path))).to_dict()
-    now = cfg.to_dict()
-    # These may change between an interrupted run and its continuation.
-    free = {"train.epochs", "train.device", "train.patience", "train.threads",
-            "train.eval_batch_size"}
+    if finished is not None:
+        recorded, free, state = finished.get("config", {}), RESULT_FREE, "finished run"
+    else:
+        saved_path = out_dir / "config.json"
+        if not saved_path.exists():
+            return
+        recorded = read_json(saved_path)
+        free, state = CONTINUATION_FREE, "run started"
+    saved = _flat(resolve(config_from_dict(recorded)).to_dict())
+    now = _flat(cfg.to_dict())
     # A method's run does not depend on the sections of other methods.
     unused = tuple(f"{section}." for section in ("rcl", "baseline")
                    if not uses_section(cfg.method, section))
-    diff = [key for key in _flat(now) if key not in free and not key.startswith(unused)
-            and _flat(now)[key] != _flat(saved).get(key)]
+    diff = [f"{key} {saved.get(key)!r} there, {value!r} asked" for key, value in now.items()
+            if key not in free and not key.startswith(unused) and value != saved.get(key)]
     if diff:
-        raise ConfigError(f"{out_dir} was started with other settings ({', '.join(diff)}); "
+        raise ConfigError(f"{out_dir} holds a {state} with other settings ({'; '.join(diff)}); "
                           f"use another --out")
 
 
@@ -389,9 +443,9 @@ def evaluate_run(run_dir: str | Path, *, device: str = "auto") -> dict[str, Any]
     """Re-evaluate a saved run on its validation and test cases.
 
     Raises:
-        NonFiniteScores: the model scores some item NaN or infinite (the message names the run).
+        RunDiverged: the model scores some item NaN or infinite.
     """
-    from rclrec.eval.ranking import NonFiniteScores, evaluate_ranking
+    from rclrec.eval.ranking import evaluate_ranking
 
     dev = pick_device(device)
     encoder, cfg, dataset = load_model_and_data(run_dir, dev)
@@ -408,4 +462,4 @@ def evaluate_run(run_dir: str | Path, *, device: str = "auto") -> dict[str, Any]
                                      cfg.encoder.max_len, **kw),
         }
     except NonFiniteScores as err:
-        raise NonFiniteScores(f"{run_dir}: {err}") from None
+        raise diverged(run_dir, err) from None

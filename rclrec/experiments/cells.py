@@ -8,7 +8,6 @@ per-cell lock keeps two local processes off the same cell).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ from typing import Any
 
 from rclrec.config import WEAK_POSITIVE_SETTINGS, ExperimentConfig, RCLConfig, config_from_dict
 from rclrec.files import read_json, write_json_atomic, write_text_atomic
+from rclrec.locks import LockBusy, exclusive_lock
 
 # Settings that do not change what is computed: left out of the hash, so a grid can be filled
 # on other machines (device, threads) or with the data found in another folder.
@@ -32,7 +32,7 @@ class CellUnavailable(RuntimeError):
     """A cell that is not finished and is not trained by this call."""
 
 
-class CellBusy(CellUnavailable):
+class CellBusy(CellUnavailable, LockBusy):
     """Another process holds the cell's lock (it is training it now)."""
 
 
@@ -118,11 +118,7 @@ def cell_lock(work: Path, digest: str) -> Iterator[None]:
     Raises:
         CellBusy: another process holds it.
     """
-    with open(work / f"{digest}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise CellBusy(f"busy: cell {digest} is being trained by another process") from e
+    with exclusive_lock(work / f"{digest}.lock", f"busy: cell {digest}", busy=CellBusy):
         yield
 
 

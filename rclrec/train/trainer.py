@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from rclrec.config import ExperimentConfig
 from rclrec.data.batches import TrainingInstances, batch_order, real_length, trim_padding
 from rclrec.data.split import LeaveOneOutSplit
-from rclrec.eval.ranking import evaluate_ranking
+from rclrec.eval.ranking import NonFiniteScores, evaluate_ranking
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch, Method
 from rclrec.train.checkpoint import load_torch, save_torch_atomic
@@ -182,6 +182,28 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         return self._evaluate(self.split.valid_inputs(), self.split.valid_targets)
 
+    def shared_validation(self) -> dict[str, float]:
+        """Rank 0 validates and every rank gets its metrics, or its NonFiniteScores error."""
+        try:
+            valid = self.validate() if self.world.main else None
+        except NonFiniteScores as e:
+            valid = e
+        valid = self.world.share(valid)
+        if isinstance(valid, Exception):
+            raise valid
+        return valid
+
+    def check_finite_weights(self, epoch: int) -> None:
+        """The loss guard sees each step's loss before its update: the last update of an epoch
+        can still turn the weights NaN or infinite (a too large train.lr)."""
+        bad = [name for name, p in [*self.encoder.named_parameters(),
+                                    *(("method", p) for p in self.method.parameters())]
+               if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise TrainingError(f"epoch {epoch}: weights became NaN or infinite ({bad[0]}"
+                                f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); "
+                                f"lower train.lr or check the method's settings")
+
     def test(self) -> dict[str, float]:
         return self._evaluate(self.split.test_inputs(), self.split.test_targets)
 
@@ -203,8 +225,9 @@ class Trainer:
             started = time.perf_counter()
             losses = self.train_epoch(epoch)
             self.world.check_in_sync(self.params)
+            self.check_finite_weights(epoch)
             train_time = time.perf_counter() - started
-            valid = self.world.share(self.validate() if self.world.main else None)
+            valid = self.shared_validation()
             elapsed = time.perf_counter() - started
             st.train_seconds += elapsed
             st.epoch = epoch
