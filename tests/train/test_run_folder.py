@@ -39,13 +39,17 @@ def lock_is_free(run: Path) -> bool:
 
 
 # ---------------------------------------------------------------------- diverged runs
-def test_a_diverged_run_is_an_error_naming_the_run_and_writes_no_metrics(tmp_path, capsys):
+@pytest.mark.parametrize("steps,found", [("1", "scores contain NaN"),  # the step's loss was finite
+                                          ("2", "step 2: loss is nan")])
+def test_a_diverged_run_is_an_error_naming_the_run_and_writes_no_metrics(tmp_path, capsys,
+                                                                         steps, found):
     out = tmp_path / "x"
-    code = main(["train", *FLAGS, "--set", "train.lr=1e6", "--epochs", "1", "--max-steps", "1",
+    code = main(["train", *FLAGS, "--set", "train.lr=1e6", "--epochs", "1", "--max-steps", steps,
                  "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.startswith(f"rclrec train: error: run {out} diverged: ") and "Traceback" not in err
+    assert found in err and len(err.strip().splitlines()) == 1
     assert not (out / "metrics.json").exists() and not (out / "model.pt").exists()
     assert lock_is_free(out)  # released on the error
 
