@@ -219,7 +219,12 @@ class Trainer:
         cfg = self.cfg.train
         select = self.cfg.eval.select_metric
         st = self.state
+        threads = torch.get_num_threads()
         self.method.setup(self.encoder)  # after resume() too: built from the restored weights
+        # A numba kernel (RCL's similarity index) resets the OpenMP thread count torch uses:
+        # train with the count set for the run (train.threads), whether the index was built or
+        # read from the cache, since float sums differ with the number of threads.
+        torch.set_num_threads(threads)
         while st.epoch < cfg.epochs and not st.stopped_early:
             epoch = st.epoch + 1
             started = time.perf_counter()

@@ -129,3 +129,22 @@ def test_git_commit_comes_from_the_environment_where_git_is_absent(monkeypatch):
     assert git_commit() == "abc123"
     monkeypatch.delenv("RCLREC_GIT_COMMIT")
     assert git_commit() != "abc123"
+
+
+def test_train_threads_hold_after_the_similarity_index_is_built(tmp_path, monkeypatch):
+    # RCL's setup builds the jaccard index with a numba kernel, which resets the OpenMP thread
+    # count torch uses: the run must still train with train.threads (float sums depend on it).
+    from rclrec.train.trainer import Trainer
+
+    monkeypatch.setenv("RCLREC_CACHE", str(tmp_path / "cache"))  # built, not read
+    seen = []
+    original = Trainer.train_epoch
+
+    def recording(self, epoch):
+        seen.append(torch.get_num_threads())
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", recording)
+    run_training(config(method="rcl", rcl__similarity="jaccard", train__epochs=1,
+                        train__max_steps=1), tmp_path / "r", show_progress=False)
+    assert seen == [1]
