@@ -132,13 +132,24 @@ def method_flag_settings(args: argparse.Namespace, method: str) -> dict[str, Any
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="re-evaluate a saved run")
     p.add_argument("--run", required=True, help="run directory written by `rclrec train`")
+    p.add_argument("--input", help="file of test histories: each user's last item is the "
+                                   "target, the earlier ones the input (docs/DATA.md)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from rclrec.experiment import evaluate_run
+    from rclrec.experiment import evaluate_file, evaluate_run
 
+    if args.input:
+        result = evaluate_file(args.run, args.input, device=args.device)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"{result['cases']} cases from {args.input}; left out: " + ", ".join(
+                f"{key.replace('_', ' ')} {n}" for key, n in result["skipped"].items()))
+            print(format_table({"test": result["test"]}))
+        return 0
     result = evaluate_run(args.run, device=args.device)
     if args.json:
         print(json.dumps(result))
@@ -180,8 +191,11 @@ def add_serving_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
+    from rclrec.data.io import existing_file
     from rclrec.serve import Recommender
 
+    if args.input != "-":
+        existing_file(args.input)  # a directory is an error naming it, not a traceback
     recommender = Recommender.from_run(args.run, args.device)
     source = sys.stdin if args.input == "-" else open(args.input)  # noqa: SIM115
     name = "stdin" if args.input == "-" else args.input

@@ -26,11 +26,52 @@ class DataConfig:
     dataset: str = "beauty"  # (str) dataset name or file path
     data_dir: str | None = None  # (str) where dataset names are looked up first
     max_len: int | None = None  # (int) input length; None = 200 for MovieLens, 50 otherwise
-    user_col: str = "user"  # (str) raw logs: user column
-    item_col: str = "item"  # (str) raw logs: item column
-    time_col: str = "timestamp"  # (str) raw logs: time column
+    user_col: str = "auto"  # (str) raw logs: user column; auto = the usual names (docs/DATA.md)
+    item_col: str = "auto"  # (str) raw logs: item column; auto = the usual names
+    time_col: str = "auto"  # (str) raw logs: time column; auto = usual names; none = file order
     k_core: int = 5  # (int) raw logs: iterated k-core filter
     drop_repeats: bool = False  # (bool) raw logs: drop immediate repeats of an item
+    bad_times: str = "error"  # (str) raw logs: error | drop rows with a missing or bad time
+    split: str = "leave_one_out"  # (str) leave_one_out | temporal | files (docs/DATA.md)
+    test_cutoff: str | None = None  # (str) temporal: first test time (number or ISO 8601)
+    valid_cutoff: str | None = None  # (str) temporal: first validation time
+    test_fraction: float = 0.1  # (float) temporal, no test_cutoff: latest share of interactions
+    valid_fraction: float = 0.1  # (float) temporal, no valid_cutoff: the share before it
+    valid_file: str | None = None  # (str) split=files: validation interactions (train = dataset)
+    test_file: str | None = None  # (str) split=files: test interactions
+
+    def __post_init__(self) -> None:
+        _choice("data.bad_times", self.bad_times, ("error", "drop"))
+        _choice("data.split", self.split, ("leave_one_out", "temporal", "files"))
+        for key in ("test_fraction", "valid_fraction"):
+            if not 0.0 < getattr(self, key) < 1.0:
+                raise ConfigError(f"data.{key} must be in (0, 1), got {getattr(self, key)}")
+        if self.test_fraction + self.valid_fraction >= 1.0:
+            raise ConfigError("data.test_fraction + data.valid_fraction must be below 1")
+        if self.split == "files" and not (self.valid_file and self.test_file):
+            raise ConfigError("data.split=files needs data.valid_file and data.test_file (the "
+                              "training file is data.dataset)")
+
+
+# Data settings added after the first benchmark cells, with the defaults the column settings
+# had then: cells.py hashes a config as before when these are at their defaults, and
+# config_from_dict reads a config saved before them as "auto" columns.
+DATA_SETTINGS_ADDED = ("bad_times", "split", "test_cutoff", "valid_cutoff", "test_fraction",
+                       "valid_fraction", "valid_file", "test_file")
+DATA_COLUMNS_BEFORE_AUTO = {"user_col": "user", "item_col": "item", "time_col": "timestamp"}
+
+
+def data_settings_as_hashed(data: dict[str, Any]) -> dict[str, Any]:
+    """The data section as cells were hashed before column recognition and other splits.
+
+    "auto" reads the same column as the old default name whenever both read the file.
+    """
+    defaults = dataclasses.asdict(DataConfig())
+    out = {k: v for k, v in data.items() if k not in DATA_SETTINGS_ADDED or v != defaults[k]}
+    for key, old in DATA_COLUMNS_BEFORE_AUTO.items():
+        if out.get(key) == "auto":
+            out[key] = old
+    return out
 
     def __post_init__(self) -> None:
         if self.max_len is not None and self.max_len < 1:
@@ -374,4 +415,9 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
     """Rebuild a config saved with ``to_dict`` (run folders, checkpoints)."""
+    data = values.get("data")
+    if isinstance(data, dict) and "split" not in data:  # saved before column recognition
+        data = {**data, **{key: "auto" for key, old in DATA_COLUMNS_BEFORE_AUTO.items()
+                           if data.get(key) == old}}
+        values = {**values, "data": data}
     return _build(ExperimentConfig, values)

@@ -19,8 +19,16 @@ from torch.overrides import TorchFunctionMode
 from rclrec.config import ConfigError, ExperimentConfig, config_from_dict
 from rclrec.data.batches import TrainingInstances, prefix_instances, window_instances
 from rclrec.data.dataset import DataError, SequenceDataset
-from rclrec.data.registry import default_max_len, load_dataset
-from rclrec.data.split import LeaveOneOutSplit, leave_one_out
+from rclrec.data.io import existing_file
+from rclrec.data.registry import (
+    default_max_len,
+    load_dataset,
+    load_training_data,
+    reader_options,
+    split_data,
+    split_dataset,
+)
+from rclrec.data.split import HeldOutSplit, LeaveOneOutSplit, evaluation_cases
 from rclrec.eval.ranking import NonFiniteScores
 from rclrec.files import CorruptFile, read_json, write_json_atomic
 from rclrec.locks import LockBusy, exclusive_lock
@@ -42,6 +50,8 @@ class RunDiverged(ValueError):
 def diverged(run_dir: str | os.PathLike, error: Exception) -> RunDiverged:
     return RunDiverged(f"run {run_dir} diverged: {error}")
 
+
+Split = LeaveOneOutSplit | HeldOutSplit  # the trainer and the methods take either
 
 
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -90,12 +100,16 @@ def pick_device(name: str) -> torch.device:
 
 
 def load_data(cfg: ExperimentConfig) -> SequenceDataset:
-    d = cfg.data
-    return load_dataset(d.dataset, data_dir=d.data_dir, user_col=d.user_col, item_col=d.item_col,
-                        time_col=d.time_col, k_core=d.k_core, drop_repeats=d.drop_repeats)
+    """The training data set (for data.split=files: the training file)."""
+    return load_training_data(cfg.data)
 
 
-def build_instances(cfg: ExperimentConfig, split: LeaveOneOutSplit) -> TrainingInstances:
+def load_split(cfg: ExperimentConfig) -> tuple[SequenceDataset, Split]:
+    """The training data and its split (data.split: leave_one_out, temporal or files)."""
+    return split_data(cfg.data)
+
+
+def build_instances(cfg: ExperimentConfig, split: Split) -> TrainingInstances:
     build = window_instances if cfg.train.instances == "windows" else prefix_instances
     return build(split.train, cfg.encoder.max_len)
 
@@ -185,8 +199,7 @@ def _train_run(cfg: ExperimentConfig, out_dir: Path, world, device_name: str, re
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.train.seed)
     device = pick_device(device_name)
-    dataset = load_data(cfg)
-    split = leave_one_out(dataset)
+    dataset, split = load_split(cfg)
     instances = build_instances(cfg, split)
     method = method_class(cfg.method)(cfg, split, instances, device)
     encoder = build_encoder(cfg.encoder, split.num_items, method.extra_tokens).to(device)
@@ -449,7 +462,7 @@ def evaluate_run(run_dir: str | Path, *, device: str = "auto") -> dict[str, Any]
 
     dev = pick_device(device)
     encoder, cfg, dataset = load_model_and_data(run_dir, dev)
-    split = leave_one_out(dataset)
+    split = split_dataset(cfg.data, dataset)
     e = cfg.eval
     kw = dict(batch_size=cfg.train.eval_batch_size, device=dev, exclude_history=e.exclude_history,
               ks=e.ks)
@@ -463,3 +476,29 @@ def evaluate_run(run_dir: str | Path, *, device: str = "auto") -> dict[str, Any]
         }
     except NonFiniteScores as err:
         raise diverged(run_dir, err) from None
+
+
+def evaluate_file(run_dir: str | Path, path: str | Path, *, device: str = "auto"
+                  ) -> dict[str, Any]:
+    """Evaluate a saved run on a file of test histories: in each user's sequence the last item
+    is the target and the earlier ones the input (any data format; items named as in the
+    training data; read with the run's column settings, without k-core filter)."""
+    from rclrec.eval.ranking import evaluate_ranking
+
+    existing_file(path)  # before the model: a bad --input is named first
+    dev = pick_device(device)
+    saved = read_model_file(run_dir)
+    encoder, cfg = model_from_saved(saved, dev)
+    options = {**reader_options(cfg.data), "k_core": 0}
+    cases = load_dataset(str(path), min_length=2, **options)
+    item_ids = saved["item_ids"] or [str(i) for i in range(1, saved["num_items"] + 1)]
+    inputs, targets, skipped = evaluation_cases(cases, item_ids)
+    e = cfg.eval
+    try:
+        metrics = evaluate_ranking(encoder, inputs, targets, cfg.encoder.max_len,
+                                   batch_size=cfg.train.eval_batch_size, device=dev,
+                                   exclude_history=e.exclude_history, ks=e.ks)
+    except NonFiniteScores as err:
+        raise diverged(run_dir, err) from None
+    return {"run": str(run_dir), "input": str(path), "cases": len(targets), "skipped": skipped,
+            "test": metrics}

@@ -25,6 +25,8 @@ class SequenceDataset:
         user_ids: original user id of each sequence (same order), as strings.
         item_ids: original item id of each internal id; item_ids[i - 1] belongs to id i.
         skipped: counts of documented skips while reading (e.g. users with too few items).
+        times: seconds of each interaction (float64, same shapes as ``sequences``), for logs
+            with a time column; None otherwise. The temporal split needs them.
     """
 
     sequences: list[np.ndarray]
@@ -33,6 +35,7 @@ class SequenceDataset:
     user_ids: list[str] | None = None
     item_ids: list[str] | None = None
     skipped: dict[str, int] = field(default_factory=dict)
+    times: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if not self.sequences:

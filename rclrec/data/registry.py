@@ -23,12 +23,23 @@ A name is looked up in: the ``data_dir`` argument, ``$RCLREC_DATA``, ``./data``,
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from rclrec.data.dataset import DataError, SequenceDataset
-from rclrec.data.io import read_atomic_inter, read_pairs_file, read_raw_log, read_sequence_file
+from rclrec.data.io import read_pairs_file, read_sequence_file
+from rclrec.data.logs import read_atomic_inter, read_raw_log, time_or_nan
+from rclrec.data.split import (
+    MIN_LENGTH,
+    HeldOutSplit,
+    LeaveOneOutSplit,
+    files_split,
+    leave_one_out,
+    temporal_split,
+)
 from rclrec.data.synthetic import make_synthetic
 
 DATASET_FILES = {
@@ -92,17 +103,25 @@ def resolve_dataset(name_or_path: str, data_dir: str | os.PathLike | None = None
         direct = Path(name_or_path).expanduser()
         if direct.is_file():
             return direct, detect_format(direct)
+        if direct.is_dir():
+            raise DataError(f"{direct}: is a directory; give the data file inside it (a "
+                            f"sequence, pairs, .inter or raw log file)")
         if direct.is_absolute():
             raise DataError(f"{direct}: no such file (known dataset names: "
                             f"{', '.join(_known_names())})")
         file_name = name_or_path
-    searched = []
+    searched: list[str] = []
+    folders: list[Path] = []
     for directory in search_dirs(data_dir):
         for name in (file_name, *ALTERNATIVE_FILES.get(key, ())):
             candidate = directory / name
             searched.append(str(candidate))
             if candidate.is_file():
                 return candidate, detect_format(candidate)
+            if candidate.is_dir():
+                folders.append(candidate)
+    if folders:  # found, but as a folder: say so rather than "not found"
+        raise DataError(f"{folders[0]}: is a directory; give the data file inside it")
     raise DataError(f"dataset {name_or_path!r} not found; searched: {'; '.join(searched)}. "
                     f"Known names: {', '.join(_known_names())}. Pass a file path, "
                     f"--set data.data_dir=DIR, or set $RCLREC_DATA")
@@ -132,16 +151,17 @@ def detect_format(path: Path) -> str:
                     f"(sequences or pairs), .inter, or a raw log ({raw_logs})")
 
 
-def load_dataset(name_or_path: str, data_dir: str | os.PathLike | None = None,
-                 **reader_options) -> SequenceDataset:
+def load_dataset(name_or_path: str, data_dir: str | os.PathLike | None = None, *,
+                 min_length: int = MIN_LENGTH, **reader_options) -> SequenceDataset:
     """Load a data set by name or path (see :func:`resolve_dataset`).
 
     Args:
         name_or_path: a known name, ``synthetic[-<seed>]`` or a file path.
         data_dir: searched first for names.
+        min_length: users with fewer interactions are skipped (3 for leave-one-out).
         **reader_options: passed to :func:`read_raw_log` (user_col, item_col, time_col, sep,
-            has_header, k_core, drop_repeats) for raw logs; ignored by the other formats, whose
-            layout is fixed, so a config can always pass them.
+            has_header, k_core, drop_repeats, bad_times) for raw logs; ignored by the other
+            formats, whose layout is fixed, so a config can always pass them.
 
     Returns:
         The data set; for a known name, ``name`` is the lower-case name.
@@ -152,16 +172,72 @@ def load_dataset(name_or_path: str, data_dir: str | os.PathLike | None = None,
         seed = _SYNTHETIC_NAME.fullmatch(key).group(1)
         return make_synthetic(seed=int(seed or 0))
     if fmt == "raw":
-        ds = read_raw_log(path, **reader_options)
+        ds = read_raw_log(path, min_length=min_length, **reader_options)
     elif fmt == "atomic":
-        ds = read_atomic_inter(path)
+        ds = read_atomic_inter(path, min_length=min_length)
     elif fmt == "sequence":
-        ds = read_sequence_file(path)
+        ds = read_sequence_file(path, min_length=min_length)
     else:
-        ds = read_pairs_file(path)
+        ds = read_pairs_file(path, min_length=min_length)
     if key in DATASET_FILES:
         ds.name = key
     return ds
+
+
+def reader_options(data) -> dict[str, Any]:
+    """The raw-log options of a data config (rclrec.config.DataConfig)."""
+    return {"user_col": data.user_col, "item_col": data.item_col,
+            "time_col": None if data.time_col.lower() == "none" else data.time_col,
+            "k_core": data.k_core, "drop_repeats": data.drop_repeats,
+            "bad_times": data.bad_times}
+
+
+def load_training_data(data) -> SequenceDataset:
+    """The data set that a data config trains on (``data.dataset``, read as its split needs).
+
+    Leave-one-out skips users shorter than 3; the other splits keep every user, and ``files``
+    also skips k-core filtering (the given split is kept as it is).
+    """
+    options = reader_options(data)
+    if data.split == "files":
+        options["k_core"] = 0
+    min_length = MIN_LENGTH if data.split == "leave_one_out" else 1
+    return load_dataset(data.dataset, data.data_dir, min_length=min_length, **options)
+
+
+def split_dataset(data, ds: SequenceDataset) -> LeaveOneOutSplit | HeldOutSplit:
+    """The split that a data config asks for (``data.split``) of its training data ``ds``.
+
+    ``files`` takes the validation and test cases from ``data.valid_file`` and
+    ``data.test_file``, read with the same column options, no k-core filter and no minimum.
+    """
+    if data.split == "files":
+        options = {**reader_options(data), "k_core": 0}
+        valid, test = (load_dataset(name, data.data_dir, min_length=1, **options)
+                       for name in (data.valid_file, data.test_file))
+        return files_split(ds, valid, test)
+    if data.split == "temporal":
+        cutoffs = {key: _time_setting(f"data.{key}", getattr(data, key))
+                   for key in ("test_cutoff", "valid_cutoff")}
+        return temporal_split(ds, **cutoffs, test_fraction=data.test_fraction,
+                              valid_fraction=data.valid_fraction)
+    return leave_one_out(ds)
+
+
+def split_data(data) -> tuple[SequenceDataset, LeaveOneOutSplit | HeldOutSplit]:
+    """The training data and its split (see :func:`load_training_data`, :func:`split_dataset`).
+    """
+    ds = load_training_data(data)
+    return ds, split_dataset(data, ds)
+
+
+def _time_setting(key: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    seconds = time_or_nan(str(text))
+    if not math.isfinite(seconds):
+        raise DataError(f"{key}={text!r} is neither a number nor an ISO 8601 time")
+    return seconds
 
 
 def default_max_len(name: str) -> int:

@@ -133,3 +133,14 @@ def test_ml_100k_five_core_matches_the_published_counts():
     assert ds.name == "ml-100k"
     assert ds.item_ids == sorted(ds.item_ids, key=int)
     assert all(np.all(s >= 1) for s in ds.sequences)
+
+
+def test_a_directory_is_named_as_a_directory(isolated):
+    # Today: "no such file" / "not found", though the folder is there.
+    folder = isolated / "logs"
+    folder.mkdir()
+    with pytest.raises(DataError, match=rf"{folder}: is a directory; give the data file"):
+        load_dataset(str(folder))
+    (isolated / "cwd/data/mine").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"data/mine: is a directory"):
+        load_dataset("mine")
