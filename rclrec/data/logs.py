@@ -445,7 +445,10 @@ def _column_times(column: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         return np.asarray(pc.cast(column, pa.float64()).fill_null(np.nan))
     text = pc.utf8_trim_whitespace(column.cast(pa.string()))
-    for target in (pa.float64(), pa.timestamp("us"), pa.timestamp("us", tz="UTC")):
+    targets = [pa.float64(), pa.timestamp("us"), pa.timestamp("us", tz="UTC")]
+    if not _is_number(str(text[0])):  # try dates first: a failed cast reads the whole column
+        targets = targets[1:] + targets[:1]
+    for target in targets:
         try:
             return _column_times(pc.cast(text, target))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
