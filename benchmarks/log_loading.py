@@ -86,12 +86,16 @@ def load_polars(path: Path):
     columns = ["user_id", "item_id", "timestamp"]
     frame = (pl.read_parquet(path, columns=columns) if path.suffix == ".parquet"
              else pl.read_csv(path, columns=columns))
-    frame = frame.select(
-        (pl.col("user_id").rank("dense") - 1).alias("user"),  # codes in id order
-        (pl.col("item_id").rank("dense") - 1).alias("item"),
-        pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%S").dt.epoch("s")
-        .cast(pl.Float64).alias("time"))
-    return (frame["user"].to_numpy(), frame["item"].to_numpy(), frame["time"].to_numpy())
+
+    def codes(name: str) -> np.ndarray:
+        # Codes in id order, as the pyarrow path makes them: the sorted distinct ids become
+        # the categories of an Enum, whose physical values are then the codes.
+        ids = frame[name].unique().sort()
+        return frame[name].cast(pl.Enum(ids)).to_physical().to_numpy()
+
+    times = (frame["timestamp"].str.to_datetime("%Y-%m-%dT%H:%M:%S").dt.epoch("s")
+             .cast(pl.Float64).to_numpy())
+    return codes("user_id"), codes("item_id"), times
 
 
 def peak_rss_mb() -> float:

@@ -223,6 +223,8 @@ def encode_ids(ids: pa.Array | pa.ChunkedArray | list[str]) -> tuple[np.ndarray,
 
 def _as_int64(values: pa.Array) -> pa.Array | None:
     """The values as int64 when every one is an integer within range, else None."""
+    if len(values) and not _is_int(str(values[0])):
+        return None  # the cast would read every value before failing
     try:
         return pc.cast(values, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
