@@ -147,6 +147,8 @@ def run_all(args: argparse.Namespace) -> int:
     subprocess.run(["tar", "-x", "-C", str(baseline_dir)], input=archive, check=True)
     results = []
     for fmt, path in paths.items():
+        if fmt not in args.formats:
+            continue
         for reader in args.readers:
             if reader == "baseline" and fmt == "parquet" and args.skip_baseline_parquet:
                 continue
@@ -165,7 +167,10 @@ def run_all(args: argparse.Namespace) -> int:
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model = next((line.split(":", 1)[1].strip() for line in cpu.splitlines()
                   if line.startswith("Model name")), platform.processor())
-    record = {"rows": args.rows, "seed": 0, "baseline_commit": args.baseline_commit,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    record = {"rows": args.rows, "seed": 0, "commit": commit,
+              "baseline_commit": args.baseline_commit,
               "machine": f"{model}, {os.cpu_count()} cores, shared with other jobs",
               "files_mb": {fmt: round(p.stat().st_size / 2**20, 1) for fmt, p in paths.items()},
               "results": results}
@@ -183,6 +188,8 @@ def main() -> int:
     parser.add_argument("--baseline-commit", default="234be05",
                         help="commit of today's reader (before the pyarrow path)")
     parser.add_argument("--skip-baseline-parquet", action="store_true")
+    parser.add_argument("--formats", nargs="+", default=["csv", "parquet"],
+                        choices=["csv", "parquet"], help="files to read (both are written)")
     parser.add_argument("--one", nargs=2, metavar=("READER", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:

@@ -12,7 +12,7 @@ import pytest
 
 from rclrec.data import logs
 from rclrec.data.dataset import DataError
-from rclrec.data.io import read_sequence_file
+from rclrec.data.io import read_pairs_file, read_sequence_file
 from rclrec.data.logs import BAD_TIMES_KEY, read_raw_log
 
 
@@ -149,6 +149,12 @@ def test_item_id_too_large_for_int64_in_a_sequence_file(tmp_path):
     path = write(tmp_path, "seq.txt", "1 1 2 3\n2 1 99999999999999999999 3\n")
     with pytest.raises(DataError, match=rf"{path}:2: item id 99999999999999999999 is too large"):
         read_sequence_file(path)
+
+
+def test_item_id_too_large_for_int64_in_a_pairs_file(tmp_path):
+    path = write(tmp_path, "pairs.txt", "1 1\n1 2\n1 9223372036854775808\n")
+    with pytest.raises(DataError, match=rf"{path}:3: item id 9223372036854775808 is too large"):
+        read_pairs_file(path)
 
 
 # ---------------------------------------------------------------- the fast path
