@@ -1,9 +1,10 @@
 """The package installs without the Makefile: a wheel built from the source tree goes into an
 empty virtual environment, and ``rclrec --help`` and ``python -m rclrec --help`` run from it.
 
-Offline: the new environment sees the dependencies already installed for this interpreter
-(torch included) through a .pth line, and pip runs with --no-index, so it downloads nothing
-(in particular no CUDA torch) and fails if a declared dependency is not satisfied.
+The new environment sees the dependencies already installed for this interpreter (torch
+included) through a .pth line, and the wheel is installed with --no-index: pip downloads no
+dependency (in particular no CUDA torch) and fails if a declared one is not satisfied. Only the
+isolated build fetches its backend (setuptools), as any `pip install .` does.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def test_wheel_installs_into_an_empty_venv_and_runs(tmp_path):
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     pip = [python, "-m", "pip", "--disable-pip-version-check"]
-    run(*pip, "wheel", "--no-deps", "--no-index", "--no-build-isolation", "-w", tmp_path / "dist",
-        source, cwd=tmp_path)
+    # The build runs isolated, as `pip install .` does: pip fetches the build backend
+    # (setuptools) itself, so the test does not depend on the setuptools installed here.
+    run(*pip, "wheel", "--no-deps", "-w", tmp_path / "dist", source, cwd=tmp_path)
     wheels = list((tmp_path / "dist").glob("rclrec-*.whl"))
     assert len(wheels) == 1
     run(*pip, "install", "--no-index", wheels[0], cwd=tmp_path)
