@@ -191,11 +191,11 @@ def add_serving_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
-    from rclrec.data.io import existing_file
+    from rclrec.data.dataset import DataError
     from rclrec.serve import Recommender
 
-    if args.input != "-":
-        existing_file(args.input)  # a directory is an error naming it, not a traceback
+    if args.input != "-" and Path(args.input).is_dir():  # an error line, not a traceback
+        raise DataError(f"{args.input}: is a directory; give the file of histories")
     recommender = Recommender.from_run(args.run, args.device)
     source = sys.stdin if args.input == "-" else open(args.input)  # noqa: SIM115
     name = "stdin" if args.input == "-" else args.input

@@ -41,6 +41,8 @@ class DataConfig:
     test_file: str | None = None  # (str) split=files: test interactions
 
     def __post_init__(self) -> None:
+        if self.max_len is not None and self.max_len < 1:
+            raise ConfigError(f"data.max_len must be >= 1, got {self.max_len}")
         _choice("data.bad_times", self.bad_times, ("error", "drop"))
         _choice("data.split", self.split, ("leave_one_out", "temporal", "files"))
         for key in ("test_fraction", "valid_fraction"):
@@ -72,10 +74,6 @@ def data_settings_as_hashed(data: dict[str, Any]) -> dict[str, Any]:
         if out.get(key) == "auto":
             out[key] = old
     return out
-
-    def __post_init__(self) -> None:
-        if self.max_len is not None and self.max_len < 1:
-            raise ConfigError(f"data.max_len must be >= 1, got {self.max_len}")
 
 
 @dataclass(frozen=True)
