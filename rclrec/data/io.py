@@ -52,7 +52,7 @@ def read_sequence_file(path: str | os.PathLike, *, min_length: int = MIN_LENGTH
     user_ids: list[str] = []
     sequences: list[np.ndarray] = []
     first_line_of_user: dict[str, int] = {}
-    for lineno, line in _numbered_lines(path):
+    for lineno, line in numbered_lines(path):
         fields = line.split()
         if not fields:
             continue
@@ -85,7 +85,7 @@ def read_pairs_file(path: str | os.PathLike, *, min_length: int = MIN_LENGTH) ->
     path = existing_file(path)
     users: list[str] = []
     items: list[int] = []
-    for lineno, line in _numbered_lines(path):
+    for lineno, line in numbered_lines(path):
         fields = line.split()
         if not fields:
             continue
@@ -166,7 +166,8 @@ def existing_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 text file; a DataError names a file that is not."""
     try:
         with open(path, encoding="utf-8-sig") as f:
             yield from enumerate(f, start=1)

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rclrec.data.dataset import DataError, SequenceDataset
-from rclrec.data.io import SHORT_USERS_KEY, encode_ids, existing_file
+from rclrec.data.io import SHORT_USERS_KEY, encode_ids, existing_file, numbered_lines
 from rclrec.data.split import MIN_LENGTH
 
 AUTO = "auto"  # a column option that asks for the usual names to be recognised
@@ -288,24 +288,16 @@ def _starts_with_bom(path: Path) -> bool:
 
 
 def _sniff_separator(path: Path) -> str | None:
-    for _, line in _numbered_lines(path):
+    for _, line in numbered_lines(path):
         if line.strip():
             return "\t" if "\t" in line else "," if "," in line else None
     return None
 
 
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            yield from enumerate(f, start=1)
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
-
-
 def _delimited_rows(path: Path, sep: str | None) -> Iterator[tuple[int, list[str]]]:
     """Yield (line number, stripped fields) of the non-blank rows; sep None = whitespace."""
     if sep is None:
-        for lineno, line in _numbered_lines(path):
+        for lineno, line in numbered_lines(path):
             fields = line.split()
             if fields:
                 yield lineno, fields
