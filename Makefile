@@ -11,7 +11,8 @@ ARGS ?=
 $(BIN)/rclrec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# The CPU build of torch first, so no dependency can pull a CUDA build.
+	# The CPU build of torch first (pyproject.toml accepts torch>=2.1), so that installing
+	# rclrec finds torch satisfied and pulls no CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(BIN)/rclrec
