@@ -44,7 +44,9 @@ BAD_TIMES = ("error", "drop")  # what to do with a missing, non-finite or unpars
 BAD_TIMES_KEY = "rows_with_bad_timestamps"
 
 # Separator implied by a file extension; others are sniffed from the first line.
-_SEPARATOR_BY_EXTENSION = {".csv": ",", ".tsv": "\t", ".data": "\t", ".inter": "\t"}
+# ".dat": MovieLens 1M / 10M (GroupLens' ratings.dat, "user::item::rating::time").
+_SEPARATOR_BY_EXTENSION = {".csv": ",", ".tsv": "\t", ".data": "\t", ".inter": "\t",
+                           ".dat": "::"}
 
 
 @dataclass
@@ -240,7 +242,8 @@ def _read_delimited(path: Path, wanted: dict[str, str | None], sep: str | None,
         time_index = None if wanted["time_col"] is None else {2: None, 3: 2}.get(width, 3)
         columns = {"user_col": 0, "item_col": 1, "time_col": time_index}
         rows = _chain_one(first, rows)
-    if sep is not None and first_line == 1 and not _starts_with_bom(path):
+    # pyarrow and the csv module take one-character separators only.
+    if sep is not None and len(sep) == 1 and first_line == 1 and not _starts_with_bom(path):
         try:
             return _read_delimited_fast(path, sep, has_header, len(first_fields), columns,
                                         bad_times)
@@ -296,9 +299,9 @@ def _sniff_separator(path: Path) -> str | None:
 
 def _delimited_rows(path: Path, sep: str | None) -> Iterator[tuple[int, list[str]]]:
     """Yield (line number, stripped fields) of the non-blank rows; sep None = whitespace."""
-    if sep is None:
+    if sep is None or len(sep) > 1:  # the csv module takes one-character separators only
         for lineno, line in numbered_lines(path):
-            fields = line.split()
+            fields = [x.strip() for x in line.split(sep)] if line.strip() else []
             if fields:
                 yield lineno, fields
         return
