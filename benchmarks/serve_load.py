@@ -3,6 +3,7 @@ largest requests the limits allow, and idle connections.
 
     python benchmarks/serve_load.py --run /tmp/serve-beauty --server uvicorn
     python benchmarks/serve_load.py --run /tmp/serve-beauty --server stdlib
+    python benchmarks/serve_load.py --run /tmp/serve-beauty --code ../main --label before
 
 Starts the server as a child process on a free port and measures from outside it:
 - burst: 200 clients, each opening a new connection per request, start together, 5 rounds;
@@ -54,8 +55,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(kind: str, run: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def start_server(kind: str, run: str, port: int, code: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(code)}
     if kind == "uvicorn":
         cmd = [sys.executable, "-m", "rclrec", "serve", "--run", run, "--port", str(port)]
     else:
@@ -257,6 +258,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", required=True)
     p.add_argument("--server", choices=["uvicorn", "stdlib"], default="uvicorn")
+    p.add_argument("--code", default=str(ROOT),
+                   help="checkout whose `rclrec serve` runs (another commit, to compare)")
+    p.add_argument("--label", help="results file suffix [the server]")
     p.add_argument("--phases", nargs="+", default=["burst", "soak", "worst", "idle"])
     p.add_argument("--soak-requests", type=int, default=20_000)
     p.add_argument("--soak-clients", type=int, default=4)
@@ -270,8 +274,11 @@ def main() -> None:
     histories = [[item_ids[i - 1] for i in seq[-cfg.encoder.max_len:]]
                  for seq in leave_one_out(dataset).test_inputs()]
     port = free_port()
-    proc = start_server(args.server, args.run, port)
-    out: dict = {"server": args.server, "run": args.run, "dataset": cfg.data.dataset,
+    proc = start_server(args.server, args.run, port, Path(args.code).resolve())
+    code_commit = subprocess.run(["git", "-C", args.code, "rev-parse", "--short", "HEAD"],
+                                 capture_output=True, text=True).stdout.strip()
+    out: dict = {"server": args.server, "code": f"{args.code} at {code_commit}",
+                 "run": args.run, "dataset": cfg.data.dataset,
                  "items": len(item_ids), "commit": git_commit(),
                  "machine": f"{platform.processor() or platform.machine()}, "
                             f"{os.cpu_count()} CPUs, shared with other jobs",
@@ -300,7 +307,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             out["exit_code_after_sigterm"] = "killed after 60 s"
-    path = ROOT / "benchmarks" / "results" / f"serve_load_{args.server}.json"
+    path = ROOT / "benchmarks" / "results" / f"serve_load_{args.label or args.server}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"written: {path}")
 

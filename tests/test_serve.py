@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -173,20 +174,29 @@ def test_micro_batches_give_the_answers_of_one_at_a_time(run_dir):
             assert g.scores == pytest.approx(a.scores, rel=1e-4, abs=1e-5)
 
 
-@pytest.fixture
-def service_url(run_dir):
-    """A running service with small limits; yields (url, service)."""
-    limits = Limits(body_bytes=2000, histories=4, items_per_history=20, k=50)
-    service = Service(Recommender.from_run(run_dir), default_k=3, limits=limits,
-                      body_timeout_s=0.5)
-    server = HttpServer(service, port=0, header_timeout_s=0.5)
+@contextmanager
+def serving(service, **server_options):
+    """``service`` on a free port in a thread; yields the port."""
+    server = HttpServer(service, port=0, **server_options)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     assert server.started.wait(30)
-    yield server.port, service
-    server.stop()
-    thread.join(30)
-    assert not thread.is_alive()
+    try:
+        yield server.port
+    finally:
+        server.stop()
+        thread.join(30)
+        assert not thread.is_alive()
+
+
+@pytest.fixture
+def service_url(run_dir):
+    """A running service with small limits; yields (port, service)."""
+    limits = Limits(body_bytes=2000, histories=4, items_per_history=20, k=50)
+    service = Service(Recommender.from_run(run_dir), default_k=3, limits=limits,
+                      body_timeout_s=0.5)
+    with serving(service, header_timeout_s=0.5) as port:
+        yield port, service
 
 
 def request(port, method, path, body=None, headers=None):
@@ -333,3 +343,19 @@ def test_sigterm_answers_the_requests_in_flight_and_refuses_new_ones(run_dir):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_requests_beyond_the_in_flight_budget_are_told_to_retry(run_dir):
+    service = Service(Recommender.from_run(run_dir), limits=Limits(body_bytes=2000),
+                      max_in_flight_bytes=2500)
+    with serving(service) as port:
+        slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+        slow.sendall(b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Length: 1500\r\n\r\n")
+        time.sleep(0.3)  # its 1500 bytes are now held
+        status, body = request(port, "POST", "/recommend", {"history": ["1"], "pad": "x" * 1100})
+        assert status == 503 and "busy" in body["error"]
+        assert request(port, "POST", "/recommend", {"history": ["1"]})[0] == 200
+        slow.close()
+        time.sleep(0.3)
+        status, _ = request(port, "POST", "/recommend", {"history": ["1"], "pad": "x" * 1100})
+        assert status == 200

@@ -25,6 +25,7 @@ from rclrec.serve.recommender import Recommender
 from rclrec.serve.request import Limits, RequestError, check_content_length, parse_body
 
 ROUTES = "POST /recommend, GET /health, GET /ready"
+OFF_LOOP_BYTES = 64 * 1024  # JSON larger than this is parsed / encoded off the event loop
 
 
 class ClientGone(Exception):
@@ -39,26 +40,30 @@ class Service:
         default_k: k of a request that names none.
         limits: the largest request accepted.
         max_in_flight: /recommend requests held at once (reading, queued or scored); more are
-            answered 503 at once, which bounds the memory that concurrent requests take.
+            answered 503 at once.
+        max_in_flight_bytes: the bodies of the requests held at once (a body of unknown size
+            counts as the largest allowed); a request that would pass it gets a 503. With the
+            limits this bounds the memory that concurrent requests take.
         body_timeout_s: time allowed to send a body; a slower client gets a 408.
         max_batch_histories, max_wait_s: micro-batching, see :class:`MicroBatcher`.
     """
 
     def __init__(self, recommender: Recommender, default_k: int = 10, limits: Limits | None = None,
-                 max_in_flight: int = 512, body_timeout_s: float = 10.0,
+                 max_in_flight: int = 512, max_in_flight_bytes: int = 8 << 20,
+                 body_timeout_s: float = 10.0,
                  max_batch_histories: int = 256, max_wait_s: float = 0.002) -> None:
         self.recommender = recommender
         self.default_k = default_k
         self.limits = limits or Limits()
         self.max_in_flight = max_in_flight
+        self.max_in_flight_bytes = max_in_flight_bytes
         self.body_timeout_s = body_timeout_s
         self.batcher = MicroBatcher(recommender, max(max_batch_histories, self.limits.histories),
                                     max_wait_s)
-        # JSON parsing and encoding of large bodies would stall the event loop (and every
-        # other connection) if done on it.
         self.json_pool = ThreadPoolExecutor(2, thread_name_prefix="rclrec-json")
         self.draining = False
         self.in_flight = 0
+        self.in_flight_bytes = 0
 
     @property
     def ready(self) -> bool:
@@ -98,18 +103,26 @@ class Service:
             return HTTPStatus.NOT_FOUND, {"error": f"no such path {path}; use {ROUTES}"}
         if method != "POST":
             return HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"use POST {path}"}
-        if self.in_flight >= self.max_in_flight:
+        try:
+            declared = check_content_length(header(scope, b"content-length"), self.limits)
+        except RequestError as e:
+            return e.status, {"error": str(e)}
+        size = self.limits.body_bytes if declared is None else declared
+        if (self.in_flight >= self.max_in_flight
+                or self.in_flight_bytes + size > self.max_in_flight_bytes):
             return HTTPStatus.SERVICE_UNAVAILABLE, {
                 "error": f"busy: {self.in_flight} requests in flight; retry shortly"}
         self.in_flight += 1
+        self.in_flight_bytes += size
         try:
-            body = await self._read_body(scope, receive)
-            loop = asyncio.get_running_loop()
-            query = await loop.run_in_executor(self.json_pool, parse_body, body, self.limits,
-                                               self.default_k)
+            body = await self._read_body(receive)
+            query = await self._off_loop_if(len(body) > OFF_LOOP_BYTES, parse_body, body,
+                                            self.limits, self.default_k)
             recs = await asyncio.wrap_future(self.batcher.submit(query))
             answer = {"recommendations": [vars(r) for r in recs]}
-            return HTTPStatus.OK, await loop.run_in_executor(self.json_pool, json_bytes, answer)
+            answer_bytes = sum(len(r.items) for r in recs) * 30  # ~30 per item and score
+            return HTTPStatus.OK, await self._off_loop_if(answer_bytes > OFF_LOOP_BYTES,
+                                                          json_bytes, answer)
         except RequestError as e:
             return e.status, {"error": str(e)}
         except MemoryError:
@@ -121,11 +134,17 @@ class Service:
             return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(e).__name__}: {e}"}
         finally:
             self.in_flight -= 1
+            self.in_flight_bytes -= size
 
-    async def _read_body(self, scope: dict, receive: Any) -> bytes:
-        declared = dict(scope["headers"]).get(b"content-length")
-        check_content_length(None if declared is None else declared.decode("latin-1"),
-                             self.limits)
+    async def _off_loop_if(self, large: bool, fn: Any, *args: Any) -> Any:
+        """``fn(*args)``, in the JSON pool if ``large``: a large body parsed or encoded on the
+        event loop would stall every other connection, a small one costs less than the two
+        thread switches."""
+        if not large:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.json_pool, fn, *args)
+
+    async def _read_body(self, receive: Any) -> bytes:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.body_timeout_s
         chunks, size = [], 0
@@ -145,6 +164,11 @@ class Service:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+def header(scope: dict, name: bytes) -> str | None:
+    value = dict(scope["headers"]).get(name)
+    return None if value is None else value.decode("latin-1")
 
 
 def json_bytes(body: dict) -> bytes:
