@@ -55,14 +55,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(kind: str, run: str, port: int, code: Path) -> subprocess.Popen:
+def start_server(kind: str, run: str, port: int, code: Path,
+                 options: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(code)}
     if kind == "uvicorn":
-        cmd = [sys.executable, "-m", "rclrec", "serve", "--run", run, "--port", str(port)]
+        cmd = [sys.executable, "-m", "rclrec", "serve", "--run", run, "--port", str(port),
+               *options]
     else:
         cmd = [sys.executable, str(ROOT / "benchmarks" / "serve_stdlib_server.py"),
                "--run", run, "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # cwd too: `python -m` looks in the working directory before PYTHONPATH.
+    proc = subprocess.Popen(cmd, env=env, cwd=code, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     for _ in range(600):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
@@ -260,6 +264,8 @@ def main() -> None:
     p.add_argument("--server", choices=["uvicorn", "stdlib"], default="uvicorn")
     p.add_argument("--code", default=str(ROOT),
                    help="checkout whose `rclrec serve` runs (another commit, to compare)")
+    p.add_argument("--serve-options", default="", help='more `rclrec serve` flags, e.g. '
+                                                       '"--batch-wait-ms 0"')
     p.add_argument("--label", help="results file suffix [the server]")
     p.add_argument("--phases", nargs="+", default=["burst", "soak", "worst", "idle"])
     p.add_argument("--soak-requests", type=int, default=20_000)
@@ -274,10 +280,12 @@ def main() -> None:
     histories = [[item_ids[i - 1] for i in seq[-cfg.encoder.max_len:]]
                  for seq in leave_one_out(dataset).test_inputs()]
     port = free_port()
-    proc = start_server(args.server, args.run, port, Path(args.code).resolve())
+    proc = start_server(args.server, args.run, port, Path(args.code).resolve(),
+                        args.serve_options.split())
     code_commit = subprocess.run(["git", "-C", args.code, "rev-parse", "--short", "HEAD"],
                                  capture_output=True, text=True).stdout.strip()
-    out: dict = {"server": args.server, "code": f"{args.code} at {code_commit}",
+    out: dict = {"server": args.server, "serve_options": args.serve_options,
+                 "code": f"{args.code} at {code_commit}",
                  "run": args.run, "dataset": cfg.data.dataset,
                  "items": len(item_ids), "commit": git_commit(),
                  "machine": f"{platform.processor() or platform.machine()}, "

@@ -27,6 +27,7 @@ def make_server(recommender: Recommender, port: int, workers: int, timeout_s: fl
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as uvicorn
         timeout = timeout_s  # socket timeout: a silent client frees its thread after this
+        disable_nagle_algorithm = True  # head and body are two writes (see rclrec.serve.app)
 
         def send_json(self, status: int, body: dict) -> None:
             data = json.dumps(body).encode()

@@ -202,10 +202,14 @@ def run_recommend(args: argparse.Namespace) -> int:
         with source:
             # A chunk of lines at a time: memory stays bounded whatever the input's length.
             while lines := list(islice(source, RECOMMEND_CHUNK_LINES)):
-                recs = recommender.recommend([line.split() for line in lines], args.k,
-                                             not args.keep_history)
-                for n, rec in enumerate(recs, start=done + 1):
-                    if not rec.items:
+                histories = [line.split() for line in lines]
+                recs = recommender.recommend(histories, args.k, not args.keep_history)
+                pairs = zip(histories, recs, strict=True)
+                for n, (history, rec) in enumerate(pairs, start=done + 1):
+                    if not rec.items and len(rec.unknown) < len(history):
+                        print(f"rclrec recommend: {name} line {n}: every item the model knows "
+                              "is in the history (see --keep-history)", file=sys.stderr)
+                    elif not rec.items:
                         print(f"rclrec recommend: {name} line {n}: no item the model knows "
                               f"({len(rec.unknown)} unknown)", file=sys.stderr)
                     print(json.dumps({"line": n, "items": rec.items, "scores": rec.scores,

@@ -359,3 +359,12 @@ def test_requests_beyond_the_in_flight_budget_are_told_to_retry(run_dir):
         time.sleep(0.3)
         status, _ = request(port, "POST", "/recommend", {"history": ["1"], "pad": "x" * 1100})
         assert status == 200
+
+
+def test_recommend_command_says_when_the_history_holds_every_item(run_dir, tmp_path, capsys):
+    items = Recommender.from_run(run_dir).item_ids
+    (tmp_path / "h.txt").write_text(" ".join(items) + "\n")
+    assert main(["recommend", "--run", str(run_dir), "--input", str(tmp_path / "h.txt")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["items"] == []
+    assert "h.txt line 1: every item the model knows is in the history" in captured.err

@@ -204,6 +204,12 @@ def protocol_class(header_timeout_s: float) -> type:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            # An answer's head and body are two writes: with Nagle's algorithm the body waits
+            # for the client's delayed ACK on a keep-alive connection. asyncio turns it off
+            # only on sockets made with proto=IPPROTO_TCP, which socket.create_server's are not.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._arm()
 
         def data_received(self, data: bytes) -> None:
