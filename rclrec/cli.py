@@ -171,8 +171,9 @@ def add_recommend_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-history-items", type=positive_int, default=10_000,
                    help="items per history [10000]")
     p.add_argument("--max-k", type=positive_int, default=1000, help="largest k [1000]")
-    p.add_argument("--batch-wait-ms", type=float, default=2.0,
-                   help="how long a request may wait for others to share its forward pass [2]")
+    p.add_argument("--batch-wait-ms", type=float, default=0.0,
+                   help="how long a request may wait for others to share its forward pass; "
+                        "with 0 a pass takes the requests that queued during the last one [0]")
 
 
 def positive_int(text: str) -> int:

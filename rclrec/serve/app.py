@@ -51,7 +51,7 @@ class Service:
     def __init__(self, recommender: Recommender, default_k: int = 10, limits: Limits | None = None,
                  max_in_flight: int = 512, max_in_flight_bytes: int = 8 << 20,
                  body_timeout_s: float = 10.0,
-                 max_batch_histories: int = 256, max_wait_s: float = 0.002) -> None:
+                 max_batch_histories: int = 256, max_wait_s: float = 0.0) -> None:
         self.recommender = recommender
         self.default_k = default_k
         self.limits = limits or Limits()

@@ -1,9 +1,11 @@
 """Micro-batching: requests that arrive together are scored in one forward pass.
 
 HTTP handlers put their query on a queue and wait on a future; one batcher thread takes what
-has queued (waiting at most ``max_wait_s`` for more once a first query is there, and up to
-``max_histories`` histories), scores it with one :meth:`Recommender.recommend` call per
-``exclude_history`` setting and hands each request its rows. The forward pass runs off the
+has queued (up to ``max_histories`` histories; waiting at most ``max_wait_s`` for more once a
+first query is there: by default not at all, since the queries that arrive during a forward
+pass make the next batch, and a timed wait oversleeps on a busy machine), scores it with one
+:meth:`Recommender.recommend` call per ``exclude_history`` setting and hands each request its
+rows. The forward pass runs off the
 event loop, one at a time, so connections keep being served while the model computes.
 """
 
@@ -30,7 +32,7 @@ class MicroBatcher:
     """A queue of queries and the thread that answers them in batches."""
 
     def __init__(self, recommender: Recommender, max_histories: int = 256,
-                 max_wait_s: float = 0.002) -> None:
+                 max_wait_s: float = 0.0) -> None:
         self.recommender = recommender
         self.max_histories = max_histories
         self.max_wait_s = max_wait_s
