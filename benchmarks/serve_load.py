@@ -121,6 +121,17 @@ def post(conn: http.client.HTTPConnection, body: bytes, stats: Stats) -> None:
         stats.add(time.perf_counter() - start, None, type(e).__name__)
 
 
+def run_clients(client, clients: int, stats: Stats) -> dict:
+    """``client(0) ... client(clients - 1)`` in threads at once; the summary of ``stats``."""
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return stats.summary(time.perf_counter() - start)
+
+
 def burst(port: int, histories: list[list[str]], clients: int, rounds: int) -> dict:
     stats, barrier = Stats(), threading.Barrier(clients)
 
@@ -132,13 +143,7 @@ def burst(port: int, histories: list[list[str]], clients: int, rounds: int) -> d
             post(conn, body.encode(), stats)
             conn.close()
 
-    start = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return stats.summary(time.perf_counter() - start)
+    return run_clients(client, clients, stats)
 
 
 def soak_bodies(histories: list[list[str]], n: int, rng: np.random.Generator) -> list[bytes]:
@@ -170,13 +175,7 @@ def soak(port: int, bodies: list[bytes], clients: int) -> dict:
             post(conn, body, stats)
         conn.close()
 
-    start = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return stats.summary(time.perf_counter() - start)
+    return run_clients(client, clients, stats)
 
 
 def worst_bodies(item_ids: list[str], limit_bytes: int = 1 << 20) -> dict[str, bytes]:
