@@ -8,6 +8,7 @@ import dataclasses
 import errno
 import json
 import linecache
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -166,7 +167,7 @@ def add_recommend_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, help="run directory written by `rclrec train`")
     p.add_argument("--input", default="-", help="file of histories, one per line [stdin]")
     add_serving_options(p)
-    p = sub.add_parser("serve", help="HTTP service: POST /recommend, GET /health",
+    p = sub.add_parser("serve", help="HTTP service: POST /recommend, GET /health, GET /ready",
                        description='POST /recommend {"history": [item, ...], "k": 10} (or '
                                    '"histories": [[...], ...]) answers {"recommendations": '
                                    '[{"items", "scores", "unknown"}]}.')
@@ -174,6 +175,16 @@ def add_recommend_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     add_serving_options(p)
+    p.add_argument("--max-body-bytes", type=positive_int, default=1 << 20,
+                   help="largest request body; larger ones get a 413 [1048576]")
+    p.add_argument("--max-histories", type=positive_int, default=256,
+                   help="histories per request [256]")
+    p.add_argument("--max-history-items", type=positive_int, default=10_000,
+                   help="items per history [10000]")
+    p.add_argument("--max-k", type=positive_int, default=1000, help="largest k [1000]")
+    p.add_argument("--batch-wait-ms", type=float, default=0.0,
+                   help="how long a request may wait for others to share its forward pass; "
+                        "with 0 a pass takes the requests that queued during the last one [0]")
 
 
 def positive_int(text: str) -> int:
@@ -191,6 +202,8 @@ def add_serving_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
+    from itertools import islice
+
     from rclrec.data.dataset import DataError
     from rclrec.serve import Recommender
 
@@ -199,31 +212,58 @@ def run_recommend(args: argparse.Namespace) -> int:
     recommender = Recommender.from_run(args.run, args.device)
     source = sys.stdin if args.input == "-" else open(args.input)  # noqa: SIM115
     name = "stdin" if args.input == "-" else args.input
-    with source:
-        histories = [line.split() for line in source]
-    recs = recommender.recommend(histories, args.k, not args.keep_history)
-    for n, rec in enumerate(recs, start=1):
-        if not rec.items:
-            print(f"rclrec recommend: {name} line {n}: no item the model knows "
-                  f"({len(rec.unknown)} unknown)", file=sys.stderr)
-        print(json.dumps({"line": n, "items": rec.items, "scores": rec.scores,
-                          "unknown": rec.unknown}))
+    done = 0
+    try:
+        with source:
+            # A chunk of lines at a time: memory stays bounded whatever the input's length.
+            while lines := list(islice(source, RECOMMEND_CHUNK_LINES)):
+                histories = [line.split() for line in lines]
+                recs = recommender.recommend(histories, args.k, not args.keep_history)
+                pairs = zip(histories, recs, strict=True)
+                for n, (history, rec) in enumerate(pairs, start=done + 1):
+                    if not rec.items and len(rec.unknown) < len(history):
+                        print(f"rclrec recommend: {name} line {n}: every item the model knows "
+                              "is in the history (see --keep-history)", file=sys.stderr)
+                    elif not rec.items:
+                        print(f"rclrec recommend: {name} line {n}: no item the model knows "
+                              f"({len(rec.unknown)} unknown)", file=sys.stderr)
+                    print(json.dumps({"line": n, "items": rec.items, "scores": rec.scores,
+                                      "unknown": rec.unknown}))
+                done += len(lines)
+                sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (`| head`) has what it wanted. Point stdout at /dev/null so that the
+        # flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    from rclrec.serve import Recommender, make_server
+RECOMMEND_CHUNK_LINES = 256
 
-    recommender = Recommender.from_run(args.run, args.device)
-    server = make_server(recommender, args.host, args.port, args.k)
-    print(f"serving {args.run} ({len(recommender.item_ids)} items) on "
-          f"http://{args.host}:{server.server_address[1]}/recommend", file=sys.stderr)
+
+def run_serve(args: argparse.Namespace) -> int:
+    import signal
+
+    from rclrec.serve import Limits, Recommender
+    from rclrec.serve.app import HttpServer, Service, import_uvicorn
+
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-    finally:
-        server.server_close()
+        import_uvicorn()
+    except ImportError as e:
+        print(f"rclrec serve: error: {e}", file=sys.stderr)
+        return 2
+    recommender = Recommender.from_run(args.run, args.device)
+    limits = Limits(args.max_body_bytes, args.max_histories, args.max_history_items,
+                    args.max_k)
+    service = Service(recommender, args.k, limits, max_wait_s=args.batch_wait_ms / 1000)
+    server = HttpServer(service, args.host, args.port)
+    print(f"serving {args.run} ({len(recommender.item_ids)} items) on "
+          f"http://{server.host}:{server.port}/recommend", file=sys.stderr, flush=True)
+    # uvicorn drains on SIGTERM / SIGINT, then raises the signal again: end quietly then.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run()
+    print("stopped: requests in flight answered", file=sys.stderr)
     return 0
 
 

@@ -1,18 +1,30 @@
 """Recommendations from a trained run: library, `rclrec recommend` and `rclrec serve`."""
 
+import http.client
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
-import urllib.error
-import urllib.request
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
 
+from rclrec import cli
 from rclrec.cli import main
 from rclrec.config import load_config
 from rclrec.experiment import load_model, run_training
-from rclrec.serve import Recommender, make_server
+from rclrec.serve import Limits, MicroBatcher, Query, Recommender
+from rclrec.serve.app import HttpServer, Service
 from rclrec.train.checkpoint import load_torch, save_torch_atomic
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TINY = {"data.dataset": "synthetic", "method": "sasrec", "encoder.hidden_dim": 16,
         "encoder.inner_dim": 32, "train.epochs": 1, "train.max_steps": 2, "train.threads": 1}
@@ -83,36 +95,276 @@ def test_recommend_command_writes_json_lines_and_names_useless_lines(run_dir, tm
     assert "none" in capsys.readouterr().err
 
 
-def test_http_service_answers_recommendations_and_explains_bad_requests(run_dir):
+def test_recommend_command_reads_in_chunks_and_numbers_every_line(run_dir, tmp_path, capsys,
+                                                                 monkeypatch):
+    monkeypatch.setattr(cli, "RECOMMEND_CHUNK_LINES", 7)
+    lines = [" ".join(str(1 + (i + j) % 30) for j in range(1 + i % 5)) for i in range(40)]
+    (tmp_path / "h.txt").write_text("\n".join(lines) + "\n")
+    assert main(["recommend", "--run", str(run_dir), "--input", str(tmp_path / "h.txt"),
+                 "--k", "3"]) == 0
+    got = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    want = Recommender.from_run(run_dir).recommend([line.split() for line in lines], k=3)
+    assert [r["line"] for r in got] == list(range(1, 41))
+    assert [r["items"] for r in got] == [w.items for w in want]
+
+
+def peak_rss_mb(code: str) -> float:
+    """Peak RSS of a fresh Python process running ``code``."""
+    script = code + ("\nimport resource\n"
+                     "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+                     "file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", "import sys\n" + script], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         check=True).stderr
+    return int(out.split("PEAK")[-1]) / 1024
+
+
+def test_one_long_history_does_not_multiply_the_memory_of_its_batch(run_dir):
+    # 255 short histories and one of 200,000 items: a (histories, longest) int64 matrix for
+    # the exclusion would take 400 MB.
+    load = (f"from rclrec.serve import Recommender\n"
+            f"rec = Recommender.from_run({str(run_dir)!r})\nrec.recommend([['1']], k=5)\n")
+    baseline = peak_rss_mb(load)
+    grown = peak_rss_mb(load + "long = [str(1 + i % 50) for i in range(200_000)]\n"
+                               "rec.recommend([long] + [['2']] * 255, k=5)\n")
+    assert grown - baseline < 100
+
+
+def test_recommend_command_memory_stays_bounded_on_a_long_input(run_dir, tmp_path):
+    lines = ["1 2 3"] * 2999 + [" ".join(str(1 + i % 50) for i in range(50_000))]
+    (tmp_path / "h.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "one.txt").write_text("1 2 3\n")
+    code = ("import sys\nfrom rclrec.cli import main\n"
+            "sys.stdout = open('/dev/null', 'w')\n"
+            "main(['recommend', '--run', {run!r}, '--input', {path!r}])\n")
+    baseline = peak_rss_mb(code.format(run=str(run_dir), path=str(tmp_path / "one.txt")))
+    grown = peak_rss_mb(code.format(run=str(run_dir), path=str(tmp_path / "h.txt")))
+    assert grown - baseline < 150
+
+
+def test_recommend_into_a_closed_pipe_ends_quietly(run_dir, tmp_path):
+    (tmp_path / "h.txt").write_text("1 2 3\n" * 3000)
+    proc = subprocess.Popen([sys.executable, "-m", "rclrec", "recommend", "--run", str(run_dir),
+                             "--input", str(tmp_path / "h.txt")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert json.loads(proc.stdout.readline())["line"] == 1
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_micro_batches_give_the_answers_of_one_at_a_time(run_dir):
     rec = Recommender.from_run(run_dir)
-    server = make_server(rec, port=0, default_k=3)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-
-    def post(body):
-        req = urllib.request.Request(f"{url}/recommend", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
-
+    queries = [Query([[str(1 + (i * 7 + j) % 40) for j in range(1 + i % 9)]], k=1 + i % 6,
+                     exclude_history=i % 3 != 0) for i in range(30)]
+    queries.append(Query([["1", "2"], ["zz"], ["3"] * 60], k=4))
+    batcher = MicroBatcher(rec, max_histories=64, max_wait_s=0.2)
     try:
-        status, body = post({"history": ["1", "2", "x"]})
-        assert status == 200
-        (got,) = body["recommendations"]
-        assert got["items"] == rec.recommend([["1", "2"]], k=3)[0].items
-        assert got["unknown"] == ["x"]
-        status, body = post({"histories": [["1"], ["2"]], "k": 2})
-        assert status == 200 and [len(r["items"]) for r in body["recommendations"]] == [2, 2]
-        for bad, words in (({"k": 3}, "exactly one"), ({"history": "1 2"}, "list of item ids"),
-                           ({"history": ["1"], "k": 0}, '"k" must be')):
-            status, body = post(bad)
-            assert status == 400 and words in body["error"], bad
-        with urllib.request.urlopen(f"{url}/health", timeout=30) as resp:
-            assert json.loads(resp.read()) == {"status": "ok", "items": len(rec.item_ids)}
+        futures = [batcher.submit(q) for q in queries]
+        answers = [f.result(timeout=60) for f in futures]
     finally:
-        server.shutdown()
-        server.server_close()
+        batcher.close()
+    assert max(batcher.batch_sizes) > 1  # shared forward passes
+    for q, got in zip(queries, answers, strict=True):
+        alone = rec.recommend(q.histories, q.k, q.exclude_history)
+        assert [r.items for r in got] == [r.items for r in alone]
+        assert [r.unknown for r in got] == [r.unknown for r in alone]
+        for g, a in zip(got, alone, strict=True):
+            assert g.scores == pytest.approx(a.scores, rel=1e-4, abs=1e-5)
+
+
+@contextmanager
+def serving(service, **server_options):
+    """``service`` on a free port in a thread; yields the port."""
+    server = HttpServer(service, port=0, **server_options)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert server.started.wait(30)
+    try:
+        yield server.port
+    finally:
+        server.stop()
+        thread.join(30)
+        assert not thread.is_alive()
+
+
+@pytest.fixture
+def service_url(run_dir):
+    """A running service with small limits; yields (port, service)."""
+    limits = Limits(body_bytes=2000, histories=4, items_per_history=20, k=50)
+    service = Service(Recommender.from_run(run_dir), default_k=3, limits=limits,
+                      body_timeout_s=0.5)
+    with serving(service, header_timeout_s=0.5) as port:
+        yield port, service
+
+
+def request(port, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        conn.request(method, path, data, headers or {})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def raw(port, data: bytes, then_wait=0.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(data)
+        time.sleep(then_wait)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def json_of(response: bytes) -> tuple[int, dict]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_http_service_answers_recommendations_health_and_readiness(service_url):
+    port, service = service_url
+    status, body = request(port, "POST", "/recommend", {"history": ["1", "2", "x"]})
+    assert status == 200
+    (got,) = body["recommendations"]
+    assert got["items"] == service.recommender.recommend([["1", "2"]], k=3)[0].items
+    assert got["unknown"] == ["x"]
+    status, body = request(port, "POST", "/recommend", {"histories": [["1"], ["2"]], "k": 2})
+    assert status == 200 and [len(r["items"]) for r in body["recommendations"]] == [2, 2]
+    assert request(port, "GET", "/health") == (200, {"status": "ok"})
+    assert request(port, "GET", "/ready") == (200, {"ready": True,
+                                                    "items": len(service.recommender.item_ids)})
+    service.draining = True
+    assert request(port, "GET", "/ready")[0] == 503
+    service.draining = False
+
+
+@pytest.mark.parametrize(("body", "status", "words"), [
+    ({"k": 3}, 400, "exactly one"),
+    ({"history": "1 2"}, 400, "list of item ids"),
+    ({"history": ["1"], "k": 0}, 400, '"k" must be'),
+    ({"history": ["1"], "k": 51}, 400, "from 1 to 50"),
+    ({"histories": [["1"]] * 5}, 400, "at most 4 histories"),
+    ({"history": ["1"] * 21}, 400, "at most 20 items"),
+    ({"history": [["1"]]}, 400, "strings or integers"),
+    (b"{not json", 400, "not JSON"),
+    (b"[" * 1000 + b"]" * 1000, 400, "nested too deeply"),
+    ({"history": ["1"] * 20, "pad": "x" * 2000}, 413, "at most 2000 bytes"),
+])
+def test_bad_requests_get_a_json_error_naming_the_problem(service_url, body, status, words):
+    port, _ = service_url
+    got_status, got = request(port, "POST", "/recommend", body)
+    assert got_status == status and words in got["error"], got
+
+
+def test_every_error_is_a_json_response(service_url, monkeypatch):
+    port, service = service_url
+    assert request(port, "GET", "/nope")[0] == 404
+    assert request(port, "GET", "/recommend")[0] == 405
+    # A huge declared body is refused before a byte of it is read.
+    status, body = json_of(raw(port, b"POST /recommend HTTP/1.1\r\nHost: x\r\n"
+                                     b"Content-Length: 10000000\r\n\r\n"))
+    assert status == 413 and "at most" in body["error"]
+    status, body = json_of(raw(port, b"POST /recommend HTTP/1.1\r\nHost: x\r\n"
+                                     b"Content-Length: " + b"1" + b"0" * 30 + b"\r\n\r\n"))
+    assert status in (400, 413) and body["error"]
+    status, body = json_of(raw(port, b"NONSENSE\r\n\r\n"))
+    assert status == 400 and body["error"]
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(service.recommender, "recommend", out_of_memory)
+    status, body = request(port, "POST", "/recommend", {"history": ["1"]})
+    assert status == 503 and "out of memory" in body["error"]
+
+
+def test_slow_and_silent_connections_are_timed_out(service_url):
+    port, _ = service_url
+    # Headers, then half the body, then silence: a 408 after body_timeout_s.
+    status, body = json_of(raw(port, b"POST /recommend HTTP/1.1\r\nHost: x\r\n"
+                                     b"Content-Length: 100\r\n\r\n{\"hist"))
+    assert status == 408 and "did not arrive" in body["error"]
+    # Connected but silent, or half a header: closed after header_timeout_s.
+    for data in (b"", b"POST /recommend HTTP/1.1\r\n"):
+        start = time.monotonic()
+        assert raw(port, data) == b""
+        assert time.monotonic() - start < 10
+
+
+def test_two_hundred_simultaneous_clients_all_get_answers(service_url):
+    port, _ = service_url
+    barrier = threading.Barrier(200)
+
+    def client(i):
+        barrier.wait()
+        return request(port, "POST", "/recommend", {"history": [str(1 + i % 40)]})[0]
+
+    with ThreadPoolExecutor(200) as pool:
+        statuses = list(pool.map(client, range(200)))
+    assert statuses == [200] * 200
+
+
+def test_sigterm_answers_the_requests_in_flight_and_refuses_new_ones(run_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "rclrec", "serve", "--run", str(run_dir),
+                             "--port", str(port)], stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        for _ in range(300):
+            try:
+                assert request(port, "GET", "/ready")[0] == 200
+                break
+            except OSError:
+                time.sleep(0.1)
+        body = json.dumps({"history": ["1", "2"]}).encode()
+        conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+        conn.sendall(b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body[:5])
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+        conn.sendall(body[5:])
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+        conn.close()
+        status, answer = json_of(b"".join(chunks))
+        assert status == 200 and len(answer["recommendations"][0]["items"]) == 10
+        assert proc.wait(30) == 0
+        assert "stopped" in proc.stderr.read().decode()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_requests_beyond_the_in_flight_budget_are_told_to_retry(run_dir):
+    service = Service(Recommender.from_run(run_dir), limits=Limits(body_bytes=2000),
+                      max_in_flight_bytes=2500)
+    with serving(service) as port:
+        slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+        slow.sendall(b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Length: 1500\r\n\r\n")
+        time.sleep(0.3)  # its 1500 bytes are now held
+        status, body = request(port, "POST", "/recommend", {"history": ["1"], "pad": "x" * 1100})
+        assert status == 503 and "busy" in body["error"]
+        assert request(port, "POST", "/recommend", {"history": ["1"]})[0] == 200
+        slow.close()
+        time.sleep(0.3)
+        status, _ = request(port, "POST", "/recommend", {"history": ["1"], "pad": "x" * 1100})
+        assert status == 200
+
+
+def test_recommend_command_says_when_the_history_holds_every_item(run_dir, tmp_path, capsys):
+    items = Recommender.from_run(run_dir).item_ids
+    (tmp_path / "h.txt").write_text(" ".join(items) + "\n")
+    assert main(["recommend", "--run", str(run_dir), "--input", str(tmp_path / "h.txt")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["items"] == []
+    assert "h.txt line 1: every item the model knows is in the history" in captured.err
