@@ -43,98 +43,15 @@ if HAVE_NUMBA:
             acc[v] += w * t_data[q]
         return c
 
-    @njit(cache=True, nogil=True)
-    def _score(u, v, x, cut_item, indptr, indices, data, marked, sizes, jaccard):
-        """Exact score from the overlap ``x`` on the scanned items plus the overlap on u's
-        unscanned items (marked), read from the end of v's row (its most popular items)."""
-        q = indptr[v + 1] - 1
-        while q >= indptr[v] and indices[q] >= cut_item:
-            x += np.float64(marked[indices[q]]) * data[q]
-            q -= 1
-        if jaccard:
-            return np.float32(x / (sizes[u] + sizes[v] - x))
-        return np.float32(x)
-
-    @njit(cache=True, nogil=True)
-    def _unscanned_bound(u, cut, indptr, data, sizes, jaccard):
-        """Upper bound on the score of any sequence sharing none of u's scanned items.
-
-        Jaccard: the overlap x is at most the r unscanned items, and x / (|u| + |v| - x) <=
-        x / |u| since |v| >= x. Cosine of unit rows: at most the norm of u's unscanned part.
-        """
-        if jaccard:
-            return (indptr[u + 1] - cut) / max(sizes[u], 1.0)
-        sq = 0.0
-        for p in range(cut, indptr[u + 1]):
-            sq += np.float64(data[p]) * data[p]
-        return np.sqrt(sq) + 1e-5  # float32 accumulation slack
-
-    @njit(cache=True, nogil=True)
-    def _first_with_size(lo, hi, t_indices, sizes, value, strict):
-        """First q in [lo, hi) with sizes[t_indices[q]] >= value (> value if strict); the
-        posting list is sorted by size."""
-        while lo < hi:
-            mid = (lo + hi) // 2
-            size = sizes[t_indices[mid]]
-            if size > value or (not strict and size == value):
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
-
-    @njit(cache=True, nogil=True)
-    def _length_filtered(u, cut, s_k, lo_size, indptr, indices, t_indptr, t_indices, acc, cand,
-                         c, scanned, budget, sizes, hi_buf):
-        """Jaccard: scan u's items cut.. with the length filter; returns (count, end).
-
-        A sequence v first met at u's item i (sharing none of u's earlier items) has an
-        overlap x <= r = (items of u from i on), so J >= s_k needs s_k |u| <= |v| and
-        |v| <= r (1 + s_k) / s_k - |u| =: hi_i. Posting lists are sorted by size, so only that
-        slice is read. hi_i decreases with i, so a sequence of size |v| >= lo_size is counted
-        exactly at the items i < J(v) = first i with hi_i < |v|; ``hi_buf[i - cut]`` keeps
-        hi_i so that the final score adds v's overlap on u's items from J(v) on.
-        """
-        p1 = indptr[u + 1]
-        end = cut
-        for i in range(cut, p1):
-            hi_size = ((p1 - i) * (1 + s_k) / s_k - sizes[u]) * (1 + 1e-6)
-            if hi_size < lo_size:
-                break
-            item = indices[i]
-            a = _first_with_size(t_indptr[item], t_indptr[item + 1], t_indices, sizes, lo_size,
-                                 False)
-            b = _first_with_size(a, t_indptr[item + 1], t_indices, sizes, hi_size, True)
-            if budget >= 0 and scanned + (b - a) > budget:
-                break
-            scanned += b - a
-            for q in range(a, b):
-                v = t_indices[q]
-                if acc[v] == 0:
-                    cand[c] = v
-                    c += 1
-                acc[v] += 1.0
-            hi_buf[i - cut] = hi_size
-            end = i + 1
-        return c, end
-
     @njit(parallel=True, cache=True, nogil=True)
     def topk_rows(indptr, indices, data, t_indptr, t_indices, t_data, sizes, targets,
                   exclude_same, jaccard, row_ids, k, n_chunks, out_cols, out_scores,
-                  out_count, hist, hi_bin, lo_hist, first_scan, budget):
+                  out_count, hist, hi_bin, lo_hist, budget):
         """Top-k neighbours of the rows ``row_ids``; see the module docstring.
 
-        Prefix filtering (exact): a row scans its items rarest first. After ``first_scan``
-        posting entries, the k-th best exact score among the candidates found so far, s_k, is
-        a lower bound on the row's final k-th score; scanning stops as soon as a sequence
-        sharing none of the scanned items cannot reach s_k (:func:`_unscanned_bound`), so the
-        posting lists of the row's most popular items are usually never read. The candidates'
-        scores are exact (the overlap on the unscanned items is read from their own rows), and
-        a candidate whose upper bound is below s_k is not scored at all. Histograms (global
-        selection) need every pair, so they scan everything.
-
         Args:
-            indptr, indices, data: CSR of A (N x G), columns numbered by increasing document
-                frequency.
+            indptr, indices, data: CSR of A (N x G), columns numbered by decreasing document
+                frequency (a row's popular items come first).
             t_indptr, t_indices, t_data: CSR of A.T (G x N).
             sizes: (N,) float64 set sizes (Jaccard) or unused.
             targets: (N,) int64.
@@ -147,19 +64,18 @@ if HAVE_NUMBA:
             hist: (n_chunks, NUM_HI_BINS) int64 counts of ``bits >> 12`` (size 0: off).
             hi_bin: if >= 0, count the low 12 bits of scores whose ``bits >> 12 == hi_bin``.
             lo_hist: (n_chunks, 4096) int64 for ``hi_bin``.
-            first_scan: posting entries scanned before s_k is taken (a speed knob only).
-            budget: < 0: exact. Otherwise an approximation: a row never scans more than
-                ``budget`` posting entries (its rarest item always), so sequences reached only
-                through its skipped popular items can be missed; found ones are still exact.
+            budget: < 0: exact, every posting list of the row is read (popular items first:
+                candidates are then met in id order, which keeps the scoring loop's memory
+                access sequential). Otherwise an approximation for heavy skew: the row's items
+                are read rarest first while the posting entries read stay within ``budget``
+                (the rarest item always); sequences reached only through the skipped popular
+                items are missed, but each candidate's score is exact: its overlap on the
+                skipped items is read from the start of its own row.
         """
         n = len(sizes)
         rows = len(row_ids)
         want_hist = hist.shape[0] > 0
-        prune = k > 0 and not want_hist and hi_bin < 0
         num_cols = len(t_indptr) - 1
-        max_len = 0
-        for u in range(n):
-            max_len = max(max_len, indptr[u + 1] - indptr[u])
         for ch in prange(n_chunks):
             lo = ch * rows // n_chunks
             hi = (ch + 1) * rows // n_chunks
@@ -170,62 +86,30 @@ if HAVE_NUMBA:
             cs = np.empty(n, dtype=np.float32)
             bits = np.empty(1, dtype=np.float32)
             hbin = np.zeros(1024, dtype=np.int64)
-            marked = np.zeros(num_cols, dtype=np.float32)  # u's unscanned items
-            hi_buf = np.empty(max_len + 1, dtype=np.float64)  # see _length_filtered
+            skipped = np.zeros(num_cols if budget >= 0 else 0, dtype=np.float32)
             for r in range(lo, hi):
                 u = row_ids[r]
                 p0, p1 = indptr[u], indptr[u + 1]
                 c = 0
-                cut = p0  # items p0..cut-1 of row u are scanned
-                scanned = 0
-                while cut < p1:
-                    item = indices[cut]
-                    length = t_indptr[item + 1] - t_indptr[item]
-                    if cut > p0 and ((prune and scanned + length > first_scan)
-                                     or (budget >= 0 and scanned + length > budget)):
-                        break
-                    c = _scan(item, data[cut], t_indptr, t_indices, t_data, acc, cand, c)
-                    scanned += length
-                    cut += 1
-                s_k = 0.0
-                b_end = cut  # u's items cut..b_end-1: scanned with the length filter
-                lo_size = 0.0
-                if prune and cut < p1:
-                    # k-th best exact score so far (acc is kept: scanning goes on below)
-                    cut_item = indices[cut]
-                    for p in range(cut, p1):
-                        marked[indices[p]] = data[p]
-                    m = 0
-                    for j in range(c):
-                        v = cand[j]
-                        if v == u or (exclude_same and targets[v] == targets[u]):
-                            continue
-                        sc = _score(u, v, np.float64(acc[v]), cut_item, indptr, indices, data,
-                                    marked, sizes, jaccard)
-                        if sc > 0:
-                            cs[m] = sc
-                            m += 1
-                    for p in range(cut, p1):
-                        marked[indices[p]] = 0.0
-                    if m >= k:
-                        s_k = -np.partition(-cs[:m], k - 1)[k - 1]
-                    if jaccard and s_k > 0:
-                        lo_size = s_k * sizes[u] * (1 - 1e-6)
-                        c, b_end = _length_filtered(u, cut, s_k, lo_size, indptr, indices,
-                                                    t_indptr, t_indices, acc, cand, c, scanned,
-                                                    budget, sizes, hi_buf)
-                    while cut < p1 and (_unscanned_bound(u, cut, indptr, data, sizes, jaccard)
-                                        * (1 + 1e-6) >= s_k) and not (jaccard and s_k > 0):
-                        item = indices[cut]
+                cut = p0  # budget: items p0..cut-1 (the popular ones) are skipped
+                if budget < 0:
+                    for p in range(p0, p1):
+                        c = _scan(indices[p], data[p], t_indptr, t_indices, t_data, acc, cand, c)
+                else:
+                    scanned = 0
+                    cut = p1
+                    while cut > p0:
+                        item = indices[cut - 1]
                         length = t_indptr[item + 1] - t_indptr[item]
-                        if budget >= 0 and scanned + length > budget:
+                        if cut < p1 and scanned + length > budget:
                             break
-                        c = _scan(item, data[cut], t_indptr, t_indices, t_data, acc, cand, c)
+                        c = _scan(item, data[cut - 1], t_indptr, t_indices, t_data, acc, cand,
+                                  c)
                         scanned += length
-                        cut += 1
-                rest_bound = _unscanned_bound(u, cut, indptr, data, sizes, jaccard)
-                for p in range(cut, p1):
-                    marked[indices[p]] = data[p]
+                        cut -= 1
+                    for p in range(p0, cut):
+                        skipped[indices[p]] = data[p]
+                cut_item = indices[cut] if cut < p1 else num_cols
                 m = 0
                 for j in range(c):
                     v = cand[j]
@@ -233,20 +117,15 @@ if HAVE_NUMBA:
                     acc[v] = 0.0
                     if v == u or (exclude_same and targets[v] == targets[u]):
                         continue
-                    jv = cut  # x counts v's overlap on u's items before position jv
-                    if b_end > cut and sizes[v] >= lo_size:
-                        while jv < b_end and hi_buf[jv - cut] >= sizes[v]:
-                            jv += 1
-                    if s_k > 0:  # skip candidates that cannot reach s_k
-                        if jaccard:
-                            x_max = x + min(p1 - jv, sizes[v] - x)
-                            ub = x_max / (sizes[u] + sizes[v] - x_max)
-                        else:
-                            ub = x + rest_bound
-                        if ub * (1 + 1e-6) < s_k:
-                            continue
-                    s = _score(u, v, x, indices[jv] if jv < p1 else num_cols, indptr, indices,
-                               data, marked, sizes, jaccard)
+                    # overlap on u's skipped items: v's row starts with its most popular items
+                    q = indptr[v]
+                    while cut > p0 and q < indptr[v + 1] and indices[q] < cut_item:
+                        x += np.float64(skipped[indices[q]]) * data[q]
+                        q += 1
+                    if jaccard:
+                        s = np.float32(x / (sizes[u] + sizes[v] - x))
+                    else:
+                        s = np.float32(x)
                     if s <= 0:
                         continue
                     cand[m] = v
@@ -259,8 +138,8 @@ if HAVE_NUMBA:
                             hist[ch, b >> 12] += 1
                         if hi_bin >= 0 and (b >> 12) == hi_bin:
                             lo_hist[ch, b & 0xFFF] += 1
-                for p in range(cut, p1):
-                    marked[indices[p]] = 0.0
+                for p in range(p0, cut):
+                    skipped[indices[p]] = 0.0
                 if k == 0:
                     continue
                 if m <= k:

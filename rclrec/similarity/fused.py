@@ -14,16 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 FUSED_METRICS = ("jaccard", "ngram", "tfidf")  # metrics the numba kernel scores
-# Posting entries a row scans before its first k-th-score bound is taken: a speed knob of the
-# prefix filter (``topk_rows``); results do not depend on it.
-FIRST_SCAN = 4096
 
 
 @dataclass
 class KernelInputs:
     """Everything the kernel reads (plain arrays: cheap to pickle to a worker)."""
 
-    indptr: np.ndarray  # CSR of A (N x G), columns by increasing document frequency
+    indptr: np.ndarray  # CSR of A (N x G), columns by decreasing document frequency
     indices: np.ndarray
     data: np.ndarray
     t_indptr: np.ndarray  # CSR of A.T (G x N)
@@ -48,16 +45,12 @@ def kernel_inputs(inputs, targets: np.ndarray, metric: str, params: dict,
         a = tfidf_matrix(inputs)
     else:
         a = incidence(inputs, params.get("n", 1) if metric == "ngram" else 1)
-    # rarest columns first: a row's items are then in the order the candidate budget scans them
+    # popular columns first: the exact scan then meets candidates in id order (sequential
+    # memory access); the candidate budget reads a row from its end, rarest items first
     df = np.bincount(a.indices, minlength=a.shape[1])
-    a = a[:, np.argsort(df, kind="stable")].tocsr()
+    a = a[:, np.argsort(-df, kind="stable")].tocsr()
     a.sort_indices()
     at = a.T.tocsr()
-    # each posting list by increasing set size (then id): the length filter reads a slice
-    sizes = np.diff(a.indptr)
-    item_of = np.repeat(np.arange(at.shape[0]), np.diff(at.indptr))
-    order = np.lexsort((at.indices, sizes[at.indices], item_of))
-    at.indices, at.data = at.indices[order], at.data[order]
     return KernelInputs(a.indptr.astype(np.int64), a.indices.astype(np.int32),
                         a.data.astype(np.float32), at.indptr.astype(np.int64),
                         at.indices.astype(np.int32), at.data.astype(np.float32),
@@ -129,7 +122,7 @@ def kernel_rows(ki: KernelInputs, row_ids: np.ndarray, k: int, budget: int | Non
     if r:
         topk_rows(ki.indptr, ki.indices, ki.data, ki.t_indptr, ki.t_indices, ki.t_data,
                   ki.sizes, ki.targets, ki.exclude_same_target, ki.jaccard, row_ids, k, chunks,
-                  out_cols, out_scores, out_count, hist, hi_bin, lo_hist, FIRST_SCAN,
+                  out_cols, out_scores, out_count, hist, hi_bin, lo_hist,
                   -1 if budget is None else int(budget))
     mask = np.arange(out_cols.shape[1])[None, :] < out_count[:, None]
     return (np.repeat(row_ids, out_count), out_cols[mask].astype(np.int32),

@@ -168,24 +168,20 @@ def skewed(n: int, seed: int, exponent: float = 1.2, items: int = 60):
 
 
 @pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
-@pytest.mark.parametrize("first_scan", [1, 5, 40])
-def test_prefix_filter_is_exact_on_skewed_data(monkeypatch, first_scan):
-    # a tiny first scan forces the bound and the candidate skipping on almost every row
-    import rclrec.similarity.fused as fused
-
-    monkeypatch.setattr(fused, "FIRST_SCAN", first_scan)
+@pytest.mark.parametrize("metric", ["jaccard", "ngram", "tfidf"])
+def test_candidate_budget_keeps_exact_scores_on_skewed_data(metric):
     for seed in range(3):
         inputs, targets = skewed(250, seed)
-        for metric in ("jaccard", "ngram", "tfidf"):
-            a = build_index(inputs, targets, metric, alpha=0.02, engine="numpy")
-            b = build_index(inputs, targets, metric, alpha=0.02)
-            assert b.info["engine"] == "numba"
-            np.testing.assert_array_equal(a.indptr, b.indptr)
-            if metric == "tfidf":  # summation order differs: compare scores, not tie order
-                np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
-            else:
-                np.testing.assert_array_equal(a.indices, b.indices)
-                np.testing.assert_array_equal(a.scores, b.scores)
+        sim = similarity_matrix(inputs, metric)
+        exact = build_index(inputs, targets, metric, alpha=0.02)
+        for budget in (1, 7, 60, 10**9):
+            index = build_index(inputs, targets, metric, alpha=0.02, candidate_budget=budget)
+            for i in range(index.num_rows):
+                ids, scores = index.neighbours(i)
+                # every kept pair has its full score, popular (skipped) items included
+                np.testing.assert_allclose(scores, sim[i, ids], atol=1e-6)
+                if budget == 10**9:
+                    np.testing.assert_allclose(scores, exact.neighbours(i)[1], atol=1e-6)
 
 
 @pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
