@@ -1,7 +1,7 @@
 """The numba fast path of the index build: inputs prepared once, then any set of rows scored.
 
 :func:`kernel_inputs` turns the sequences into the two CSR matrices the kernel reads (A and
-A.T, columns numbered by increasing document frequency); :func:`kernel_rows` returns the top-k
+A.T, columns numbered by decreasing document frequency); :func:`kernel_rows` returns the top-k
 neighbours of the given rows. The single-machine build, the Dask build
 (:mod:`rclrec.similarity.distributed`) and the incremental update (:mod:`rclrec.similarity.update`)
 all call these two functions, so they select the same neighbours bit for bit.

@@ -351,9 +351,10 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
         candidate_budget: None (default): exact. Otherwise, for very skewed data (numba
             engine): each row scans its items rarest first and stops before the posting lists
             would exceed this many entries; the candidates found are scored exactly (popular
-            items included), pairs sharing only the skipped popular items are missed. Work is
-            at most ``N * budget`` plus the rarest item of each row; recall against exact is
-            measured in ``benchmarks/similarity_bench.py skew``.
+            items included), pairs sharing only the skipped popular items are missed. Postings
+            read are at most ``N * budget`` plus the rarest item of each row, and each
+            candidate's rescoring reads its own row; recall and cost against exact are in
+            ``benchmarks/similarity_bench.py skew`` (docs/RESULTS.md: no gain at Zipf 1.0).
         client: a ``dask.distributed.Client`` (numba engine): the row blocks are scored on
             its workers and merged into the same arrays as a local build
             (``pip install rclrec[distributed]``).
