@@ -5,14 +5,18 @@ a rerun unless ``--force``. Every timed build runs in its own subprocess, so its
 own. Run heavy parts one at a time, e.g.::
 
     nice -n 5 .venv/bin/python benchmarks/similarity_bench.py datasets authors topn
-    nice -n 5 .venv/bin/python benchmarks/similarity_bench.py scale approx histogram
+    nice -n 5 .venv/bin/python benchmarks/similarity_bench.py scale histogram
+    nice -n 5 .venv/bin/python benchmarks/similarity_bench.py skew --sizes 1000000 --exponent 1.0
 
 Parts:
     datasets   build time / peak RSS / coverage per dataset and metric (CLI path, no cache)
     authors    the official code's all-pairs Python loop (np.intersect1d) vs ours on Beauty
     topn       sparse_dot_topn vs our kernels vs SciPy blocks (tfidf / jaccard on Beauty)
     scale      synthetic Zipf data, exact jaccard top-50 at growing N
-    approx     MinHash LSH recall@50 against exact on a synthetic subset
+    skew       heavy popularity skew: per-row cost of the exact (prefix-filtered) build and of
+               candidate budgets, recall@50 against exact on a sample of rows; with --full,
+               the whole build (time, peak RSS) and its recall on the sample
+    dask       the same build on a local Dask cluster (2 worker processes) vs one process
     histogram  Figure 1 counts on Beauty (jaccard, 2-gram) and a PNG
 """
 
@@ -130,6 +134,49 @@ def run_worker(args: list[str]) -> None:
                           "peak_rss_mb": _rss(), "neighbours_total": index.nnz,
                           "share_with_weak": float((index.degrees() > 0).mean()),
                           "engine": index.info.get("engine")}))
+        return
+    if kind == "skew":  # per-row cost and recall on a sample; optionally the whole build
+        from rclrec.similarity import build_index
+        from rclrec.similarity.fused import kernel_inputs, kernel_rows
+
+        spec = json.loads(args[1])
+        n, budget = spec["n"], spec.get("budget")
+        inputs, targets = synthetic(n, exponent=spec["exponent"])
+        ki = kernel_inputs(inputs, targets, "jaccard", {}, True)
+        sample = np.sort(np.random.default_rng(0).choice(n, spec["sample"], replace=False))
+        kernel_rows(ki, sample[:1], 50, 10)  # load the compiled kernel outside the timings
+        out: dict = {"spec": spec}
+        if spec.get("full"):
+            t0, c0 = time.perf_counter(), _cpu()
+            index = build_index(inputs, targets, "jaccard", alpha=0.05, max_neighbours=50,
+                                candidate_budget=budget)
+            out.update(build_seconds=time.perf_counter() - t0, build_cpu_seconds=_cpu() - c0,
+                       peak_rss_mb_build=_rss(), neighbours_total=index.nnz)
+            got = [index.neighbours(i) for i in sample]
+        else:
+            c0 = _cpu()
+            rows, cols, scores = kernel_rows(ki, sample, 50, budget)
+            out["cpu_ms_per_row"] = 1000 * (_cpu() - c0) / len(sample)
+            got = [(cols[rows == i], scores[rows == i]) for i in sample]
+        c0 = _cpu()
+        e_rows, e_cols, e_scores = kernel_rows(ki, sample, 50)  # exact reference
+        out["exact_cpu_ms_per_row"] = 1000 * (_cpu() - c0) / len(sample)
+        hits = same = wanted = 0
+        kth = []
+        for i, (a_ids, a_s) in zip(sample, got, strict=True):
+            e_s, e_ids = e_scores[e_rows == i], e_cols[e_rows == i]
+            if len(e_s) == 0:
+                continue
+            kth.append(float(e_s[-1]))
+            wanted += len(e_s)
+            same += len(set(e_ids.tolist()) & set(a_ids.tolist()))
+            # ties-aware: a neighbour scoring at least the exact k-th score counts
+            hits += min(len(e_s), int((a_s >= e_s[-1]).sum()))
+        out.update(recall_at_50=hits / max(wanted, 1), recall_same_ids=same / max(wanted, 1),
+                   mean_kth_score=float(np.mean(kth)) if kth else None,
+                   top_item_share=float(np.mean([1 in set(s.tolist()) for s in inputs])),
+                   load_average=os.getloadavg()[0], peak_rss_mb=_rss())
+        print(json.dumps(out))
         return
     if kind == "authors":  # the official code's loop on a sample of Beauty users
         _, inputs, targets = load("beauty")
@@ -254,55 +301,62 @@ def part_scale(force: bool, sizes: list[int], exponent: float) -> None:
         write_json_atomic(path, done)
 
 
-def part_approx(force: bool, n: int, exponent: float, configs: list[str]) -> None:
-    """Recall@50 of MinHash LSH (bands x rows_per_band x max_bucket) against exact."""
-    path = RESULTS / "similarity_approx.json"
+def part_skew(force: bool, sizes: list[int], exponent: float, budgets: list[int | None],
+              sample: int, full: bool) -> None:
+    """Heavy skew: exact (prefix-filtered) and budgeted builds, recall@50 on sampled rows."""
+    path = RESULTS / "similarity_skew.json"
     done = json.loads(path.read_text()) if path.exists() and not force else {"runs": []}
-    have = {(r["sequences"], r["exponent"], r["config"]) for r in done["runs"]}
-    work = ROOT / "benchmarks" / ".work"
-    work.mkdir(parents=True, exist_ok=True)
-    exact_file = work / f"approx_exact_{n}_{exponent}.npz"
-    base = {"synthetic": {"n": n, "exponent": exponent}, "metric": "jaccard"}
-    exact_run = next((r["exact"] for r in done["runs"]
-                      if (r["sequences"], r["exponent"]) == (n, exponent)), None)
-    if exact_run is None or not exact_file.exists():
-        exact_run = worker(["build", json.dumps(
-            {**base, "options": {"alpha": 0.05, "max_neighbours": 50}, "save": str(exact_file)})],
-            timeout=3 * 3600)
-    from rclrec.similarity import SimilarityIndex
-
-    ex = SimilarityIndex.load(exact_file)
-    for config in configs:
-        if (n, exponent, config) in have:
-            continue
-        bands, rows_per_band, max_bucket = (int(x) for x in config.split("x"))
-        approx_file = work / f"approx_{n}_{exponent}_{config}.npz"
-        opts = {"bands": bands, "rows_per_band": rows_per_band, "max_bucket": max_bucket}
-        run = worker(["build", json.dumps(
-            {**base, "options": {"alpha": 0.05, "max_neighbours": 50, "approx": True,
-                                 "approx_options": opts}, "save": str(approx_file)})],
-            timeout=3 * 3600)
-        ap = SimilarityIndex.load(approx_file)
-        hits = wanted = same_ids = 0
-        for i in range(n):
-            e_ids, e_s = ex.neighbours(i)
-            if len(e_ids) == 0:
+    have = {(r["spec"]["n"], r["spec"]["exponent"], r["spec"].get("budget"),
+             bool(r["spec"].get("full"))) for r in done["runs"]}
+    for n in sizes:
+        for budget in budgets:
+            if (n, exponent, budget, full) in have:
                 continue
-            a_ids, a_s = ap.neighbours(i)
-            wanted += len(e_ids)
-            same_ids += len(set(e_ids.tolist()) & set(a_ids.tolist()))
-            # ties-aware: an approximate neighbour scoring at least the exact k-th score counts
-            hits += min(len(e_ids), int((a_s >= e_s[-1]).sum()))
-        res = {"sequences": n, "exponent": exponent, "config": config, "exact": exact_run,
-               "approx": run, "recall_at_50": hits / max(wanted, 1),
-               "recall_at_50_same_ids": same_ids / max(wanted, 1),
-               "speedup": exact_run["build_seconds"] / run["build_seconds"]}
-        done["runs"].append(res)
-        done["machine"] = machine()
-        write_json_atomic(path, done)
-        print(f"approx n={n} s={exponent} {config}: recall@50 {res['recall_at_50']:.3f} "
-              f"(same ids {res['recall_at_50_same_ids']:.3f}) build {run['build_seconds']:.1f}s "
-              f"vs exact {exact_run['build_seconds']:.1f}s", flush=True)
+            spec = {"n": n, "exponent": exponent, "budget": budget, "sample": sample,
+                    "full": full}
+            res = worker(["skew", json.dumps(spec)], timeout=3 * 3600)
+            res["command"] = (f"benchmarks/similarity_bench.py skew --sizes {n} --exponent "
+                              f"{exponent} --budgets {budget or 'exact'} --sample {sample}"
+                              + (" --full" if full else ""))
+            done["runs"].append(res)
+            done["machine"] = machine()
+            write_json_atomic(path, done)
+            what = (f"build {res['build_seconds']:.0f}s cpu {res['build_cpu_seconds']:.0f}s rss "
+                    f"{res['peak_rss_mb_build']:.0f} MB" if full else
+                    f"{res['cpu_ms_per_row']:.2f} cpu-ms/row (exact "
+                    f"{res['exact_cpu_ms_per_row']:.2f})")
+            print(f"skew n={n} s={exponent} budget={budget}: {what} recall@50 "
+                  f"{res['recall_at_50']:.4f} kth {res['mean_kth_score']:.3f}", flush=True)
+
+
+def part_dask(force: bool, n: int, exponent: float) -> None:
+    """One process (numba, 2 threads) vs a LocalCluster of 2 single-thread worker processes."""
+    path = RESULTS / "similarity_dask.json"
+    if path.exists() and not force:
+        return
+    from dask.distributed import Client, LocalCluster
+
+    from rclrec.similarity import build_index
+
+    inputs, targets = synthetic(n, exponent=exponent)
+    opts = {"alpha": 0.05, "max_neighbours": 50}
+    t0 = time.perf_counter()
+    local = build_index(inputs, targets, "jaccard", **opts)
+    local_s = time.perf_counter() - t0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        t0 = time.perf_counter()
+        remote = build_index(inputs, targets, "jaccard", client=client, **opts)
+        dask_s = time.perf_counter() - t0
+    equal = all(np.array_equal(getattr(local, k), getattr(remote, k))
+                for k in ("indptr", "indices", "scores"))
+    result = {"sequences": n, "exponent": exponent, "local_seconds": local_s,
+              "dask_seconds": dask_s, "equal": equal, "load_average": os.getloadavg()[0],
+              "machine": machine(),
+              "command": f"benchmarks/similarity_bench.py dask --dask-n {n} --exponent "
+                         f"{exponent}"}
+    write_json_atomic(path, result)
+    print(json.dumps(result, indent=1))
 
 
 def part_histogram(force: bool) -> None:
@@ -329,21 +383,26 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("parts", nargs="+", choices=["datasets", "authors", "topn", "scale",
-                                                 "approx", "histogram"])
+                                                 "skew", "dask", "histogram"])
     p.add_argument("--force", action="store_true", help="redo finished parts")
     p.add_argument("--sizes", default="100000,300000,1000000",
                    help="scale: comma-separated N [100000,300000,1000000]")
     p.add_argument("--exponent", type=float, default=1.0, help="Zipf exponent [1.0]")
-    p.add_argument("--approx-n", dest="approx_n", type=int, default=100_000)
-    p.add_argument("--approx-configs", dest="approx_configs", default="32x1x50",
-                   help="approx: comma-separated BANDSxROWSxMAXBUCKET [32x1x50]")
+    p.add_argument("--budgets", default="exact",
+                   help="skew: comma-separated candidate budgets or 'exact' [exact]")
+    p.add_argument("--sample", type=int, default=200, help="skew: rows for recall [200]")
+    p.add_argument("--full", action="store_true", help="skew: time the whole build")
+    p.add_argument("--dask-n", dest="dask_n", type=int, default=200_000)
     args = p.parse_args()
     for part in args.parts:
         if part == "scale":
             part_scale(args.force, [int(s) for s in args.sizes.split(",")], args.exponent)
-        elif part == "approx":
-            part_approx(args.force, args.approx_n, args.exponent,
-                        args.approx_configs.split(","))
+        elif part == "skew":
+            budgets = [None if b == "exact" else int(b) for b in args.budgets.split(",")]
+            part_skew(args.force, [int(s) for s in args.sizes.split(",")], args.exponent,
+                      budgets, args.sample, args.full)
+        elif part == "dask":
+            part_dask(args.force, args.dask_n, args.exponent)
         else:
             globals()[f"part_{part}"](args.force)
 

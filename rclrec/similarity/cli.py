@@ -41,7 +41,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--keep-same-target", dest="keep_same_target", action="store_true",
                    help="allow same-target sequences as weak positives (excluded by default)")
     p.add_argument("--approx", action="store_true",
-                   help="MinHash LSH candidates (jaccard / ngram, very large data)")
+                   help="levenshtein: score only each row's top Jaccard candidates")
+    p.add_argument("--candidate-budget", dest="candidate_budget", type=int, default=None,
+                   help="approximate, for very skewed data: posting entries scanned per row "
+                        "(rarest items first); default exact")
+    p.add_argument("--dask-scheduler", dest="dask_scheduler", default=None,
+                   help="build on a Dask cluster at this address (tcp://host:8786; "
+                        "pip install rclrec[distributed])")
     p.add_argument("--data-dir", dest="data_dir", help="directory searched first for datasets")
     p.add_argument("--cache-dir", dest="cache_dir", default=None,
                    help="index cache directory [$RCLREC_CACHE/similarity or "
@@ -72,6 +78,7 @@ def coverage(index, targets: np.ndarray) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Build or load the index; print a summary (and a JSON line with ``--json``)."""
+    from rclrec.config import ConfigError
     from rclrec.data.registry import load_dataset
     from rclrec.data.split import contrast_units, leave_one_out
     from rclrec.similarity.index import build_index, default_cache_dir
@@ -80,18 +87,34 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
     inputs, targets = contrast_units(leave_one_out(ds).train)
     params = {"n": args.n} if args.metric == "ngram" else {}
-    index = build_index(
-        inputs, targets, args.metric, alpha=args.alpha, selection=args.selection,
-        max_neighbours=args.max_neighbours, exclude_same_target=not args.keep_same_target,
-        approx=args.approx, params=params,
-        cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
-        data_hash=ds.content_hash(), show_progress=not args.quiet)
+    client = None
+    if args.dask_scheduler:
+        try:
+            from dask.distributed import Client
+        except ImportError as e:
+            raise ConfigError("--dask-scheduler needs dask: pip install "
+                              "rclrec[distributed]") from e
+        client = Client(args.dask_scheduler)
+    try:
+        index = build_index(
+            inputs, targets, args.metric, alpha=args.alpha, selection=args.selection,
+            max_neighbours=args.max_neighbours, exclude_same_target=not args.keep_same_target,
+            approx=args.approx, params=params,
+            cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
+            data_hash=ds.content_hash(), show_progress=not args.quiet,
+            candidate_budget=args.candidate_budget, client=client)
+    except ValueError as e:  # a setting the index refuses (e.g. --candidate-budget 0)
+        raise ConfigError(str(e)) from e
+    finally:
+        if client is not None:
+            client.close()
     seconds = time.perf_counter() - t0
     if args.out:
         index.save(args.out)
     result = {"dataset": ds.name, "metric": args.metric,
               **({"n": args.n} if args.metric == "ngram" else {}),
               "alpha": args.alpha, "selection": args.selection, "approx": args.approx,
+              "candidate_budget": args.candidate_budget,
               "sequences": index.num_rows, "neighbours_total": index.nnz,
               "k": index.info.get("k"), "threshold": index.info.get("threshold"),
               "cache_hit": bool(index.info.get("cache_hit")),

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from rclrec.files import atomic_write
 from rclrec.similarity._kernels import HAVE_NUMBA, NUM_HI_BINS
+from rclrec.similarity.fused import FUSED_METRICS
 from rclrec.similarity.measures import (
     DEFAULT_BLOCK_ENTRIES,
     ScoreBlock,
@@ -44,7 +45,6 @@ from rclrec.similarity.measures import (
 
 SELECTIONS = ("row", "global")
 ENGINES = ("auto", "numba", "numpy")
-FUSED_METRICS = ("jaccard", "ngram", "tfidf")  # metrics the numba kernel scores
 INDEX_VERSION = 1  # bump when the stored format or the selection rules change
 
 
@@ -240,66 +240,48 @@ def _eligible_pairs(targets: np.ndarray, exclude_same_target: bool) -> int:
 
 
 def _fused_parts(inputs, targets, metric, params, *, selection, k, alpha, max_neighbours,
-                 exclude_same_target, show_progress, rows_per_block=4096):
-    """Row or global selection with the numba kernel (jaccard / ngram / tfidf)."""
-    import numba
+                 exclude_same_target, show_progress, candidate_budget, client=None,
+                 rows_per_block=4096):
+    """Row or global selection with the numba kernel (jaccard / ngram / tfidf), one task per
+    block of rows: here in turn, or on the workers of a Dask ``client``."""
+    from rclrec.similarity.fused import kernel_inputs, score_block
 
-    from rclrec.similarity._kernels import NUM_HI_BINS, topk_rows
-    from rclrec.similarity.measures import incidence, tfidf_matrix
+    ki = kernel_inputs(inputs, targets, metric, params, exclude_same_target)
+    n = ki.num_rows
+    if client is not None:
+        from rclrec.similarity.distributed import dask_mapper, rows_per_task
 
-    if metric == "tfidf":
-        a = tfidf_matrix(inputs)
-    else:
-        a = incidence(inputs, params.get("n", 1) if metric == "ngram" else 1)
-    at = a.T.tocsr()
-    n = a.shape[0]
-    sizes = np.diff(a.indptr).astype(np.float64)
-    csr = (a.indptr.astype(np.int64), a.indices.astype(np.int32), a.data.astype(np.float32))
-    csr_t = (at.indptr.astype(np.int64), at.indices.astype(np.int32),
-             at.data.astype(np.float32))
-    n_chunks = max(1, numba.get_num_threads() * 4)
-    empty_hist = np.zeros((0, NUM_HI_BINS), dtype=np.int64)
-    empty_lo = np.zeros((0, 4096), dtype=np.int64)
+        rows_per_block = rows_per_task(client, n, rows_per_block)
+        run = dask_mapper(client, ki)
+    blocks = [np.arange(s, min(n, s + rows_per_block), dtype=np.int64)
+              for s in range(0, n, rows_per_block)]
+    if client is None:
+        def run(blocks, **kw):
+            for ids in _progress_rows(blocks, show_progress, f"{metric} index"):
+                yield score_block(ki, ids, **kw)
 
-    def run(start, stop, kk, hist, hi_bin, lo_hist):
-        rows = stop - start
-        out_cols = np.empty((rows, max(kk, 1)), dtype=np.int64)
-        out_scores = np.empty((rows, max(kk, 1)), dtype=np.float32)
-        out_count = np.zeros(rows, dtype=np.int64)
-        chunks = min(n_chunks, rows)
-        topk_rows(*csr, *csr_t, sizes, targets, exclude_same_target, metric != "tfidf",
-                  start, stop, kk, chunks, out_cols, out_scores, out_count,
-                  hist[:chunks] if len(hist) else hist, hi_bin,
-                  lo_hist[:chunks] if len(lo_hist) else lo_hist)
-        mask = np.arange(out_cols.shape[1])[None, :] < out_count[:, None]
-        rows_ids = np.repeat(np.arange(start, stop, dtype=np.int64), out_count)
-        return rows_ids, out_cols[mask].astype(np.int32), out_scores[mask]
-
-    def ranges():
-        starts = range(0, n, rows_per_block)
-        if show_progress:
-            from tqdm import tqdm
-
-            starts = tqdm(starts, desc=f"{metric} index", unit="block", leave=False)
-        for start in starts:
-            yield start, min(n, start + rows_per_block)
-
-    info: dict[str, Any] = {"engine": "numba"}
+    info: dict[str, Any] = {"engine": "numba" if client is None else "numba+dask"}
     if selection == "row":
-        parts = [run(s0, s1, k, empty_hist, -1, empty_lo) for s0, s1 in ranges()]
+        parts = [(b.rows, b.cols, b.scores) for b in run(blocks, k=k, budget=candidate_budget)]
         return parts, info
-    hist = np.zeros((n_chunks, NUM_HI_BINS), dtype=np.int64)
-    parts = [run(s0, s1, max_neighbours, hist, -1, empty_lo) for s0, s1 in ranges()]
-    hist_hi = hist.sum(axis=0)
+    parts, hist_hi = [], np.zeros(NUM_HI_BINS, dtype=np.int64)
+    for b in run(blocks, k=max_neighbours, budget=candidate_budget, want_hist=True):
+        parts.append((b.rows, b.cols, b.scores))
+        hist_hi += b.hist
 
-    def lo_hist_of(b: int) -> np.ndarray:
-        lo = np.zeros((n_chunks, 4096), dtype=np.int64)
-        for s0, s1 in ranges():
-            run(s0, s1, 0, empty_hist, b, lo)
-        return lo.sum(axis=0)
+    def lo_hist_of(bin_hi: int) -> np.ndarray:
+        return sum(b.lo_hist for b in run(blocks, k=0, budget=candidate_budget, hi_bin=bin_hi))
 
     return _apply_threshold(parts, hist_hi, targets, alpha, exclude_same_target, lo_hist_of,
                             info)
+
+
+def _progress_rows(blocks: list[np.ndarray], show: bool, desc: str):
+    if not show:
+        return blocks
+    from tqdm import tqdm
+
+    return tqdm(blocks, desc=desc, unit="block", leave=False)
 
 
 def _apply_threshold(parts, hist_hi, targets, alpha, exclude_same_target, lo_hist_of, info):
@@ -340,7 +322,8 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
                 params: dict | None = None, cache_dir: str | os.PathLike | None = None,
                 data_hash: str | None = None, block_entries: int = DEFAULT_BLOCK_ENTRIES,
                 workers: int = -1, show_progress: bool = False,
-                approx_options: dict | None = None, engine: str = "auto") -> SimilarityIndex:
+                approx_options: dict | None = None, engine: str = "auto",
+                candidate_budget: int | None = None, client: Any = None) -> SimilarityIndex:
     """Build (or load from the cache) the weak-positive index WP_u of every sequence.
 
     Args:
@@ -351,10 +334,9 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
         selection: "row" (paper) or "global" (official code).
         max_neighbours: cap on neighbours per row (memory bound).
         exclude_same_target: drop pairs whose targets are equal.
-        approx: for jaccard / ngram, MinHash LSH candidates (large N), scored exactly; for
-            levenshtein, only each row's top ``approx_options["candidates"]`` (default
-            ``4 * max_neighbours``) Jaccard neighbours are scored (exact mode scores every
-            pair sharing an item).
+        approx: levenshtein only: score only each row's top ``approx_options["candidates"]``
+            (default ``4 * max_neighbours``) Jaccard neighbours (exact mode scores every pair
+            sharing an item).
         params: {"n": 2} for ngram; {"representations": (N, d)} for semantic.
         cache_dir: if set, the index is read from / written to a file keyed by the data hash,
             the metric and every option (semantic indexes are never cached).
@@ -363,9 +345,19 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
         block_entries: bound on the entries of one block's sparse product.
         workers: threads for rapidfuzz (levenshtein).
         show_progress: tqdm bar over row blocks (stderr).
-        approx_options: forwarded to :func:`rclrec.similarity.approx.minhash_blocks`.
-        engine: "auto" (numba kernel for exact jaccard / ngram / tfidf when installed, else
+        approx_options: ``{"candidates": C}`` for levenshtein's approx mode.
+        engine: "auto" (numba kernel for jaccard / ngram / tfidf when installed, else
             SciPy blocks), "numba" or "numpy" (SciPy blocks; the reference fast path).
+        candidate_budget: None (default): exact. Otherwise, for very skewed data (numba
+            engine): each row scans its items rarest first and stops before the posting lists
+            would exceed this many entries; the candidates found are scored exactly (popular
+            items included), pairs sharing only the skipped popular items are missed. Postings
+            read are at most ``N * budget`` plus the rarest item of each row, and each
+            candidate's rescoring reads its own row; recall and cost against exact are in
+            ``benchmarks/similarity_bench.py skew`` (docs/RESULTS.md: no gain at Zipf 1.0).
+        client: a ``dask.distributed.Client`` (numba engine): the row blocks are scored on
+            its workers and merged into the same arrays as a local build
+            (``pip install rclrec[distributed]``).
 
     Returns:
         The :class:`SimilarityIndex`; ``info["cache_hit"]`` says whether it was loaded.
@@ -381,8 +373,14 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
         raise ValueError(f"max_neighbours must be >= 1, got {max_neighbours}")
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
-    if approx and metric not in ("jaccard", "ngram", "levenshtein"):
-        raise ValueError(f"approx mode supports jaccard, ngram and levenshtein, not {metric!r}")
+    if approx and metric != "levenshtein":
+        raise ValueError(f"approx mode is for levenshtein, not {metric!r} (for very skewed "
+                         f"jaccard / ngram / tfidf data use candidate_budget)")
+    if candidate_budget is not None and (candidate_budget < 1 or metric not in FUSED_METRICS
+                                         or engine == "numpy" or not HAVE_NUMBA):
+        raise ValueError(f"candidate_budget must be >= 1 and needs the numba engine and "
+                         f"metric {', '.join(FUSED_METRICS)} (got {candidate_budget}, "
+                         f"{metric!r}, engine {engine!r})")
     targets = np.asarray(targets, dtype=np.int64)
     n = len(inputs)
     if len(targets) != n:
@@ -391,7 +389,8 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
     options = {"alpha": alpha, "selection": selection, "max_neighbours": max_neighbours,
                "exclude_same_target": exclude_same_target, "approx": approx,
                **({k: v for k, v in params.items() if k != "representations"}),
-               **({"approx_options": approx_options} if approx else {})}
+               **({"approx_options": approx_options} if approx else {}),
+               **({"candidate_budget": candidate_budget} if candidate_budget else {})}
     path = None
     if cache_dir is not None and metric != "semantic":
         path = cache_path(cache_dir, data_hash or sequences_hash(inputs, targets), metric, options)
@@ -408,11 +407,6 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
             src = _levenshtein_candidate_blocks(
                 inputs, targets, exclude_same_target, workers, engine,
                 **{"candidates": 4 * max_neighbours, **(approx_options or {})})
-        elif approx:
-            from rclrec.similarity.approx import minhash_blocks
-
-            src = minhash_blocks(inputs, metric, params=params, block_entries=block_entries,
-                                 **(approx_options or {}))
         else:
             src = score_blocks(inputs, metric, params=params, block_entries=block_entries,
                                workers=workers)
@@ -425,14 +419,15 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
     if selection == "row":
         info["k"] = k
     use_numba = (engine != "numpy" and not approx and metric in FUSED_METRICS and HAVE_NUMBA)
-    if engine == "numba" and not use_numba:
-        raise ValueError(f"engine 'numba' is not available for metric {metric!r} "
+    if (engine == "numba" or client is not None) and not use_numba:
+        raise ValueError(f"the numba engine (needed by a Dask client too) is not available "
+                         f"for metric {metric!r} "
                          f"(approx={approx}, numba installed: {HAVE_NUMBA})")
     if use_numba:
         parts, extra = _fused_parts(
             inputs, targets, metric, params, selection=selection, k=k, alpha=alpha,
             max_neighbours=max_neighbours, exclude_same_target=exclude_same_target,
-            show_progress=show_progress)
+            show_progress=show_progress, candidate_budget=candidate_budget, client=client)
         info.update(extra)
     elif selection == "row":
         info["engine"] = "numpy"

@@ -297,7 +297,7 @@ def score_blocks(inputs: Sequence[np.ndarray], metric: str, *, params: dict | No
 
 def pair_scores(inputs: Sequence[np.ndarray], metric: str, rows: np.ndarray, cols: np.ndarray,
                 params: dict | None = None) -> np.ndarray:
-    """Similarity of arbitrary pairs ``(rows[e], cols[e])``, float32 (used by approximate mode).
+    """Similarity of arbitrary pairs ``(rows[e], cols[e])``, float32 (spot checks, tests).
 
     Uses the same formulas as :func:`score_blocks`, pair by pair, vectorized.
     """

@@ -96,3 +96,17 @@ def test_alpha_cut_counts_rows_with_more_candidates_than_k():
     assert cut["k"] == [1, 3, 10]
     assert cut["share_cut"] == [6 / 11, 3 / 11, 0.0]
     assert cut["candidates"]["share_none"] == 3 / 11 and cut["candidates"]["max"] == 9
+
+
+def test_cli_refuses_a_bad_candidate_budget_in_one_line(tmp_path, capsys):
+    from rclrec.cli import main
+
+    data = tmp_path / "tiny.txt"
+    data.write_text("".join(f"{u} 1 2 3 {u % 5 + 4}\n" for u in range(1, 11)))
+    base = ["similarity", "--dataset", str(data), "--no-cache", "--quiet"]
+    assert main(base + ["--metric", "jaccard", "--candidate-budget", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rclrec similarity: error: candidate_budget")
+    assert main(base + ["--metric", "jaccard", "--candidate-budget", "50", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["candidate_budget"] == 50 and result["sequences"] == 10

@@ -159,19 +159,50 @@ def test_cache_roundtrip(tmp_path):
     assert b.indptr.dtype == np.int64
 
 
-def test_approx_mode_finds_most_neighbours():
-    rng = np.random.default_rng(3)
-    base = [rng.choice(300, size=8, replace=False) + 1 for _ in range(60)]
-    # near-duplicates: every base sequence with one item changed
-    inputs = base + [np.r_[b[:-1], 400 + i] for i, b in enumerate(base)]
-    targets = np.arange(len(inputs))
-    exact = build_index(inputs, targets, "jaccard", alpha=0.01, max_neighbours=1)
-    approx = build_index(inputs, targets, "jaccard", alpha=0.01, max_neighbours=1, approx=True)
-    hits = sum(set(exact.neighbours(i)[0]) == set(approx.neighbours(i)[0])
-               for i in range(len(inputs)))
-    assert hits >= 0.9 * len(inputs)
-    with pytest.raises(ValueError):
-        build_index(inputs, targets, "tfidf", approx=True)
+def skewed(n: int, seed: int, exponent: float = 1.2, items: int = 60):
+    """Sequences over Zipf-popular items: a few items are in most sequences (hub items)."""
+    rng = np.random.default_rng(seed)
+    p = np.arange(1, items + 1, dtype=np.float64) ** -exponent
+    inputs = [rng.choice(items, size=rng.integers(1, 12), p=p / p.sum()) + 1 for _ in range(n)]
+    return inputs, rng.integers(0, 15, size=n)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("metric", ["jaccard", "ngram", "tfidf"])
+def test_candidate_budget_keeps_exact_scores_on_skewed_data(metric):
+    for seed in range(3):
+        inputs, targets = skewed(250, seed)
+        sim = similarity_matrix(inputs, metric)
+        exact = build_index(inputs, targets, metric, alpha=0.02)
+        for budget in (1, 7, 60, 10**9):
+            index = build_index(inputs, targets, metric, alpha=0.02, candidate_budget=budget)
+            for i in range(index.num_rows):
+                ids, scores = index.neighbours(i)
+                # every kept pair has its full score, popular (skipped) items included
+                np.testing.assert_allclose(scores, sim[i, ids], atol=1e-6)
+                if budget == 10**9:
+                    np.testing.assert_allclose(scores, exact.neighbours(i)[1], atol=1e-6)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+def test_candidate_budget_scores_exactly_and_loses_only_hub_pairs():
+    inputs, targets = skewed(300, 7)
+    exact = build_index(inputs, targets, "jaccard", alpha=0.05)
+    sim = similarity_matrix(inputs, "jaccard")
+    wide = build_index(inputs, targets, "jaccard", alpha=0.05, candidate_budget=10**9)
+    np.testing.assert_array_equal(wide.indices, exact.indices)
+    narrow = build_index(inputs, targets, "jaccard", alpha=0.05, candidate_budget=5)
+    assert narrow.info["candidate_budget"] == 5
+    lost = 0
+    for i in range(narrow.num_rows):
+        ids, scores = narrow.neighbours(i)
+        np.testing.assert_array_equal(scores, sim[i, ids])  # found pairs: exact scores
+        lost += len(set(exact.neighbours(i)[0].tolist()) - set(ids.tolist()))
+    assert lost > 0  # a budget of 5 postings cannot reach the hub items' partners
+    with pytest.raises(ValueError, match="candidate_budget"):
+        build_index(inputs, targets, "levenshtein", candidate_budget=5)
+    with pytest.raises(ValueError, match="approx"):
+        build_index(inputs, targets, "jaccard", approx=True)
 
 
 def test_levenshtein_approx_scores_jaccard_candidates_exactly():
