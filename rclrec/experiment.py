@@ -315,12 +315,7 @@ def _check_same_config(out_dir: Path, cfg: ExperimentConfig,
 
 def uses_section(method: str, section: str) -> bool:
     """Whether a method reads a method-specific config section (``rcl`` or ``baseline``)."""
-    from rclrec.methods.rcl import RCL
-
-    reads_rcl = issubclass(method_class(method), RCL)  # RCL and the controls built on it
-    if section == "rcl":
-        return reads_rcl
-    return method != "sasrec" and not reads_rcl
+    return method_class(method).section == section
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -13,11 +13,14 @@ may be any prefix of another user's sequence that is followed by the centre's ta
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from rclrec.config import RCLConfig
 from rclrec.data.batches import (
     TrainingInstances,
     length_sorted_chunks,
@@ -40,6 +43,12 @@ from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similar
 
 class RCL(Method):
     """Relative Contrastive Learning (Wang et al., CIKM 2024)."""
+
+    section = "rcl"
+
+    @classmethod
+    def reads(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(RCLConfig))
 
     @classmethod
     def code_constants(cls, cfg) -> dict[str, object]:

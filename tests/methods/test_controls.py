@@ -107,3 +107,48 @@ def test_controls_train_and_hash_the_rcl_settings_they_read(tmp_path, method):
     # The similarity decides how many extra sequences a centre gets: it is part of the cell.
     other = load_config(overrides={**SMALL, "method": method, "rcl.similarity": "ngram"})
     assert config_hash(other) != config_hash(cfg)
+    # The contrast's settings are unread: a tuned lambda/tau/score does not re-key the control.
+    tuned = load_config(overrides={**SMALL, "method": method, "rcl.weight": "0.3",
+                                   "rcl.tau": "0.2", "rcl.score": "dot",
+                                   "rcl.mask_same_target": "true", "rcl.weight_floor": "0.1"})
+    assert config_hash(tuned) == config_hash(cfg)
+    # ... but they still key RCL's cells.
+    rcl = load_config(overrides={**SMALL, "method": "rcl"})
+    assert config_hash(load_config(overrides={**SMALL, "method": "rcl", "rcl.tau": "0.2"})) \
+        != config_hash(rcl)
+
+
+@pytest.mark.parametrize("method", ["random_positives", "repeated_centres"])
+def test_controls_refuse_a_setting_where_rcl_trains_no_positive_with_the_rec_loss(method):
+    from rclrec.config import ConfigError
+
+    cfg = load_config(overrides={**SMALL, "method": method, "rcl.rec_loss_on_positives": "false"})
+    split = leave_one_out(load_dataset("synthetic"))
+    with pytest.raises(ConfigError, match="rcl.rec_loss_on_positives"):
+        RandomPositives(cfg, split, window_instances(split.train, 50), torch.device("cpu"))
+
+
+def test_controls_log_their_extra_ce_positions(monkeypatch):
+    rand, encoder, batch = _method(RandomPositives, "random_positives")
+    units, stats = _encoded_units(rand, encoder, batch, monkeypatch)
+    # Window instances: each extra sequence adds one CE position per target it holds.
+    assert stats["extra_positions"] > stats["extra_sequences"] > 0
+
+
+@pytest.mark.parametrize("method", ["random_positives", "repeated_centres"])
+def test_generic_contrast_flags_are_an_error_for_the_controls(method, tmp_path, capsys):
+    from argparse import Namespace
+
+    from rclrec.cli import main, method_flag_settings
+    from rclrec.config import ConfigError
+
+    for flag, dest in (("--tau", "tau"), ("--lambda", "lambda_")):
+        with pytest.raises(ConfigError, match=f"{flag} is not a setting of method {method}"):
+            method_flag_settings(Namespace(**{dest: 0.2}), method)
+    # The settings that decide the draws stay flags of the controls.
+    assert method_flag_settings(Namespace(alpha=0.1, similarity="jaccard"), method) == {
+        "rcl.alpha": 0.1, "rcl.similarity": "jaccard"}
+    assert main(["train", "--dataset", "synthetic", "--method", method, "--tau", "0.2",
+                 "--lambda", "0.3", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "--" in err and not (tmp_path / "r" / "metrics.json").exists()
