@@ -1,4 +1,4 @@
-"""The controls of issue 16: random positives and SASRec with RCL's CE instances per step."""
+"""The controls of issue 16: random positives and SASRec with RCL's extra sequences per step."""
 
 import numpy as np
 import pytest
@@ -84,7 +84,7 @@ def test_controls_see_rcls_number_of_ce_instances_per_step(monkeypatch):
     repeat, enc_r, _ = _method(RepeatedCentres, "repeated_centres")
     rep_units, stats = _encoded_units(repeat, enc_r, batch, monkeypatch)
     # Same seed, same samplers: the same count per centre as RCL's positives, so the step's
-    # CE instances are the batch's plus exactly as many sequences as RCL's step encodes.
+    # CE sequences are the batch's plus exactly as many sequences as RCL's step encodes.
     assert len(rep_units) == len(rcl_units) > len(users) // 2
     assert stats["extra_sequences"] == pytest.approx(len(rcl_units) / len(users))
     # ... and each is the centre itself, repeated as often as RCL draws positives for it.
