@@ -99,7 +99,7 @@ def load_cell(results: str | os.PathLike, digest: str) -> dict[str, Any] | None:
 def cell_summary(digest: str, metrics: dict[str, Any], settings: dict[str, Any],
                  wall_seconds: float) -> dict[str, Any]:
     cfg = metrics["config"]
-    return {
+    summary = {
         "hash": digest,
         "method": metrics["method"],
         "encoder": metrics["encoder"],
@@ -120,6 +120,14 @@ def cell_summary(digest: str, metrics: dict[str, Any], settings: dict[str, Any],
         "data": metrics.get("data"),
         "config": cfg,
     }
+    # RCL and its controls: the sequences and CE positions the rec. loss sees beside each
+    # centre, mean over epochs (the controls match RCL in sequences, not in positions).
+    extra = {key: [h[key] for h in metrics.get("history", []) if key in h]
+             for key in ("extra_sequences", "extra_positions")}
+    if all(extra.values()):
+        summary["extra_per_centre"] = {key: round(sum(v) / len(v), 4)
+                                       for key, v in extra.items()}
+    return summary
 
 
 @contextmanager

@@ -81,6 +81,15 @@ def prediction_bound(reference: list[float], k: int, alpha: float = SCREEN_ALPHA
     return mean + float(student.ppf(1 - alpha / max(k, 1), n - 1)) * std * math.sqrt(1 + 1 / n)
 
 
+def extra_text(cells: list[dict[str, Any]]) -> str:
+    """Mean extra sequences and CE positions per centre the rec. loss saw (as logged)."""
+    logged = [c["extra_per_centre"] for c in cells if "extra_per_centre" in c]
+    if not logged:
+        return "—"
+    return (f"{statistics.fmean(x['extra_sequences'] for x in logged):.2f} / "
+            f"{statistics.fmean(x['extra_positions'] for x in logged):.1f}")
+
+
 def share_base(rcl: list[float], sasrec: list[float]) -> float | None:
     """RCL's gain over SASRec (mean test NDCG@10) as the base of "share of RCL's gain": None
     unless RCL is above SASRec at Welch p < 0.05 (a gain near 0, or below it, would make the
@@ -284,7 +293,11 @@ class PaperReport(Report):
                        "its own), 3 seeds, test metrics. \"Share of the gain\": (row - SASRec) / "
                        "(RCL - SASRec) in mean test NDCG@10, shown only where RCL is above "
                        "SASRec at Welch p < 0.05 (\"—\" otherwise: a gain that is not there has "
-                       "no shares).", ""]
+                       "no shares). The controls match RCL in extra sequences per centre, not "
+                       "in CE positions (sequences of other lengths hold other numbers of "
+                       "targets): "
+                       "the column \"extra sequences / CE positions\" shows both as measured in "
+                       "training.", ""]
         found = [e["dataset"] for group in ("control_lambda0", "control_random",
                                             "control_repeat", "control_paper_rcl")
                  for e in self.entries(group)]  # (also records what is missing)
@@ -304,18 +317,20 @@ class PaperReport(Report):
             for short, label, e in rows_e:
                 c = cells[short]
                 if not c:
-                    rows.append([label, "0", "missing", "missing", "—", "—", "—", "—"])
+                    rows.append([label, "0", "missing", "missing", "—", "—", "—", "—", "—"])
                     continue
                 agg = aggregate(c)
                 share = ("—" if shared is None else
                          f"{(agg[TEST_METRIC][0] - statistics.fmean(values(sasrec))) / shared:.0%}")
                 rows.append([label, str(len(c)), mean_std(*agg["HR@10"]),
-                             mean_std(*agg[TEST_METRIC]), self.search_text(e), share,
+                             mean_std(*agg[TEST_METRIC]), self.search_text(e), extra_text(c),
+                             share,
                              "—" if short == "RCL" else welch_text(values(rcl), values(c)),
                              "—" if short == "SASRec" else welch_text(values(c),
                                                                       values(sasrec))])
             self.lines += markdown_table(["row", "seeds", "HR@10", "NDCG@10", "settings",
-                                  "share of RCL's gain", "RCL vs row, Welch (NDCG@10)",
+                                          "extra sequences / CE positions per centre",
+                                          "share of RCL's gain", "RCL vs row, Welch (NDCG@10)",
                                   "row vs SASRec, Welch (NDCG@10)"], rows)
             self.lines += ["", self.explanation(rows_e, cells, gain), ""]
 

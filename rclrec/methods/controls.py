@@ -98,7 +98,7 @@ class RandomPositives(RCL):
         if len(rows) == 0:
             return None, {}
         units = self.extra_units(batch.users[rows])
-        stats = {"extra_sequences": len(units) / len(rows)}
+        stats = {"extra_sequences": len(units) / len(rows), "extra_positions": 0.0}
         if len(units) == 0:
             return None, stats
         _, states, targets = self.encode(encoder, units, with_targets=True)

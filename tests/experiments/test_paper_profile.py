@@ -159,7 +159,9 @@ def _cell(digest, method, dataset, ndcg, hr, seed, device="cpu", seconds=3600.0,
             "best_epoch": 30, "seconds": seconds, "seconds_per_epoch": seconds / 40,
             "seconds_to_best": seconds * 0.75, "wall_seconds": seconds, "git_commit": "abc",
             "device": device, "machine": "test",
-            "config": {"train": {"epochs": 200, "threads": threads}}}
+            "config": {"train": {"epochs": 200, "threads": threads}},
+            **({"extra_per_centre": {"extra_sequences": 1.5, "extra_positions": 40.0}}
+               if method != "sasrec" else {})}
 
 
 def _write_results(root, rows):
@@ -227,6 +229,7 @@ def test_paper_report_welch_columns_on_hand_made_cells(tmp_path):
     t, p = _welch_by_hand(ndcg["rcl"], l0)
     assert f"| {share:.0%} | t {t:+.2f}, p {p:.3f} |" in lam
     assert "Not told apart from RCL at p < 0.05: (1)" in controls
+    assert "| 1.50 / 40.0 |" in lam  # extra sequences / CE positions per centre, as logged
     assert "No cell of the paper profile has been trained yet" not in text
 
 
@@ -364,4 +367,4 @@ def test_share_of_rcls_gain_is_shown_only_for_a_significant_gain(tmp_path):
     assert "shown only where RCL is above SASRec at Welch p < 0.05" in controls
     lam = [x for x in controls.splitlines() if x.startswith("| (1)")][0]
     # (lambda 0 - SASRec) / (RCL - SASRec) would be about -1000%: shown as "—".
-    assert lam.split(" | ")[5] == "—"
+    assert lam.split(" | ")[6] == "—"

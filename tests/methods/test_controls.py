@@ -152,3 +152,18 @@ def test_generic_contrast_flags_are_an_error_for_the_controls(method, tmp_path, 
                  "--lambda", "0.3", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "--" in err and not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_rcl_and_a_control_record_extra_sequences_and_positions_in_their_cells(tmp_path):
+    from rclrec.experiments.cells import cell_summary
+
+    for method in ("rcl", "random_positives"):
+        cfg = load_config(overrides={**SMALL, "method": method})
+        metrics = run_training(cfg, tmp_path / method, show_progress=False)
+        first = metrics["history"][0]
+        assert first["extra_positions"] >= first["extra_sequences"] > 0
+        summary = cell_summary("h", metrics, {}, 1.0)["extra_per_centre"]
+        assert summary["extra_sequences"] == pytest.approx(first["extra_sequences"], abs=1e-4)
+    sasrec = run_training(load_config(overrides={**SMALL, "method": "sasrec"}), tmp_path / "s",
+                          show_progress=False)
+    assert "extra_per_centre" not in cell_summary("h", sasrec, {}, 1.0)
