@@ -176,12 +176,12 @@ def test_a_control_resumes_under_other_contrast_settings_rcl_does_not(tmp_path):
     out = tmp_path / "c"
     run_training(load_config(overrides={**SMALL, "method": "repeated_centres"}), out,
                  show_progress=False)
-    more = load_config(overrides={**SMALL, "method": "repeated_centres", "train.epochs": "2",
+    more = load_config(overrides={**SMALL, "method": "repeated_centres",
                                   "rcl.tau": "0.2", "rcl.weight": "0.3"})
     assert len(run_training(more, out, resume=True, show_progress=False)["history"]) == 1
     run_training(load_config(overrides={**SMALL, "method": "rcl"}), tmp_path / "r",
                  show_progress=False)
     with pytest.raises(ConfigError, match="rcl.tau"):
-        run_training(load_config(overrides={**SMALL, "method": "rcl", "train.epochs": "2",
-                                            "rcl.tau": "0.2"}), tmp_path / "r",
+        run_training(load_config(overrides={**SMALL, "method": "rcl", "rcl.tau": "0.2"}),
+                     tmp_path / "r",
                      resume=True, show_progress=False)
