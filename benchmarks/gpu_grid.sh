@@ -11,16 +11,19 @@
 #       --platform manylinux_2_28_x86_64 -d .gpu/whl rapidfuzz==3.14.6
 # The call (device tool): command "bash benchmarks/gpu_grid.sh 540", carry [".gpu"], timeout_s 600.
 # Back here: bash benchmarks/gpu_grid.sh --merge <files_at>   (the folder holding <profile>.tgz);
-# it also keeps the unfinished cells' checkpoints (resume-*.tgz) in .gpu/resume/ for the next
-# call, which resumes them. results/paper/NOTES.md: the command, the order, the cost estimate.
-# Seen on 2026-11-27 (H100, quick profile): the machine started in about 35 s; WORKERS=5
-# THREADS=3 with a 480 s budget trained 10 quick cells, a second 285 s call 6 more.
+# it also keeps the unfinished cells' checkpoints in .gpu/resume/<cell>.tgz for the next call,
+# which resumes them. results/paper/NOTES.md: the command, the order, the cost estimate and
+# the timings seen on earlier calls.
 # The quick profile instead: PROFILE=quick bash benchmarks/gpu_grid.sh 540.
 #
 # Order: a smoke run of every method on the GPU first (catches device bugs in seconds; a failure
 # ends the call), epoch timing alone, then WORKERS processes fill the cells still missing, most
 # wanted first (SUITES, "suite:dataset" items). A cell unfinished at the deadline keeps its last
-# epoch's checkpoint: up to RESUME_FILES of them come back as resume-<n>.tgz (16 MiB a file).
+# epoch's checkpoint: up to RESUME_FILES (default: WORKERS, at least 3) of them, most epochs
+# first, come back as resume-<n>.tgz (16 MiB a file), then the marker resume-done.txt lists
+# them. --merge changes .gpu/resume only where that marker came back (a call cut at the device
+# limit, or ended by a failed smoke run, returns none) and then replaces only the cells whose
+# checkpoints came back; a cell finished in results/ drops its checkpoint either way.
 # Finished cells come back in $OUT/<profile>.tgz, re-packed every 30 s; logs in $OUT/logs.tgz.
 #
 # A trial of the whole path on a CPU, in minutes (tests/experiments/test_gpu_grid.py runs it):
@@ -32,13 +35,19 @@ cd "$(dirname "$0")/.."
 if [ -x .venv/bin/python ]; then PYTHON=${PYTHON:-.venv/bin/python}; else PYTHON=${PYTHON:-python3}; fi
 
 if [ "${1:-}" = "--merge" ]; then
-    rm -rf .gpu/resume  # the call returned every checkpoint still unfinished
+    mkdir -p .gpu/resume
+    if [ -f "$2/resume-done.txt" ]; then  # lines "resume-<n>.tgz <cell>": the call packed these
+        while read -r file cell; do
+            [ -f "$2/$file" ] && cp "$2/$file" ".gpu/resume/.$cell.tgz" \
+                && mv ".gpu/resume/.$cell.tgz" ".gpu/resume/$cell.tgz" \
+                && echo "kept the checkpoint of $cell in .gpu/resume"
+        done < "$2/resume-done.txt"
+    else
+        echo "no resume-done.txt came back: .gpu/resume kept as it was"
+    fi
     for archive in "$2"/*.tgz; do
         profile=$(basename "$archive" .tgz)
-        case "$profile" in logs) continue ;; resume-*)
-            mkdir -p .gpu/resume && cp "$archive" .gpu/resume/ && echo "kept $archive in .gpu/resume"
-            continue ;;
-        esac
+        case "$profile" in logs|resume-*) continue ;; esac
         tmp=$(mktemp -d)
         tar -xzf "$archive" -C "$tmp"
         # Cells, searches, analyses and dataset records never change once written: copy what
@@ -56,6 +65,12 @@ if [ "${1:-}" = "--merge" ]; then
         rm -rf "$tmp"
         echo "merged $profile; rebuild its report: $PYTHON -m rclrec report --profile $profile" \
              "(docs/REPORT.md for paper, docs/REPORT-<profile>.md otherwise)"
+    done
+    for archive in .gpu/resume/*.tgz; do  # a cell finished since needs its checkpoint no more
+        cell=$(basename "$archive" .tgz)
+        if [ -f "$archive" ] && compgen -G "results/*/cells/$cell/cell.json" > /dev/null; then
+            rm -f "$archive" && echo "dropped the checkpoint of finished cell $cell"
+        fi
     done
     mkdir -p benchmarks/.work/logs
     [ -f "$2/logs.tgz" ] && tar -xzf "$2/logs.tgz" -C benchmarks/.work/logs
@@ -95,20 +110,43 @@ pack() {  # finished cells so far, replaced atomically: a call cut at its limit 
 }
 
 pack_resume() {  # the unfinished cells' checkpoints, one archive each (at most 16 MiB comes back)
-    local n=0 dir h
-    rm -f "$out"/resume-*.tgz
-    for dir in "$work"/*/; do
-        h=$(basename "$dir")
-        [ -f "$dir/checkpoint.pt" ] && [ ! -f "$results/cells/$h/cell.json" ] || continue
-        [ "$n" -lt "${RESUME_FILES:-3}" ] || break
+    local n=0 h
+    rm -f "$out"/resume-*.tgz "$out/resume-done.txt" "$out/.resume-done.txt"
+    : > "$out/.resume-done.txt"
+    # Most epochs first: where not all fit, the most advanced come back.
+    for h in $(resume_candidates); do
+        [ "$n" -lt "${RESUME_FILES:-$(( workers > 3 ? workers : 3 ))}" ] || break
         tar -czf "$out/.resume.tgz" -C "$work" "$h/checkpoint.pt" "$h/config.json" \
-            $( [ -f "$dir/best.pt" ] && echo "$h/best.pt" ) || continue
+            $( [ -f "$work/$h/best.pt" ] && echo "$h/best.pt" ) || continue
         if [ "$(stat -c %s "$out/.resume.tgz")" -lt 16000000 ]; then
-            mv "$out/.resume.tgz" "$out/resume-$n.tgz"; n=$((n + 1))
+            mv "$out/.resume.tgz" "$out/resume-$n.tgz"
+            echo "resume-$n.tgz $h" >> "$out/.resume-done.txt"; n=$((n + 1))
             echo "kept the checkpoint of unfinished cell $h (resume-$((n - 1)).tgz)" >> "$log"
         fi
     done
     rm -f "$out/.resume.tgz"
+    mv "$out/.resume-done.txt" "$out/resume-done.txt"  # last: its presence says all is here
+}
+
+resume_candidates() {  # unfinished cells with a checkpoint, most finished epochs first
+    RESULTS_DIR="$results" WORK_DIR="$work" $PYTHON - <<'PY'
+import os
+from pathlib import Path
+
+import torch
+
+def epochs(ckpt: Path) -> int:
+    try:
+        return int(torch.load(ckpt, map_location="cpu", weights_only=False)["state"]["epoch"])
+    except Exception:  # unreadable: packed last, still packed
+        return -1
+
+results, work = Path(os.environ["RESULTS_DIR"]), Path(os.environ["WORK_DIR"])
+cells = [d for d in sorted(work.iterdir()) if (d / "checkpoint.pt").is_file()
+         and (d / "config.json").is_file() and not (results / "cells" / d.name / "cell.json").exists()]
+for d in sorted(cells, key=lambda d: -epochs(d / "checkpoint.pt")):
+    print(d.name)
+PY
 }
 
 step() {  # one benchmark command, cut at the deadline; a failure does not stop the others

@@ -4,7 +4,6 @@ benchmark | report | rekey."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import json
 import linecache
@@ -107,16 +106,9 @@ def method_flag_settings(args: argparse.Namespace, method: str) -> dict[str, Any
     Raises:
         ConfigError: a flag names no setting of the method (e.g. --alpha with duorec).
     """
-    from rclrec.config import RCLConfig
-    from rclrec.experiment import uses_section
     from rclrec.methods import method_class
 
-    if uses_section(method, "rcl"):
-        section, names = "rcl", [f.name for f in dataclasses.fields(RCLConfig)]
-    elif uses_section(method, "baseline"):
-        section, names = "baseline", list(getattr(method_class(method), "hyper", ()))
-    else:
-        section, names = "", []
+    section, names = method_class(method).section, list(method_class(method).reads())
     settings = {}
     for dest, name in METHOD_FLAGS.items():
         value = getattr(args, dest, None)

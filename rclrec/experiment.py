@@ -306,8 +306,12 @@ def _check_same_config(out_dir: Path, cfg: ExperimentConfig,
     # A method's run does not depend on the sections of other methods.
     unused = tuple(f"{section}." for section in ("rcl", "baseline")
                    if not uses_section(cfg.method, section))
+    method = method_class(cfg.method)  # ... nor on the fields of its own it does not read
+    unread = {key for key in now if method.section and key.startswith(f"{method.section}.")
+              and key.split(".", 1)[1] not in method.reads()}
     diff = [f"{key} {saved.get(key)!r} there, {value!r} asked" for key, value in now.items()
-            if key not in free and not key.startswith(unused) and value != saved.get(key)]
+            if key not in free and not key.startswith(unused) and key not in unread
+            and value != saved.get(key)]
     if diff:
         raise ConfigError(f"{out_dir} holds a {state} with other settings ({'; '.join(diff)}); "
                           f"use another --out")
@@ -315,12 +319,7 @@ def _check_same_config(out_dir: Path, cfg: ExperimentConfig,
 
 def uses_section(method: str, section: str) -> bool:
     """Whether a method reads a method-specific config section (``rcl`` or ``baseline``)."""
-    from rclrec.methods.rcl import RCL
-
-    reads_rcl = issubclass(method_class(method), RCL)  # RCL and the controls built on it
-    if section == "rcl":
-        return reads_rcl
-    return method != "sasrec" and not reads_rcl
+    return method_class(method).section == section
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -62,11 +62,15 @@ def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
     for section in ("rcl", "baseline"):
         if not uses_section(cfg.method, section):
             d.pop(section)
-    if "baseline" in d:
-        d["baseline"] = {name: d["baseline"][name] for name in method_class(cfg.method).hyper}
+    # Only the fields the method reads (for RCL all of them: its hashes are unchanged).
+    reads = method_class(cfg.method).reads()
+    for section in ("rcl", "baseline"):
+        if section in d:
+            d[section] = {name: d[section][name] for name in reads}
     if "rcl" in d and d["rcl"]["variant"] == "strong":  # one cell for every similarity
         defaults = RCLConfig()
-        d["rcl"].update({key: getattr(defaults, key) for key in WEAK_POSITIVE_SETTINGS})
+        d["rcl"].update({key: getattr(defaults, key) for key in WEAK_POSITIVE_SETTINGS
+                         if key in d["rcl"]})
     constants = method_class(cfg.method).code_constants(resolved)
     if constants:  # absent where there are none, so other methods' hashes are unchanged
         d["code_constants"] = json.loads(json.dumps(constants))
@@ -95,7 +99,7 @@ def load_cell(results: str | os.PathLike, digest: str) -> dict[str, Any] | None:
 def cell_summary(digest: str, metrics: dict[str, Any], settings: dict[str, Any],
                  wall_seconds: float) -> dict[str, Any]:
     cfg = metrics["config"]
-    return {
+    summary = {
         "hash": digest,
         "method": metrics["method"],
         "encoder": metrics["encoder"],
@@ -116,6 +120,14 @@ def cell_summary(digest: str, metrics: dict[str, Any], settings: dict[str, Any],
         "data": metrics.get("data"),
         "config": cfg,
     }
+    # RCL and its controls: the sequences and CE positions the rec. loss sees beside each
+    # centre, mean over epochs (the controls match RCL in sequences, not in positions).
+    extra = {key: [h[key] for h in metrics.get("history", []) if key in h]
+             for key in ("extra_sequences", "extra_positions")}
+    if all(extra.values()):
+        summary["extra_per_centre"] = {key: round(sum(v) / len(v), 4)
+                                       for key, v in extra.items()}
+    return summary
 
 
 @contextmanager

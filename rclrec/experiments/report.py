@@ -14,6 +14,7 @@ from typing import Any
 
 from rclrec.experiments import paper
 from rclrec.experiments.cells import load_cell
+from rclrec.experiments.formatting import beside, markdown_table, mean_std
 from rclrec.experiments.suites import ALPHAS, PROFILES, SIMILARITIES, VARIANTS, group_of
 from rclrec.files import read_json, write_text_atomic
 
@@ -66,28 +67,8 @@ def _f(x: float | None, digits: int = 4) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
-def _mean_std(mean: float, std: float) -> str:
-    """``mean ± std``; the mean alone for one seed (whose std is 0)."""
-    return f"{mean:.4f}" if std == 0 else f"{mean:.4f} ± {std:.4f}"
-
-
-def _beside(ours: float | None, std: float | None, theirs: float | None) -> str:
-    """``ours ± std (paper P, gap G)``."""
-    text = "missing" if ours is None else _mean_std(ours, std)
-    if theirs is None:
-        return f"{text} (paper —)"
-    gap = "—" if ours is None else f"{ours - theirs:+.4f}"
-    return f"{text} (paper {theirs:.4f}, gap {gap})"
-
-
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:+.2f}%"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return lines
 
 
 def _speed(cells: list[dict[str, Any]]) -> list[str]:
@@ -244,7 +225,7 @@ class Report:
             rows.append([key, *cols, f"{s.get('avg_length', float('nan')):.2f}",
                          f"{s.get('sparsity', float('nan')):.4f}"])
         if rows:
-            self.lines += _table(["dataset", "users", "items", "interactions",
+            self.lines += markdown_table(["dataset", "users", "items", "interactions",
                                   "share without same-target", "avg length", "sparsity"], rows)
         else:
             self.lines.append("No dataset statistics in the results.")
@@ -268,7 +249,7 @@ class Report:
             rows = [[m, *[f"{c:,}" for c in h["counts"]], f"{h['pairs_different_target']:,}"]
                     for m, h in hist.items()]
             self.lines += [f"**{key}** (the paper shows bars only; no numbers to compare)", ""]
-            self.lines += _table(["metric", *bins, "all different-target pairs"], rows)
+            self.lines += markdown_table(["metric", *bins, "all different-target pairs"], rows)
             self.lines.append("")
             self.link(path, f"Figure 1 {key}")
         if not any_hist:
@@ -297,7 +278,7 @@ class Report:
                 for metric in METRICS:
                     mean, std = agg.get(metric, (None, None))
                     means[metric][e["method"]] = mean
-                    row.append(_beside(mean, std,
+                    row.append(beside(mean, std,
                                        paper.table2_value(dataset, e["method"], metric, encoder)))
                 row += _speed(cells)
                 rows.append(row)
@@ -313,7 +294,7 @@ class Report:
                 imp.append(f"{_pct(ours)} (paper {_pct(theirs)}, gap {gap})")
             rows.append(imp + ["", "", "", ""])
             self.lines += [f"### {dataset} ({encoder} encoder; test, mean ± std over seeds)", ""]
-            self.lines += _table(["method", "seeds", *METRICS, "s/epoch", "best epoch",
+            self.lines += markdown_table(["method", "seeds", *METRICS, "s/epoch", "best epoch",
                                   "s to best", "machine"], rows)
             self.lines += ["", "s/epoch: training seconds per epoch (validation excluded); s "
                                "to best: seconds up to the best epoch, validation included; on "
@@ -340,11 +321,11 @@ class Report:
                 if cells:
                     value[(e["variant"]["rcl.variant"], e["variant"]["rcl.similarity"])] = \
                         aggregate(cells)["NDCG@10"]
-            rows = [[v, *[(_mean_std(*value[(v, s)]) if (v, s) in value else "missing")
+            rows = [[v, *[(mean_std(*value[(v, s)]) if (v, s) in value else "missing")
                           for s in SIMILARITIES]]
                     for v in VARIANTS]
             self.lines += [f"### {dataset}: test NDCG@10 (paper —)", ""]
-            self.lines += _table(["variant", *SIMILARITIES], rows)
+            self.lines += markdown_table(["variant", *SIMILARITIES], rows)
             self.lines.append("")
             plt = _plt()
             fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -377,11 +358,11 @@ class Report:
                 cells = entry_cells(self.res, e)
                 if e["dataset"] == dataset and cells:
                     points[float(e["variant"]["rcl.alpha"])] = aggregate(cells)
-            rows = [[f"{a:g}", *[(_mean_std(*points[a][m]) if a in points else "missing")
+            rows = [[f"{a:g}", *[(mean_std(*points[a][m]) if a in points else "missing")
                                  for m in ("HR@10", "NDCG@10")]]
                     for a in ALPHAS]
             self.lines += [f"### {dataset} (test, paper —)", ""]
-            self.lines += _table(["alpha", "HR@10", "NDCG@10"], rows)
+            self.lines += markdown_table(["alpha", "HR@10", "NDCG@10"], rows)
             self.lines.append("")
             plt = _plt()
             fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -417,7 +398,7 @@ class Report:
                      f"{cut['candidates']['share_none']:.1%}",
                      f"{cut['candidates']['median']:g} / {cut['candidates']['max']:,}"]
                     for metric, cut in cuts.items()]
-            self.lines += _table(header, rows)
+            self.lines += markdown_table(header, rows)
             self.lines.append("")
 
     # Figures 5 and 6
@@ -439,7 +420,7 @@ class Report:
             self.lines += [f"### {e['dataset']} (cell {e['cells']['0']}, {a['centres']} centres, "
                            f"{a['similarity']} weak positives)", ""]
             cos = a.get("mean_cosine")
-            self.lines += _table(["pair", "mean dot product with centre",
+            self.lines += markdown_table(["pair", "mean dot product with centre",
                                   *(["mean cosine"] if cos else [])],
                                  [[k, f"{v:.3f}", *([f"{cos[k]:.4f}"] if cos else [])]
                                   for k, v in d.items()])
@@ -486,7 +467,7 @@ class Report:
         if rows:
             self.lines += ["Coordinate search over the paper's grids from the defaults; every "
                            "tried cell is in `searches/<name>.json`.", ""]
-            self.lines += _table(["search", "cells tried", "budget", "stopped by budget",
+            self.lines += markdown_table(["search", "cells tried", "budget", "stopped by budget",
                                   "chosen", "valid NDCG@10"], rows)
         else:
             self.lines.append("No searches in the results.")

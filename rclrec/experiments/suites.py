@@ -198,9 +198,14 @@ TABLE3_PAPER = replace(TABLE3, datasets=("yelp",))  # the paper's only Table 3 d
 # themselves are Table 2's cells): (1) lambda 0: the positives keep their recommendation loss,
 # no contrast; (2) as many random training sequences per centre as RCL draws positives, with
 # the recommendation loss, no contrast; (3) SASRec with the centre itself repeated as often:
-# RCL's number of CE instances per step; (4) the paper's RCL, positives without the
+# RCL's number of extra sequences per step; (4) the paper's RCL, positives without the
 # recommendation loss, searched on its own, and at the raw dot product at the grid's low taus.
 CONTROL_DATASETS = ("beauty", "yelp")
+# SASRec and RCL at their searched settings, 3 seeds (the same cells as Table 2's, by hash):
+# what the controls are compared with, and RCL beside lambda 0 is the controlled test of the
+# contrast, so the controls suite holds them too.
+CONTROL_BASE = Group("control_base", "control", ("sasrec", "rcl"), CONTROL_DATASETS,
+                     labels={"sasrec": "SASRec", "rcl": "RCL"})
 CONTROL_LAMBDA0 = Group("control_lambda0", "control", ("rcl",), CONTROL_DATASETS,
                         variants=({"rcl.weight": 0.0},), labels={"rcl": "RCL, lambda 0"})
 CONTROL_RANDOM = Group("control_random", "control", ("random_positives",), CONTROL_DATASETS,
@@ -208,13 +213,13 @@ CONTROL_RANDOM = Group("control_random", "control", ("random_positives",), CONTR
                        labels={"random_positives": "random positives, rec. loss"})
 CONTROL_REPEAT = Group("control_repeat", "control", ("repeated_centres",), CONTROL_DATASETS,
                        tuned_by={"repeated_centres": "rcl"},
-                       labels={"repeated_centres": "SASRec, RCL's CE instances per step"})
+                       labels={"repeated_centres": "SASRec, RCL's extra sequences per step"})
 LOW_TAUS = (0.01, 0.05, 0.1)
 CONTROL_PAPER_RCL = Group("control_paper_rcl", "control", ("rcl",), CONTROL_DATASETS,
                           settings={"rcl.rec_loss_on_positives": False},
                           variants=({}, *({"rcl.score": "dot", "rcl.tau": t} for t in LOW_TAUS)),
                           labels={"rcl": "paper's RCL (no rec. loss on positives)"})
-CONTROLS = (CONTROL_LAMBDA0, CONTROL_RANDOM, CONTROL_REPEAT, CONTROL_PAPER_RCL)
+CONTROLS = (CONTROL_BASE, CONTROL_LAMBDA0, CONTROL_RANDOM, CONTROL_REPEAT, CONTROL_PAPER_RCL)
 SUITES["controls"] = CONTROLS  # not in "all": the quick profile's grid stays as it was
 GROUPS: dict[str, Group] = {g.name: g for g in (*SUITES["all"], *CONTROLS)}
 
@@ -235,8 +240,8 @@ PROFILES: dict[str, Profile] = {
                                "train.batch_size": 64},
                      seeds=1, search_budget=2, datasets=("synthetic",), centres=200),
     # Minutes per cell on a 2-core CPU: the paper's model, fewer epochs, early stopping at 3,
-    # and no search (a budget of 1 trains the defaults only): a 2-core CPU fits about 20 cells
-    # of Beauty in a 3-hour sitting, not a search per method.
+    # and no search (a budget of 1 trains the defaults only): a CPU sitting fits a grid of
+    # cells, not a search per method (docs/RESULTS.md has the timings).
     "quick": Profile("quick", {"train.epochs": 20, "train.patience": 3}, seeds=1,
                      search_budget=1),
     # The paper's settings (200 epochs, patience 10, d = 64, batch 256): meant for a GPU.

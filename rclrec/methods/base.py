@@ -49,6 +49,16 @@ class Method:
     # False for a method that steps an optimizer of its own: its replicas would drift apart.
     data_parallel: bool = True
 
+    # The config section the method reads ("rcl", "baseline"; "" for none). With ``reads`` it is
+    # the one declaration behind both the CLI's method flags and the cell hash.
+    section: str = ""
+
+    @classmethod
+    def reads(cls) -> tuple[str, ...]:
+        """The fields of ``section`` the method reads: a flag naming another is an error, and
+        the others do not enter its cell hash."""
+        return ()
+
     @classmethod
     def code_constants(cls, cfg) -> dict[str, object]:
         """Values fixed in the method's code that change what a run of ``cfg`` computes (a

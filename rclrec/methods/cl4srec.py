@@ -44,6 +44,7 @@ class BaselineMethod(Method):
     """
 
     hyper: tuple[str, ...] = ()
+    section = "baseline"
     approximate = False  # True when the method is a documented stand-in, not the paper's model
     mask_token: str = "row"  # row (a [mask] row, id num_items + 1) | pad (id 0, MCLRec's code)
 
@@ -55,6 +56,10 @@ class BaselineMethod(Method):
         # One generator per run for every augmentation (CPU: the views are drawn there and moved).
         self.generator = torch.Generator().manual_seed(int(cfg.train.seed) + 17)
         self.num_items = split.num_items
+
+    @classmethod
+    def reads(cls) -> tuple[str, ...]:
+        return cls.hyper
 
     @classmethod
     def resolved_hyper(cls, cfg) -> dict[str, object]:

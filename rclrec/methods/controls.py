@@ -3,16 +3,25 @@
 With the SASRec encoder RCL trains each centre's positives with the recommendation loss too
 (``rcl.rec_loss_on_positives``), so a step sees more sequences through the CE than SASRec's.
 Two methods keep that extra CE work and drop the contrast; each draws, for every centre, exactly
-as many extra sequences as RCL draws positives for it (its strong and weak samplers decide the
-count: 0, 1 or 2), so the CE instances per step match RCL's:
+as many extra SEQUENCES as RCL draws positives for it (its strong and weak samplers decide the
+count: 0, 1 or 2):
 
 - ``random_positives``: the extra sequences are drawn uniformly from all training sequences
   (other than the centre): "more sequences", not "which sequences".
 - ``repeated_centres``: the extra sequences are the centre itself again (a new dropout mask
-  each): SASRec given RCL's CE instances per step, "more gradient per step".
+  each): SASRec given RCL's extra sequences per step, "more gradient per step".
 
-Both take RCL's settings (the ``rcl`` section: the similarity that decides the counts); the
-contrast's settings (weight, tau, score) are unread.
+Matched in sequences, not in CE positions: the sequence is the unit RCL draws and the
+contrast acts on, and matching positions would mean cutting or padding the drawn sequences,
+which changes what they are. Sequences of other lengths carry other numbers of target
+positions, so the positions per step differ between RCL and the controls; each logs its own
+per step (``extra_positions``, per centre) so the report can show the difference.
+
+Both take RCL's settings that decide the draws (the ``rcl`` section: the similarity behind
+the counts); the contrast's settings (``CONTRAST_SETTINGS``) are unread: refused as flags and
+left out of the cell hash. A control always trains its extra sequences with the rec. loss, so
+a configuration where RCL would not (``rcl.rec_loss_on_positives`` false, or unset with prefix
+instances, e.g. FMLP-Rec) is refused: there is no extra CE work to match.
 """
 
 from __future__ import annotations
@@ -21,9 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from rclrec.config import ConfigError
 from rclrec.losses.recommendation import recommendation_loss
 from rclrec.methods.base import Batch
 from rclrec.methods.rcl import RCL
+
+# The settings of the ``rcl`` section only the contrast reads.
+CONTRAST_SETTINGS = ("weight", "tau", "score", "mask_same_target", "weight_floor")
 
 
 class UniformOtherSampler:
@@ -56,8 +69,18 @@ class UniformOtherSampler:
 class RandomPositives(RCL):
     """RCL's count of extra sequences per centre, drawn at random, with the rec. loss only."""
 
+    @classmethod
+    def reads(cls) -> tuple[str, ...]:
+        return tuple(name for name in RCL.reads() if name not in CONTRAST_SETTINGS)
+
     def __init__(self, cfg, split, instances, device: torch.device) -> None:
         super().__init__(cfg, split, instances, device)
+        if not self.rec_on_positives:
+            raise ConfigError(
+                f"method {cfg.method} trains its extra sequences with the rec. loss, but RCL "
+                f"with these settings would not (rcl.rec_loss_on_positives = "
+                f"{cfg.rcl.rec_loss_on_positives}, {'window' if self.every_position else 'prefix'}"
+                f" instances): set rcl.rec_loss_on_positives = true or use RCL")
         # A generator of its own: RCL's draws (the counts) stay those of an RCL run.
         self.control_rng = np.random.default_rng(cfg.train.seed + 3)
         self.others = UniformOtherSampler(self.whole_unit[self.usable], self.control_rng)
@@ -75,10 +98,11 @@ class RandomPositives(RCL):
         if len(rows) == 0:
             return None, {}
         units = self.extra_units(batch.users[rows])
-        stats = {"extra_sequences": len(units) / len(rows)}
+        stats = {"extra_sequences": len(units) / len(rows), "extra_positions": 0.0}
         if len(units) == 0:
             return None, stats
         _, states, targets = self.encode(encoder, units, with_targets=True)
+        stats["extra_positions"] = len(targets) / len(rows)  # CE target positions
         loss = recommendation_loss(self.cfg.train.loss, states, targets, encoder.item_table)
         return loss, stats
 

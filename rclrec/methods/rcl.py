@@ -13,11 +13,14 @@ may be any prefix of another user's sequence that is followed by the centre's ta
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from rclrec.config import RCLConfig
 from rclrec.data.batches import (
     TrainingInstances,
     length_sorted_chunks,
@@ -40,6 +43,12 @@ from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similar
 
 class RCL(Method):
     """Relative Contrastive Learning (Wang et al., CIKM 2024)."""
+
+    section = "rcl"
+
+    @classmethod
+    def reads(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(RCLConfig))
 
     @classmethod
     def code_constants(cls, cfg) -> dict[str, object]:
@@ -212,12 +221,16 @@ class RCL(Method):
         # One extra pass encodes every positive (and the dropout views of the Strong ablation).
         to_encode = np.concatenate([strong[has_s], weak[has_w], view_units])
         extra_rec = None
+        # What the rec. loss sees beside the centres, per centre (the controls match the first).
+        extra = {"extra_sequences": 0.0, "extra_positions": 0.0} if self.rec_on_positives else {}
         if len(to_encode):
             if self.rec_on_positives:
                 encoded, pos_states, pos_targets = self.encode(encoder, to_encode,
                                                                with_targets=True)
                 extra_rec = recommendation_loss(self.cfg.train.loss, pos_states, pos_targets,
                                                 encoder.item_table)
+                extra = {"extra_sequences": len(to_encode) / len(rows),
+                         "extra_positions": len(pos_targets) / len(rows)}
             else:
                 encoded = self.encode(encoder, to_encode)
         else:
@@ -256,7 +269,7 @@ class RCL(Method):
         # Logged per epoch: l_weak near 0 with boundary_active near 1 means the weak positives
         # get no gradient (the weighted denominator of Eq. 16 holds almost nothing).
         logged = ("boundary_active", "both", "l_strong", "l_weak")
-        return total, {"rcl": float(loss.detach()),
+        return total, {"rcl": float(loss.detach()), **extra,
                        **{f"rcl_{k}": v for k, v in stats.items() if k in logged}}
 
 

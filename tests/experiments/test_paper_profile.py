@@ -10,7 +10,14 @@ from rclrec.config import load_config
 from rclrec.experiments import search as search_mod
 from rclrec.experiments import suites
 from rclrec.experiments.cli import main
-from rclrec.experiments.paper_report import cell_cost, settings_text, welch
+from rclrec.experiments.paper_report import (
+    cell_cost,
+    p_text,
+    prediction_bound,
+    settings_text,
+    welch,
+    welch_text,
+)
 from rclrec.experiments.report import build_report
 from rclrec.experiments.search import coordinate_search
 from rclrec.experiments.suites import LAMBDA, PAPER_SPACES, PROFILES, SearchParam, search_space
@@ -152,7 +159,9 @@ def _cell(digest, method, dataset, ndcg, hr, seed, device="cpu", seconds=3600.0,
             "best_epoch": 30, "seconds": seconds, "seconds_per_epoch": seconds / 40,
             "seconds_to_best": seconds * 0.75, "wall_seconds": seconds, "git_commit": "abc",
             "device": device, "machine": "test",
-            "config": {"train": {"epochs": 200, "threads": threads}}}
+            "config": {"train": {"epochs": 200, "threads": threads}},
+            **({"extra_per_centre": {"extra_sequences": 1.5, "extra_positions": 40.0}}
+               if method != "sasrec" else {})}
 
 
 def _write_results(root, rows):
@@ -220,6 +229,7 @@ def test_paper_report_welch_columns_on_hand_made_cells(tmp_path):
     t, p = _welch_by_hand(ndcg["rcl"], l0)
     assert f"| {share:.0%} | t {t:+.2f}, p {p:.3f} |" in lam
     assert "Not told apart from RCL at p < 0.05: (1)" in controls
+    assert "| 1.50 / 40.0 |" in lam  # extra sequences / CE positions per centre, as logged
     assert "No cell of the paper profile has been trained yet" not in text
 
 
@@ -231,7 +241,9 @@ def test_paper_report_says_plainly_that_no_cell_exists(tmp_path):
     text = out.read_text()
     assert "**No cell of the paper profile has been trained yet.**" in text
     assert text.count("**No cells yet**") == 5 + 1 + 2  # Table 2, Table 3, controls datasets
-    assert "0.0" not in text.split("## Table 2")[1].split("## Search budget")[0]
+    tables = [x for x in text.split("## Table 2")[1].split("## Search budget")[0].splitlines()
+              if x.startswith("| ")]
+    assert tables and not any("0.0" in x for x in tables)  # no number in any table
 
 
 def test_cost_units_follow_the_device():
@@ -262,3 +274,97 @@ def test_paper_controls_suite_end_to_end_on_synthetic(tmp_path):
     assert random["tuned"] == table2["rcl"]["tuned"] and random["tuned_by"] == "rcl"
     text = build_report(results, tmp_path / "REPORT.md")
     assert "### synthetic" in text and "| (2) random sequences" in text
+
+
+def test_p_values_below_three_decimals_are_not_printed_as_zero():
+    assert p_text(0.0004) == "p < 0.001" and p_text(0.0312) == "p 0.031"
+    a, b = [0.0500, 0.0501, 0.0502], [0.0400, 0.0401, 0.0402]
+    assert welch_text(a, b).endswith("p < 0.001")
+
+
+def test_the_grid_screen_holds_its_chance_rate_where_mean_plus_2_std_does_not():
+    """With no effect at all (every value from one normal), the old rule (any of k cells above
+    the reference's mean + 2 std, 3 seeds) says "yes" about half the time at k = 19; the
+    Bonferroni prediction bound keeps the family-wise chance at or below 5%."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    trials, k = 4000, 19
+    ref = rng.normal(size=(trials, 3))
+    cells = rng.normal(size=(trials, k))
+    old = (cells > (ref.mean(1) + 2 * ref.std(1, ddof=1))[:, None]).any(1).mean()
+    bounds = np.array([prediction_bound(list(r), k) for r in ref])
+    new = (cells > bounds[:, None]).any(1).mean()
+    assert old > 0.4
+    assert new <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / trials)
+
+
+def _add_search(root, group, method, variant, tried):
+    """A search record of ``tried`` [(settings, valid NDCG@10)], named by the group's entry."""
+    name = f"{group}-{method}-search"
+    (root / "searches").mkdir(exist_ok=True)
+    rows = [{"hash": f"s{i}", "settings": st, "valid": {"NDCG@10": v, "HR@10": 2 * v}}
+            for i, (st, v) in enumerate(tried)]
+    (root / "searches" / f"{name}.json").write_text(json.dumps(
+        {"name": name, "budget": 20, "tried": rows, "exhausted": False,
+         "settings": rows[0]["settings"], "chosen": rows[0]}))
+    path = root / "suites" / f"{group}.json"
+    manifest = json.loads(path.read_text())
+    for e in manifest["entries"]:
+        if e["method"] == method and e["variant"] == json.loads(variant):
+            e["search"] = name
+    path.write_text(json.dumps(manifest))
+
+
+def test_the_contrast_check_is_a_controlled_welch_test_not_a_grid_of_single_seeds(tmp_path):
+    root = tmp_path / "results"
+    rcl = [(0.0510, 0.09), (0.0512, 0.09), (0.0508, 0.09)]
+    lambda0 = [(0.0509, 0.09), (0.0511, 0.09), (0.0507, 0.09)]  # the same, within the spread
+    _write_results(root, {("control_base", "rcl", "{}"): rcl,
+                          ("control_base", "sasrec", "{}"): [(0.045, 0.08), (0.046, 0.08),
+                                                             (0.044, 0.08)],
+                          ("control_lambda0", "rcl", '{"rcl.weight": 0.0}'): lambda0})
+    # The search's cells: one single seed just above lambda 0's valid mean + 2 std (0.0529),
+    # far below the Bonferroni bound for 19 cells.
+    tried = [({"rcl.weight": 0.1, "rcl.tau": t}, 0.0505) for t in range(18)]
+    tried.append(({"rcl.weight": 0.3, "rcl.tau": 0.05}, 0.0531))
+    _add_search(root, "control_base", "rcl", "{}", tried)
+    text = build_report(root, tmp_path / "REPORT.md")
+    part = text.split("## Does the contrast add anything?")[1].split("\n## ")[0]
+    assert "Welch's t-test on test NDCG@10" in part
+    row = [x for x in part.splitlines() if x.startswith("| beauty |")][0]
+    t, p = _welch_by_hand([v[0] for v in rcl], [v[0] for v in lambda0])
+    assert f"t {t:+.2f}, p {p:.3f}" in row and row.endswith("| no evidence (p >= 0.05) |")
+    screen = [x for x in part.split("### A screen")[1].splitlines()
+              if x.startswith("| beauty | RCL |")][0]
+    v = [x[0] for x in lambda0]
+    assert statistics.fmean(v) + 2 * statistics.stdev(v) < 0.0531  # the old check said "yes"
+    assert f"| {prediction_bound(v, 19):.4f} | 0 of 19 |" in screen
+    assert screen.endswith("| none |")
+    # The paper's RCL is screened against SASRec, not against lambda 0.
+    assert "| beauty | paper's RCL | SASRec |" in part
+    # A real gap at 3 seeds is a "yes".
+    (tmp_path / "r2").mkdir()
+    _write_results(tmp_path / "r2" / "results", {
+        ("control_base", "rcl", "{}"): [(0.0530, 0.09), (0.0532, 0.09), (0.0529, 0.09)],
+        ("control_lambda0", "rcl", '{"rcl.weight": 0.0}'): lambda0})
+    text = build_report(tmp_path / "r2" / "results", tmp_path / "R2.md")
+    row = [x for x in text.split("## Does the contrast")[1].splitlines()
+           if x.startswith("| beauty |")][0]
+    assert row.endswith("| yes |")
+
+
+def test_share_of_rcls_gain_is_shown_only_for_a_significant_gain(tmp_path):
+    root = tmp_path / "results"
+    sasrec = [(0.050, 0.09), (0.052, 0.09), (0.051, 0.09)]
+    rcl = [(0.0505, 0.09), (0.0495, 0.09), (0.0508, 0.09)]  # at or below SASRec: no gain
+    _write_results(root, {("control_base", "rcl", "{}"): rcl,
+                          ("control_base", "sasrec", "{}"): sasrec,
+                          ("control_lambda0", "rcl", '{"rcl.weight": 0.0}'): [
+                              (0.060, 0.1), (0.061, 0.1), (0.062, 0.1)]})
+    text = build_report(root, tmp_path / "REPORT.md")
+    controls = text.split("## Controls")[1].split("\n## ")[0]
+    assert "shown only where RCL is above SASRec at Welch p < 0.05" in controls
+    lam = [x for x in controls.splitlines() if x.startswith("| (1)")][0]
+    # (lambda 0 - SASRec) / (RCL - SASRec) would be about -1000%: shown as "—".
+    assert lam.split(" | ")[6] == "—"

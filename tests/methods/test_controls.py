@@ -1,4 +1,4 @@
-"""The controls of issue 16: random positives and SASRec with RCL's CE instances per step."""
+"""The controls of issue 16: random positives and SASRec with RCL's extra sequences per step."""
 
 import numpy as np
 import pytest
@@ -84,7 +84,7 @@ def test_controls_see_rcls_number_of_ce_instances_per_step(monkeypatch):
     repeat, enc_r, _ = _method(RepeatedCentres, "repeated_centres")
     rep_units, stats = _encoded_units(repeat, enc_r, batch, monkeypatch)
     # Same seed, same samplers: the same count per centre as RCL's positives, so the step's
-    # CE instances are the batch's plus exactly as many sequences as RCL's step encodes.
+    # CE sequences are the batch's plus exactly as many sequences as RCL's step encodes.
     assert len(rep_units) == len(rcl_units) > len(users) // 2
     assert stats["extra_sequences"] == pytest.approx(len(rcl_units) / len(users))
     # ... and each is the centre itself, repeated as often as RCL draws positives for it.
@@ -107,3 +107,81 @@ def test_controls_train_and_hash_the_rcl_settings_they_read(tmp_path, method):
     # The similarity decides how many extra sequences a centre gets: it is part of the cell.
     other = load_config(overrides={**SMALL, "method": method, "rcl.similarity": "ngram"})
     assert config_hash(other) != config_hash(cfg)
+    # The contrast's settings are unread: a tuned lambda/tau/score does not re-key the control.
+    tuned = load_config(overrides={**SMALL, "method": method, "rcl.weight": "0.3",
+                                   "rcl.tau": "0.2", "rcl.score": "dot",
+                                   "rcl.mask_same_target": "true", "rcl.weight_floor": "0.1"})
+    assert config_hash(tuned) == config_hash(cfg)
+    # ... but they still key RCL's cells.
+    rcl = load_config(overrides={**SMALL, "method": "rcl"})
+    assert config_hash(load_config(overrides={**SMALL, "method": "rcl", "rcl.tau": "0.2"})) \
+        != config_hash(rcl)
+
+
+@pytest.mark.parametrize("method", ["random_positives", "repeated_centres"])
+def test_controls_refuse_a_setting_where_rcl_trains_no_positive_with_the_rec_loss(method):
+    from rclrec.config import ConfigError
+
+    cfg = load_config(overrides={**SMALL, "method": method, "rcl.rec_loss_on_positives": "false"})
+    split = leave_one_out(load_dataset("synthetic"))
+    with pytest.raises(ConfigError, match="rcl.rec_loss_on_positives"):
+        RandomPositives(cfg, split, window_instances(split.train, 50), torch.device("cpu"))
+
+
+def test_controls_log_their_extra_ce_positions(monkeypatch):
+    rand, encoder, batch = _method(RandomPositives, "random_positives")
+    units, stats = _encoded_units(rand, encoder, batch, monkeypatch)
+    # Window instances: each extra sequence adds one CE position per target it holds.
+    assert stats["extra_positions"] > stats["extra_sequences"] > 0
+
+
+@pytest.mark.parametrize("method", ["random_positives", "repeated_centres"])
+def test_generic_contrast_flags_are_an_error_for_the_controls(method, tmp_path, capsys):
+    from argparse import Namespace
+
+    from rclrec.cli import main, method_flag_settings
+    from rclrec.config import ConfigError
+
+    for flag, dest in (("--tau", "tau"), ("--lambda", "lambda_")):
+        with pytest.raises(ConfigError, match=f"{flag} is not a setting of method {method}"):
+            method_flag_settings(Namespace(**{dest: 0.2}), method)
+    # The settings that decide the draws stay flags of the controls.
+    assert method_flag_settings(Namespace(alpha=0.1, similarity="jaccard"), method) == {
+        "rcl.alpha": 0.1, "rcl.similarity": "jaccard"}
+    assert main(["train", "--dataset", "synthetic", "--method", method, "--tau", "0.2",
+                 "--lambda", "0.3", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "--" in err and not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_rcl_and_a_control_record_extra_sequences_and_positions_in_their_cells(tmp_path):
+    from rclrec.experiments.cells import cell_summary
+
+    for method in ("rcl", "random_positives"):
+        cfg = load_config(overrides={**SMALL, "method": method})
+        metrics = run_training(cfg, tmp_path / method, show_progress=False)
+        first = metrics["history"][0]
+        assert first["extra_positions"] >= first["extra_sequences"] > 0
+        summary = cell_summary("h", metrics, {}, 1.0)["extra_per_centre"]
+        assert summary["extra_sequences"] == pytest.approx(first["extra_sequences"], abs=1e-4)
+    sasrec = run_training(load_config(overrides={**SMALL, "method": "sasrec"}), tmp_path / "s",
+                          show_progress=False)
+    assert "extra_per_centre" not in cell_summary("h", sasrec, {}, 1.0)
+
+
+def test_a_control_resumes_under_other_contrast_settings_rcl_does_not(tmp_path):
+    """Same cell hash, same work folder: an unread setting must not block the resume."""
+    from rclrec.config import ConfigError
+
+    out = tmp_path / "c"
+    run_training(load_config(overrides={**SMALL, "method": "repeated_centres"}), out,
+                 show_progress=False)
+    more = load_config(overrides={**SMALL, "method": "repeated_centres",
+                                  "rcl.tau": "0.2", "rcl.weight": "0.3"})
+    assert len(run_training(more, out, resume=True, show_progress=False)["history"]) == 1
+    run_training(load_config(overrides={**SMALL, "method": "rcl"}), tmp_path / "r",
+                 show_progress=False)
+    with pytest.raises(ConfigError, match="rcl.tau"):
+        run_training(load_config(overrides={**SMALL, "method": "rcl", "rcl.tau": "0.2"}),
+                     tmp_path / "r",
+                     resume=True, show_progress=False)
