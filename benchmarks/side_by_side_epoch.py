@@ -5,7 +5,8 @@ runs that took turns under the same load. Each variant is a source tree (e.g. a 
 of an older commit) plus settings; every round runs each variant once, in a fresh process,
 in turn (with ``--steps``, the first steps of an epoch, scaled to the whole epoch), and
 the summary gives each variant's median and spread and its median ratio to the
-first variant.
+first variant, in wall-clock seconds and in the process's CPU seconds (with one thread on a
+loaded machine, CPU seconds count the work done and wait for no one).
 
     git worktree add /tmp/old 234be05
     python benchmarks/side_by_side_epoch.py --variant old=/tmp/old --variant new=. \\
@@ -54,12 +55,14 @@ method.setup(encoder)
 steps_per_epoch = len(batch_order(trainer.lengths, cfg.train.batch_size,
                                   np.random.default_rng(0)))
 steps = min(cfg.train.max_steps or steps_per_epoch, steps_per_epoch)
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 losses = trainer.train_epoch(1)
 train_seconds = (time.perf_counter() - started) * steps_per_epoch / steps
-started = time.perf_counter()
+train_cpu = (time.process_time() - cpu) * steps_per_epoch / steps
+started, cpu = time.perf_counter(), time.process_time()
 valid = trainer.validate()
 print(json.dumps({"train_seconds": train_seconds, "valid_seconds": time.perf_counter() - started,
+                  "train_cpu_seconds": train_cpu, "valid_cpu_seconds": time.process_time() - cpu,
                   "loss": losses["loss"], "valid_ndcg10": valid["NDCG@10"]}))
 """
 
@@ -107,26 +110,28 @@ def main() -> int:
                    "overrides": {**limit, **overrides}, "work": str(ROOT / "benchmarks" / ".work")}
             row = run_variant(tree, job)
             runs[label].append(row)
-            print(f"round {round_no} {label:>10}: epoch {row['train_seconds']:6.1f} s, "
-                  f"validation {row['valid_seconds']:5.2f} s, loss {row['loss']:.4f}",
-                  flush=True)
+            print(f"round {round_no} {label:>10}: epoch {row['train_seconds']:6.1f} s "
+                  f"({row['train_cpu_seconds']:.1f} CPU s), validation "
+                  f"{row['valid_seconds']:5.2f} s ({row['valid_cpu_seconds']:.2f} CPU s), "
+                  f"loss {row['loss']:.4f}", flush=True)
     # speed_up: the median over rounds of (reference time / this variant's time) in a round.
     summary = {}
     first = variants[0][0]
     for label, tree, overrides in variants:
         summary[label] = {"tree": str(tree), "commit": git_commit(tree), "settings": overrides}
-        for key in ("train_seconds", "valid_seconds"):
+        for key in ("train_seconds", "valid_seconds", "train_cpu_seconds", "valid_cpu_seconds"):
             values = [r[key] for r in runs[label]]
             ratios = [a[key] / b[key] for a, b in zip(runs[first], runs[label], strict=True)]
             summary[label][key] = {"median": statistics.median(values), "min": min(values),
                                    "max": max(values),
                                    "speed_up": statistics.median(ratios)}
     for label, s in summary.items():
-        t, v = s["train_seconds"], s["valid_seconds"]
-        print(f"{label:>10} ({s['commit']}): epoch {t['median']:.1f} s "
-              f"[{t['min']:.1f}-{t['max']:.1f}], x{t['speed_up']:.2f}"
-              f" faster than {first}; validation {v['median']:.2f} s "
-              f"[{v['min']:.2f}-{v['max']:.2f}]")
+        for kind in ("", "_cpu"):
+            t, v = s[f"train{kind}_seconds"], s[f"valid{kind}_seconds"]
+            print(f"{label:>10} ({s['commit']}) {'CPU' if kind else 'wall'}: epoch "
+                  f"{t['median']:.1f} s [{t['min']:.1f}-{t['max']:.1f}], x{t['speed_up']:.2f} "
+                  f"faster than {first}; validation {v['median']:.2f} s "
+                  f"[{v['min']:.2f}-{v['max']:.2f}], x{v['speed_up']:.2f}")
     out = {"dataset": args.dataset, "method": args.method, "threads": args.threads,
            "cpu": platform.processor() or platform.machine(), "summary": summary, "runs": runs,
            "command": "python benchmarks/side_by_side_epoch.py " + " ".join(sys.argv[1:])}
