@@ -11,7 +11,8 @@ target; d = hidden, f = feed-forward width, N = items, K = blocks):
 
 Everything else (softmax, LayerNorm, Adam, batching) is left out, so the floor is a bound no
 implementation beats at this peak rate. Peak rates come from square matmuls in the same
-process, so the multiple of the floor is a ratio under one load.
+process, so the multiple of the floor is a ratio under one load; it is given in wall seconds
+and in CPU seconds (the process's, which a loaded machine inflates much less).
 """
 
 from __future__ import annotations
@@ -40,18 +41,22 @@ from rclrec.models import build_encoder
 from rclrec.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def peak_matmul_rate(dtype: torch.dtype, size: int = 2048, repeats: int = 7) -> float:
-    """FLOP/s of the fastest of ``repeats`` square matmuls."""
+def peak_matmul_rate(dtype: torch.dtype, size: int = 2048, repeats: int = 7
+                     ) -> tuple[float, float]:
+    """FLOP per wall second and per CPU second of the fastest of ``repeats`` square matmuls
+    (on a loaded machine the CPU-second rate is the one that load does not slow down)."""
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b  # warm-up
-    best = float("inf")
+    wall = cpu = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, time.process_time() - start_cpu)
+    return 2 * size**3 / wall, 2 * size**3 / cpu
 
 
 def epoch_flops(cfg, instances, batches: list[np.ndarray], num_items: int) -> dict[str, float]:
@@ -77,10 +82,11 @@ def timed_steps(trainer: Trainer, batches: list[np.ndarray]) -> dict[str, list[f
         marks = [time.perf_counter()]
         batch = trainer.make_batch(index)
         marks.append(time.perf_counter())
-        hidden = trainer.encoder(batch.inputs)
-        marks.append(time.perf_counter())
-        states, targets = select_target_positions(hidden, batch.targets)
-        loss = recommendation_loss(cfg.loss, states, targets, trainer.encoder.item_table)
+        with trainer.autocast():
+            hidden = trainer.encoder(batch.inputs)
+            marks.append(time.perf_counter())
+            states, targets = select_target_positions(hidden, batch.targets)
+            loss = recommendation_loss(cfg.loss, states, targets, trainer.encoder.item_table)
         marks.append(time.perf_counter())
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -110,11 +116,15 @@ def main() -> int:
     p.add_argument("--dataset", default="beauty")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=10, help="steps in the phase breakdown")
+    p.add_argument("--epoch-steps", type=int, default=None,
+                   help="time this many steps of the epoch and scale (default: all of them)")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--name", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     overrides = dict(o.split("=", 1) for o in args.overrides)
+    if args.epoch_steps:
+        overrides["train.max_steps"] = str(args.epoch_steps)
     cfg = resolve(load_config(overrides={"method": "sasrec", "data.dataset": args.dataset,
                                          **overrides}))
     torch.manual_seed(0)
@@ -128,23 +138,25 @@ def main() -> int:
     batches = batch_order(trainer.lengths, cfg.train.batch_size, np.random.default_rng(0))
     flops = epoch_flops(cfg, instances, batches, split.num_items)
 
-    peak = {"float32": peak_matmul_rate(torch.float32),
-            "bfloat16": peak_matmul_rate(torch.bfloat16)}
+    rates = {k: peak_matmul_rate(v) for k, v in DTYPES.items()}
     timed_steps(trainer, batches[:1])  # warm-up
     phases = timed_steps(trainer, batches[1:args.steps + 1])
     step_ops = top_ops(lambda: timed_steps(trainer, batches[1:4]))
-    started = time.perf_counter()
+    timed = min(args.epoch_steps or len(batches), len(batches))
+    started, cpu = time.perf_counter(), time.process_time()
     trainer.train_epoch(1)
-    epoch_seconds = time.perf_counter() - started
-    started = time.perf_counter()
+    epoch_seconds = (time.perf_counter() - started) * len(batches) / timed
+    epoch_cpu = (time.process_time() - cpu) * len(batches) / timed
+    started, cpu = time.perf_counter(), time.process_time()
     trainer.validate()
     valid_seconds = time.perf_counter() - started
+    valid_cpu = time.process_time() - cpu
     valid_ops = top_ops(trainer.validate)
-    peak_after = {"float32": peak_matmul_rate(torch.float32),
-                  "bfloat16": peak_matmul_rate(torch.bfloat16)}
-    peak = {k: max(v, peak_after[k]) for k, v in peak.items()}  # the load changes meanwhile
-
+    after = {k: peak_matmul_rate(v) for k, v in DTYPES.items()}  # the load changes meanwhile
+    peak = {k: max(rates[k][0], after[k][0]) for k in DTYPES}
+    peak_cpu = {k: max(rates[k][1], after[k][1]) for k in DTYPES}
     floor = {k: flops["total"] / v for k, v in peak.items()}
+    floor_cpu = {k: flops["total"] / v for k, v in peak_cpu.items()}
     step_total = sum(statistics.median(v) for v in phases.values())
     print(f"{args.dataset}: {len(batches)} steps per epoch, {split.num_items} items, "
           f"{args.threads} threads, {platform.processor() or platform.machine()}")
@@ -156,6 +168,12 @@ def main() -> int:
     print(f"measured epoch: {epoch_seconds:.2f} s = {epoch_seconds / floor['float32']:.1f}x the "
           f"float32 floor, {epoch_seconds / floor['bfloat16']:.1f}x the bfloat16 floor; "
           f"validation {valid_seconds:.2f} s = {valid_seconds / epoch_seconds:.2f} of the epoch")
+    print(f"per CPU second: peak float32 {peak_cpu['float32'] / 1e9:.0f} GFLOP, bfloat16 "
+          f"{peak_cpu['bfloat16'] / 1e9:.0f} GFLOP; floor {floor_cpu['float32']:.2f} CPU s "
+          f"(float32), {floor_cpu['bfloat16']:.2f} CPU s (bfloat16)")
+    print(f"measured epoch: {epoch_cpu:.2f} CPU s = {epoch_cpu / floor_cpu['float32']:.1f}x the "
+          f"float32 floor, {epoch_cpu / floor_cpu['bfloat16']:.1f}x the bfloat16 floor; "
+          f"validation {valid_cpu:.2f} CPU s = {valid_cpu / epoch_cpu:.2f} of the epoch")
     print(f"one step ({args.steps} steps, median per phase; total {step_total * 1e3:.0f} ms):")
     for name, values in phases.items():
         med = statistics.median(values)
@@ -169,6 +187,10 @@ def main() -> int:
     out = {"dataset": args.dataset, "threads": args.threads, "overrides": overrides,
            "steps_per_epoch": len(batches), "flops": flops, "peak_flops": peak, "floor": floor,
            "epoch_seconds": epoch_seconds, "validation_seconds": valid_seconds,
+           "epoch_cpu_seconds": epoch_cpu, "validation_cpu_seconds": valid_cpu,
+           "peak_flops_per_cpu_second": peak_cpu, "floor_cpu_seconds": floor_cpu,
+           "epoch_cpu_over_floor": {k: epoch_cpu / v for k, v in floor_cpu.items()},
+           "epoch_steps_timed": timed,
            "epoch_over_floor": {k: epoch_seconds / v for k, v in floor.items()},
            "phases_ms": {k: {"median": statistics.median(v) * 1e3, "min": min(v) * 1e3,
                              "max": max(v) * 1e3} for k, v in phases.items()},

@@ -97,8 +97,9 @@ class Trainer:
         self.world = world
         self.show_progress = show_progress and world.main
         self.params = list(encoder.parameters()) + list(method.parameters())
+        # fused: one kernel for all parameters (the same update; several times faster on CPU).
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.train.lr,
-                                          weight_decay=cfg.train.weight_decay)
+                                          weight_decay=cfg.train.weight_decay, fused=True)
         world.broadcast_parameters(self.params)  # one starting point for every replica
         self.rng = np.random.default_rng(cfg.train.seed)
         self.state = TrainState()
