@@ -117,11 +117,13 @@ class TrainConfig:
     device: str = "auto"  # (str) auto | cpu | cuda | cuda:N
     eval_batch_size: int = 1024  # (int) users per evaluation batch
     threads: int | None = None  # (int) torch CPU threads; None = torch default
+    precision: str = "fp32"  # (str) fp32 | bf16 = bf16 autocast of the forward pass (CE in fp32)
 
     def __post_init__(self) -> None:
         _check_finite(self, "train")
         _choice("train.loss", self.loss, ("ce", "bce"))
         _choice("train.instances", self.instances, ("auto", "windows", "prefixes"))
+        _choice("train.precision", self.precision, ("fp32", "bf16"))
         for key in ("epochs", "batch_size", "patience", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")

@@ -57,6 +57,8 @@ def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
     for section, key in UNHASHED:
         d[section].pop(key, None)
     d["data"] = data_settings_as_hashed(d["data"])  # cells made before keep their hashes
+    if d["train"].get("precision") == "fp32":  # the default: cells from before it keep their hash
+        d["train"].pop("precision")
     # A method's cell does not depend on another method's section or settings: a changed RCL
     # default must not re-key (and retrain) SASRec or baseline cells, nor a DuoRec one CL4SRec's.
     for section in ("rcl", "baseline"):

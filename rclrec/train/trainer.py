@@ -26,6 +26,41 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN)."""
 
 
+# Steps between reads of the summed losses (and the NaN check) on the host: a read waits for
+# the device to finish, so reading every step would keep a GPU idle between steps.
+READ_EVERY = 32
+
+
+class StepSums:
+    """Per-step losses summed where they are computed, and the first non-finite loss.
+
+    ``add`` records tensors without reading them; ``read`` and ``first_non_finite`` copy the
+    sums to the host (one synchronisation). A non-finite loss is still found: its step and
+    value are kept on the device until the next read.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums: dict[str, torch.Tensor | float] = {}
+        self.bad_step = torch.zeros((), dtype=torch.long, device=device)  # 0 = none yet
+        self.bad_value = torch.zeros((), device=device)
+
+    def add(self, step: int, shared_loss: torch.Tensor, stats: dict) -> None:
+        first = (self.bad_step == 0) & ~torch.isfinite(shared_loss)
+        self.bad_step = torch.where(first, step, self.bad_step)
+        self.bad_value = torch.where(first, shared_loss.float(), self.bad_value)
+        for k, v in stats.items():
+            v = v.detach().float() if isinstance(v, torch.Tensor) else v
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+
+    def first_non_finite(self) -> tuple[int, float] | None:
+        step = int(self.bad_step)
+        return None if step == 0 else (step, float(self.bad_value))
+
+    def read(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.sums.items()}
+
+
 @dataclass
 class TrainState:
     """Everything needed to continue an interrupted run exactly where it stopped."""
@@ -62,8 +97,9 @@ class Trainer:
         self.world = world
         self.show_progress = show_progress and world.main
         self.params = list(encoder.parameters()) + list(method.parameters())
+        # fused: one kernel for all parameters (the same update; several times faster on CPU).
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.train.lr,
-                                          weight_decay=cfg.train.weight_decay)
+                                          weight_decay=cfg.train.weight_decay, fused=True)
         world.broadcast_parameters(self.params)  # one starting point for every replica
         self.rng = np.random.default_rng(cfg.train.seed)
         self.state = TrainState()
@@ -126,15 +162,25 @@ class Trainer:
             whole=inst.whole[index],
         )
 
-    def loss_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Recommendation loss (Eq. 3-4) plus the method's own weighted loss (e.g. Eq. 18)."""
-        hidden = self.encoder(batch.inputs)  # (B, L, D)
-        states, targets = select_target_positions(hidden, batch.targets)
-        rec = recommendation_loss(self.cfg.train.loss, states, targets, self.encoder.item_table)
-        extra, stats = self.method.extra_loss(batch, hidden, self.encoder)
-        stats = {"rec": float(rec.detach()), **stats}
+    def loss_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+        """Recommendation loss (Eq. 3-4) plus the method's own weighted loss (e.g. Eq. 18).
+
+        The stats may be tensors on the device: reading them each step would stall a GPU."""
+        with self.autocast():
+            hidden = self.encoder(batch.inputs)  # (B, L, D)
+            states, targets = select_target_positions(hidden, batch.targets)
+            rec = recommendation_loss(self.cfg.train.loss, states, targets,
+                                      self.encoder.item_table)
+            extra, stats = self.method.extra_loss(batch, hidden, self.encoder)
+        stats = {"rec": rec.detach(), **stats}
         rec = self.method.rec_loss_weight * rec
         return (rec if extra is None else rec + extra), stats
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast of the forward pass when ``train.precision`` is bf16 (the CE keeps its
+        softmax and loss in float32); a no-op context for fp32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.cfg.train.precision == "bf16")
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.encoder.train()
@@ -143,7 +189,7 @@ class Trainer:
                                   epoch)
         if self.cfg.train.max_steps is not None:
             batches = batches[: self.cfg.train.max_steps]
-        totals: dict[str, float] = {}
+        sums = StepSums(self.device)
         bar = tqdm(batches, desc=f"epoch {epoch}", unit="step", leave=False,
                    disable=not self.show_progress, dynamic_ncols=True)
         for step, index in enumerate(bar, start=1):
@@ -152,15 +198,20 @@ class Trainer:
             loss.backward()
             # The ranks' mean loss: a NaN on one rank stops them all, not only that one.
             shared_loss = self.world.average_gradients(self.params, loss.detach())
-            if not torch.isfinite(shared_loss):
-                raise TrainingError(f"epoch {epoch} step {step}: loss is {float(shared_loss)}; "
-                                    f"lower train.lr or check the method's settings")
             self.optimizer.step()
-            stats["loss"] = float(loss.detach())
-            for k, v in stats.items():
-                totals[k] = totals.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{totals['loss'] / step:.4f}")
-        return {k: v / max(len(batches), 1) for k, v in totals.items()}
+            sums.add(step, shared_loss, {**stats, "loss": loss.detach()})
+            if step % READ_EVERY == 0 or step == len(batches):
+                self.check_finite(epoch, sums)
+                bar.set_postfix(loss=f"{sums.read()['loss'] / step:.4f}")
+        return {k: v / max(len(batches), 1) for k, v in sums.read().items()}
+
+    @staticmethod
+    def check_finite(epoch: int, sums: StepSums) -> None:
+        bad = sums.first_non_finite()
+        if bad is not None:
+            step, value = bad
+            raise TrainingError(f"epoch {epoch} step {step}: loss is {value}; "
+                                f"lower train.lr or check the method's settings")
 
     def my_batches(self, batches: list[np.ndarray], epoch: int) -> list[np.ndarray]:
         """This rank's share of the epoch's batches (all of them in a single process).

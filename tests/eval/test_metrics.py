@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rclrec.eval import ranking
 from rclrec.eval.metrics import metrics_from_ranks
 from rclrec.eval.ranking import NonFiniteScores, evaluate_ranking, target_ranks
 
@@ -76,6 +77,38 @@ def test_target_ranks_match_reference(seed, exclude):
     assert not tied.any()  # continuous scores: no ties
     want = [slow_rank(scores[i], set(history[i]) - {0}, targets[i], exclude) for i in range(b)]
     assert list(got) == want
+
+
+def check_against_a_masked_copy(seed, exclude):
+    """Few distinct scores (many ties, padding and history items among them) and repeated
+    history items: higher and tied as counted on a copy with the unrankable columns at -inf."""
+    rng = np.random.default_rng(seed)
+    b, n = 6, 10
+    scores = torch.from_numpy(rng.integers(0, 3, size=(b, n + 1)).astype(np.float32))
+    history = torch.from_numpy(rng.integers(0, n + 1, size=(b, 6)))
+    targets = torch.from_numpy(rng.integers(1, n + 1, size=b))
+    higher, tied = target_ranks(scores, history, targets, exclude)
+    for i in range(b):
+        row = scores[i].clone()
+        t = row[targets[i]].item()
+        if exclude:
+            row[history[i]] = -math.inf
+        row[0] = -math.inf
+        row[targets[i]] = t
+        assert higher[i].item() == int((row > t).sum())
+        assert tied[i].item() == int((row == t).sum()) - 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.booleans())
+def test_target_ranks_count_ties_like_a_masked_copy(seed, exclude):
+    check_against_a_masked_copy(seed, exclude)
+
+
+def test_the_comparison_count_for_huge_item_sets_agrees(monkeypatch):
+    monkeypatch.setattr(ranking, "EXACT_FLOAT_COUNT", 0)  # the path beyond 2^24 items
+    for seed in range(20):
+        check_against_a_masked_copy(seed, exclude=seed % 2 == 0)
 
 
 def test_padding_column_is_never_ranked():

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from rclrec.losses import recommendation
 from rclrec.losses.recommendation import (
     bce_one_negative_loss,
     cross_entropy_loss,
@@ -31,12 +32,52 @@ def test_value_and_gradients_match_torch_cross_entropy(dtype):
     assert float(g_ours[1][0].abs().sum()) == 0  # padding is never a class
 
 
-def test_a_second_backward_pass_is_refused_not_wrong():
+def test_a_second_backward_pass_gives_the_same_gradients():
     table = torch.randn(11, 4, requires_grad=True)
-    loss = cross_entropy_loss(torch.randn(5, 4, requires_grad=True), torch.arange(1, 6), table)
-    loss.backward(retain_graph=True)
-    with pytest.raises(RuntimeError):
-        loss.backward()
+    states = torch.randn(5, 4, requires_grad=True)
+    loss = cross_entropy_loss(states, torch.arange(1, 6), table)
+    first = torch.autograd.grad(loss, (states, table), retain_graph=True)
+    second = torch.autograd.grad(loss, (states, table))
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("block_elements", [40, 80, 1 << 20])  # 1 row, 2 rows, all 30 rows
+def test_row_blocks_give_the_same_value_and_gradients(monkeypatch, block_elements):
+    gen = torch.Generator().manual_seed(2)
+    table = torch.randn(41, 8, generator=gen, requires_grad=True)
+    states = torch.randn(30, 8, generator=gen, requires_grad=True)
+    targets = torch.randint(1, 41, (30,), generator=gen)
+    monkeypatch.setattr(recommendation, "CHUNK_ELEMENTS", block_elements)
+    ours = cross_entropy_loss(states, targets, table)
+    ref = reference(states, targets, table)
+    torch.testing.assert_close(ours, ref)
+    for a, b in zip(torch.autograd.grad(ours, (states, table)),
+                    torch.autograd.grad(ref, (states, table)), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_without_gradients_only_the_value_is_computed():
+    gen = torch.Generator().manual_seed(3)
+    table, states = torch.randn(41, 8, generator=gen), torch.randn(30, 8, generator=gen)
+    targets = torch.randint(1, 41, (30,), generator=gen)
+    with torch.no_grad():
+        loss = cross_entropy_loss(states, targets, table)
+    assert loss.grad_fn is None
+    torch.testing.assert_close(loss, reference(states, targets, table))
+
+
+def test_bf16_states_get_a_float32_softmax_and_loss():
+    gen = torch.Generator().manual_seed(4)
+    table = torch.randn(41, 8, generator=gen, requires_grad=True)
+    states = torch.randn(30, 8, generator=gen).bfloat16().requires_grad_()
+    targets = torch.randint(1, 41, (30,), generator=gen)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = cross_entropy_loss(states, targets, table)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, reference(states.float(), targets, table))
+    loss.backward()
+    assert states.grad.dtype == torch.bfloat16 and torch.isfinite(states.grad.float()).all()
 
 
 def test_recommendation_loss_follows_train_loss_and_names_a_bad_one():

@@ -1,0 +1,83 @@
+"""Seconds of one full-ranking validation pass (every user against every item), this tree's
+evaluate_ranking against another tree's, alternated in one process.
+
+    git worktree add /tmp/old 234be05
+    python benchmarks/ranking_timing.py --dataset beauty --old /tmp/old --threads 2
+
+Both rank with the same (untrained) encoder; the metrics must agree exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from rclrec.config import load_config
+from rclrec.data.split import leave_one_out
+from rclrec.eval.ranking import evaluate_ranking
+from rclrec.experiment import git_commit, load_data, resolve
+from rclrec.models import build_encoder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_old_ranking(tree: Path):
+    spec = importlib.util.spec_from_file_location("old_ranking",
+                                                  tree / "rclrec" / "eval" / "ranking.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.evaluate_ranking
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--dataset", default="beauty")
+    p.add_argument("--old", type=Path, required=True, help="source tree of the other version")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--name", default=None)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = resolve(load_config(overrides={"data.dataset": args.dataset}))
+    torch.manual_seed(0)
+    split = leave_one_out(load_data(cfg))
+    encoder = build_encoder(cfg.encoder, split.num_items)
+    inputs, targets = split.valid_inputs(), split.valid_targets
+    versions = {"old": load_old_ranking(args.old), "new": evaluate_ranking}
+    seconds: dict[str, list[float]] = {k: [] for k in versions}
+    metrics = {}
+    for _ in range(args.rounds):
+        for name, fn in versions.items():
+            start = time.perf_counter()
+            metrics[name] = fn(encoder, inputs, targets, cfg.encoder.max_len,
+                               batch_size=cfg.train.eval_batch_size)
+            seconds[name].append(time.perf_counter() - start)
+    if metrics["old"] != metrics["new"]:
+        raise SystemExit(f"metrics differ: {metrics}")
+    ratios = [o / n for o, n in zip(seconds["old"], seconds["new"], strict=True)]
+    for name, values in seconds.items():
+        print(f"{name}: {statistics.median(values):.2f} s [{min(values):.2f}-{max(values):.2f}]"
+              f" for {len(inputs)} users")
+    print(f"new is x{statistics.median(ratios):.2f} faster (median of {args.rounds} rounds, "
+          f"range {min(ratios):.2f}-{max(ratios):.2f}); metrics identical")
+    out = {"dataset": args.dataset, "users": len(inputs), "threads": args.threads,
+           "seconds": seconds, "speed_up_median": statistics.median(ratios),
+           "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+           "git_commit": git_commit(), "old_tree": str(args.old),
+           "command": "python benchmarks/ranking_timing.py " + " ".join(sys.argv[1:])}
+    path = ROOT / "benchmarks" / "results" / f"{args.name or f'ranking_timing_{args.dataset}'}.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"written {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The step loop: losses summed on the device, the NaN guard read out in batches, bf16."""
+
+import math
+
+import pytest
+import torch
+
+from rclrec.config import load_config
+from rclrec.data.split import leave_one_out
+from rclrec.experiment import build_instances, load_data, resolve
+from rclrec.methods import method_class
+from rclrec.models import build_encoder
+from rclrec.train import trainer as trainer_module
+from rclrec.train.trainer import StepSums, Trainer, TrainingError
+
+SMALL = {"data.dataset": "synthetic", "encoder.hidden_dim": "16", "encoder.inner_dim": "32",
+         "train.batch_size": "64", "train.threads": "1"}
+
+
+def make_trainer(tmp_path, **extra) -> Trainer:
+    cfg = resolve(load_config(overrides={**SMALL, **extra}))
+    torch.manual_seed(0)
+    split = leave_one_out(load_data(cfg))
+    instances = build_instances(cfg, split)
+    device = torch.device("cpu")
+    method = method_class(cfg.method)(cfg, split, instances, device)
+    encoder = build_encoder(cfg.encoder, split.num_items, method.extra_tokens)
+    return Trainer(cfg, split, instances, encoder, method, device, tmp_path,
+                   show_progress=False)
+
+
+def record_losses(trainer: Trainer) -> list[float]:
+    """Wraps loss_step to note each step's loss as the old loop read it (a float per step)."""
+    seen, inner = [], trainer.loss_step
+
+    def loss_step(batch):
+        loss, stats = inner(batch)
+        seen.append(float(loss.detach()))
+        return loss, stats
+
+    trainer.loss_step = loss_step
+    return seen
+
+
+def test_step_sums_equal_the_per_step_sums():
+    sums = StepSums(torch.device("cpu"))
+    values = [0.5, 1.25, 3.0]
+    for step, v in enumerate(values, start=1):
+        sums.add(step, torch.tensor(v), {"loss": torch.tensor(v), "host": 2 * v})
+    assert sums.read() == {"loss": sum(values), "host": 2 * sum(values)}
+    assert sums.first_non_finite() is None
+
+
+@pytest.mark.parametrize("read_every", [1, 3, 1000])
+def test_epoch_means_equal_the_per_step_losses(tmp_path, monkeypatch, read_every):
+    monkeypatch.setattr(trainer_module, "READ_EVERY", read_every)
+    trainer = make_trainer(tmp_path)
+    seen = record_losses(trainer)
+    means = trainer.train_epoch(1)
+    assert len(seen) > 3
+    assert means["loss"] == pytest.approx(sum(seen) / len(seen), rel=1e-6)
+    assert means["rec"] == pytest.approx(means["loss"], rel=1e-6)  # SASRec: no extra loss
+
+
+@pytest.mark.parametrize("read_every", [2, 1000])  # found inside the epoch, or at its end
+def test_a_non_finite_loss_still_stops_the_run_naming_its_step(tmp_path, monkeypatch,
+                                                               read_every):
+    monkeypatch.setattr(trainer_module, "READ_EVERY", read_every)
+    trainer = make_trainer(tmp_path)
+    inner, calls = trainer.loss_step, []
+
+    def loss_step(batch):
+        loss, stats = inner(batch)
+        calls.append(1)
+        return (loss * math.inf if len(calls) == 3 else loss), stats
+
+    trainer.loss_step = loss_step
+    with pytest.raises(TrainingError, match=r"epoch 1 step 3: loss is (inf|nan); lower train.lr"):
+        trainer.train_epoch(1)
+
+
+def test_bf16_epoch_is_finite_and_close_to_fp32(tmp_path):
+    fp32 = make_trainer(tmp_path / "a").train_epoch(1)
+    bf16_trainer = make_trainer(tmp_path / "b", **{"train.precision": "bf16"})
+    bf16 = bf16_trainer.train_epoch(1)
+    assert math.isfinite(bf16["loss"])
+    assert bf16["loss"] == pytest.approx(fp32["loss"], rel=0.02)
+    # The weights stay float32: autocast changes the products, not the parameters.
+    assert all(p.dtype == torch.float32 for p in bf16_trainer.params)
