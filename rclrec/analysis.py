@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from rclrec.config import ConfigError
 from rclrec.data.batches import left_pad, trim_padding
+from rclrec.data.dataset import DataError
 from rclrec.data.split import contrast_units, leave_one_out
 from rclrec.experiment import load_model_and_data
 from rclrec.files import write_json_atomic
@@ -37,6 +39,8 @@ def encode_inputs(encoder: torch.nn.Module, inputs: list[np.ndarray], max_len: i
 def analyze_run(run_dir: str | Path, *, centres: int = 2000, seed: int = 0,
                 device: str = "cpu") -> dict[str, Any]:
     """Write ``analysis.json``, ``fig6_dot_products.png`` and ``fig5_tsne.png`` into run_dir."""
+    if centres < 1:  # checked before the minutes of loading and indexing
+        raise ConfigError(f"--centres must be >= 1, got {centres}")
     run_dir = Path(run_dir)
     encoder, cfg, dataset = load_model_and_data(run_dir, device)
     inputs, targets = contrast_units(leave_one_out(dataset).train)
@@ -55,7 +59,7 @@ def analyze_run(run_dir: str | Path, *, centres: int = 2000, seed: int = 0,
     weak_s = WeakSampler(index, rng=rng)
     eligible = np.flatnonzero(usable & (strong_s.counts() > 0) & (index.degrees() > 0))
     if len(eligible) == 0:
-        raise ValueError(f"{run_dir}: no sequence has both a strong and a weak positive")
+        raise DataError(f"{run_dir}: no sequence has both a strong and a weak positive")
     chosen = rng.choice(eligible, size=min(centres, len(eligible)), replace=False)
     strong = strong_s.sample(chosen)
     weak = weak_s.sample(chosen)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import linecache
 import os
 import sys
 import traceback
@@ -14,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from rclrec.config import ConfigError, load_config, parse_overrides
+from rclrec.errors import InputError
 from rclrec.experiments import cli as experiments_cli
 from rclrec.similarity import cli as similarity_cli
-
-PACKAGE_DIR = Path(__file__).resolve().parent
 
 # Flags that are shortcuts for a config key: flag dest -> dotted key.
 TRAIN_SHORTCUTS = {
@@ -364,22 +362,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def is_input_error(error: Exception) -> bool:
     """Whether an exception is about the input rather than rclrec's code: an OSError (a missing
-    or unreadable file, a full disk, a read-only folder), or a ValueError raised by a `raise`
-    statement of rclrec's own, its checks of files and settings (ConfigError, DataError,
-    CorruptFile, ...). A ValueError from Python itself (an unpacking error), torch or numpy is
-    a bug."""
-    if isinstance(error, OSError):
-        return True
-    if not isinstance(error, ValueError):
-        return False
-    tb = error.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return False
-    source = Path(tb.tb_frame.f_code.co_filename)
-    line = linecache.getline(str(source), tb.tb_lineno)
-    return source.resolve().is_relative_to(PACKAGE_DIR) and line.lstrip().startswith("raise ")
+    or unreadable file, a full disk, a read-only folder) or one of rclrec's InputErrors, its checks
+    of files and settings (ConfigError, DataError, CorruptFile, ...). Any other exception,
+    a plain ValueError included (rclrec's internal checks, numpy, torch), is a bug."""
+    return isinstance(error, (OSError, InputError))
 
 
 def describe(error: Exception) -> str:

@@ -16,8 +16,10 @@ from typing import Any
 
 import tomllib
 
+from rclrec.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """An unknown or badly typed setting; the message names the key and suggests a valid one."""
 
 
@@ -323,15 +325,9 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
                 raise ValueError
             return int(value)
         if hint is float:
-            number = float(value)
-            if math.isfinite(number):
-                return number
-            # nan passes every range check (all comparisons are false) and inf overflows
-            raise ConfigError(f"setting {key!r} must be a finite number, got {value!r}")
+            return float(value)  # non-finite values are refused by each section (_check_finite)
         if hint is str:
             return str(value)
-    except ConfigError:
-        raise
     except (TypeError, ValueError):
         pass
     else:

@@ -29,12 +29,13 @@ from rclrec.data.registry import (
     split_dataset,
 )
 from rclrec.data.split import HeldOutSplit, LeaveOneOutSplit, evaluation_cases
+from rclrec.errors import InputError
 from rclrec.eval.ranking import NonFiniteScores
 from rclrec.files import CorruptFile, read_json, write_json_atomic
-from rclrec.locks import LockBusy, exclusive_lock
+from rclrec.locks import exclusive_lock
 from rclrec.methods import method_class
 from rclrec.models import ENCODERS, build_encoder
-from rclrec.train.checkpoint import load_torch, save_torch_atomic
+from rclrec.train.checkpoint import load_torch, save_torch_atomic, state_dict_problem
 from rclrec.train.distributed import close_world, init_world
 from rclrec.train.trainer import Trainer, TrainingError
 
@@ -42,7 +43,7 @@ MODEL_FORMAT = 1
 LOCK_FILE = "run.lock"  # held while a process trains the folder (rclrec/locks.py)
 
 
-class RunDiverged(ValueError):
+class RunDiverged(InputError):
     """A run's loss, weights or scores became NaN or infinite: it has no results to give
     (a ValueError: the settings, e.g. train.lr, are the cause, not rclrec's code)."""
 
@@ -174,7 +175,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = F
         try:
             lock.enter_context(exclusive_lock(out_dir / LOCK_FILE, f"run folder {out_dir}"))
             early = _prepare_run_dir(out_dir, cfg, resume)
-        except (ConfigError, FileExistsError, LockBusy) as e:
+        except (InputError, OSError) as e:  # the other ranks wait for rank 0: they get it too
             early = e
     early = world.share(early)
     if early is not None:
@@ -268,13 +269,42 @@ def _prepare_run_dir(out_dir: Path, cfg: ExperimentConfig, resume: bool) -> dict
         if not resume:
             raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it "
                                   f"or choose another --out")
-        finished = read_json(metrics_path) if metrics_path.exists() else None
+        finished = read_metrics(metrics_path) if metrics_path.exists() else None
         _check_same_config(out_dir, cfg, finished)
         if finished is not None:
             return finished
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "config.json", cfg.to_dict())
     return None
+
+
+# What a finished run's metrics.json holds, at least: what `rclrec train` reports from it.
+METRICS_FIELDS = {"method": str, "encoder": str, "dataset": str, "seed": int, "best_epoch": int,
+                  "epochs_run": int, "train_seconds": (int, float), "valid": dict, "test": dict,
+                  "config": dict}
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """A finished run's metrics.json, checked for the fields that are read from it.
+
+    Raises:
+        CorruptFile: not JSON, or valid JSON without those fields (emptied, overwritten).
+    """
+    metrics = read_json(path)
+    problem = (f"holds a {type(metrics).__name__}, not an object"
+               if not isinstance(metrics, dict) else
+               next((f"{key!r} is missing or not a {getattr(kind, '__name__', 'number')}"
+                     for key, kind in METRICS_FIELDS.items()
+                     if not isinstance(metrics.get(key), kind)
+                     or isinstance(metrics.get(key), bool)), None))
+    if problem is None:
+        evaluation = metrics["config"].get("eval")
+        if not isinstance(evaluation, dict) or not isinstance(evaluation.get("ks"), list):
+            problem = "'config' has no eval.ks list"
+    if problem is not None:
+        raise CorruptFile(f"{path}: not a metrics.json written by rclrec ({problem}); train "
+                          f"the run again or restore the file")
+    return metrics
 
 
 # Settings that do not change a run's results: a finished run is returned whatever they are.
@@ -294,14 +324,21 @@ def _check_same_config(out_dir: Path, cfg: ExperimentConfig,
     instead of counting as a change.
     """
     if finished is not None:
-        recorded, free, state = finished.get("config", {}), RESULT_FREE, "finished run"
+        saved_path, recorded = out_dir / "metrics.json", finished["config"]
+        free, state = RESULT_FREE, "finished run"
     else:
         saved_path = out_dir / "config.json"
         if not saved_path.exists():
             return
         recorded = read_json(saved_path)
         free, state = CONTINUATION_FREE, "run started"
-    saved = _flat(resolve(config_from_dict(recorded)).to_dict())
+    try:
+        if not isinstance(recorded, dict):
+            raise ConfigError(f"holds a {type(recorded).__name__}, not a config")
+        saved = _flat(resolve(config_from_dict(recorded)).to_dict())
+    except ConfigError as e:  # the file's settings, not the user's: the file is at fault
+        raise CorruptFile(f"{saved_path}: not a run's settings as rclrec writes them ({e}); "
+                          f"use another --out") from None
     now = _flat(cfg.to_dict())
     # A method's run does not depend on the sections of other methods.
     unused = tuple(f"{section}." for section in ("rcl", "baseline")
@@ -384,15 +421,9 @@ def check_model_file(saved: Any, path: Path) -> None:
             expected = build_encoder(cfg.encoder, num_items, extra).state_dict()
     except (ConfigError, ValueError) as e:
         raise bad(f"its config: {e}") from None
-    state = saved["state_dict"]
-    for key in sorted(set(expected) | set(state)):
-        if key not in state or key not in expected:
-            raise bad(f"tensor {key!r} is {'missing' if key not in state else 'unexpected'} "
-                      f"for a {cfg.encoder.name} encoder")
-        if not isinstance(state[key], torch.Tensor) or state[key].shape != expected[key].shape:
-            got = tuple(state[key].shape) if isinstance(state[key], torch.Tensor) else "no tensor"
-            raise bad(f"tensor {key!r} is {got}, but its config and num_items {num_items} "
-                      f"give {tuple(expected[key].shape)}")
+    problem = state_dict_problem(saved["state_dict"], expected)
+    if problem is not None:
+        raise bad(f"{problem} for a {cfg.encoder.name} encoder of {num_items} items")
 
 
 class _SizesOnly(TorchFunctionMode):

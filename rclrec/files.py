@@ -14,13 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from rclrec.errors import InputError
+
 # mkstemp creates files readable by their owner only; results get the usual mode instead.
 # Read once at import: os.umask can only be read by setting it, which races with threads.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-class CorruptFile(ValueError):
+class CorruptFile(InputError):
     """A file of ours that cannot be read back (truncated, empty, overwritten, forged); the
     message names it."""
 

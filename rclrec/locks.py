@@ -17,8 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rclrec.errors import InputError
 
-class LockBusy(ValueError):
+
+class LockBusy(InputError):
     """Another process holds the lock (a ValueError: the command line's input error, here a
     folder in use, rather than a bug)."""
 

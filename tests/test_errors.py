@@ -78,6 +78,80 @@ def test_damaged_checkpoint_on_resume(run_copy, capsys, kind):
     assert "remove it" in line
 
 
+def resume_fails(capsys, run: Path, *names, epochs: int = 2) -> str:
+    return fails_with_line(capsys, ["train", *TINY, "--epochs", str(epochs), "--out", str(run),
+                                    "--resume"], *names)
+
+
+@pytest.mark.parametrize("content", ["{}", "[1, 2]", '{"method": "sasrec"}', "null"])
+def test_metrics_of_valid_json_but_wrong_contents_on_resume(run_copy, capsys, content):
+    (run_copy / "metrics.json").write_text(content)
+    resume_fails(capsys, run_copy, run_copy / "metrics.json")
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"train": 3}', '{"nosuch": 1}'])
+def test_config_json_of_wrong_contents_on_resume(run_copy, capsys, content):
+    (run_copy / "metrics.json").unlink()  # an interrupted run: its config.json is compared
+    (run_copy / "config.json").write_text(content)
+    resume_fails(capsys, run_copy, run_copy / "config.json")
+
+
+def test_model_file_copied_over_the_checkpoint(run_copy, capsys):
+    (run_copy / "metrics.json").unlink()
+    shutil.copy(run_copy / "model.pt", run_copy / "checkpoint.pt")
+    line = resume_fails(capsys, run_copy, run_copy / "checkpoint.pt")
+    assert "remove it" in line
+
+
+def test_checkpoint_of_another_model_size(run_copy, capsys):
+    (run_copy / "metrics.json").unlink()
+    path = run_copy / "checkpoint.pt"
+    saved = torch.load(path, weights_only=True)
+    saved["encoder"]["embed.item_embedding.weight"] = torch.zeros(3, 16)
+    torch.save(saved, path)
+    resume_fails(capsys, run_copy, path, "embed.item_embedding.weight")
+    saved = torch.load(run_copy / "checkpoint.pt", weights_only=True)
+    saved["state"] = {"epoch": 1, "nosuch": 2}
+    saved["encoder"] = torch.load(run_copy / "model.pt", weights_only=True)["state_dict"]
+    torch.save(saved, path)
+    resume_fails(capsys, run_copy, path)
+
+
+@pytest.mark.parametrize("content", ["model", "list"])
+def test_best_weights_of_wrong_contents(run_copy, capsys, content):
+    """A run whose best.pt was overwritten: found when the best epoch's weights are loaded at
+    the end, named, no traceback."""
+    (run_copy / "metrics.json").unlink()
+    best = run_copy / "best.pt"
+    if content == "model":
+        shutil.copy(run_copy / "model.pt", best)
+    else:
+        torch.save([1, 2], best)
+    resume_fails(capsys, run_copy, best, epochs=1)  # no epoch left: straight to best.pt
+
+
+def test_read_error_of_a_good_checkpoint_is_not_called_damaged(run_copy, monkeypatch, capsys):
+    """EIO (a failing disk, a network folder) says nothing about the file: no advice to remove
+    a checkpoint that may be good."""
+    from rclrec.train import checkpoint
+
+    (run_copy / "metrics.json").unlink()
+
+    def failing_load(*args, **kwargs):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(checkpoint.torch, "load", failing_load)
+    line = resume_fails(capsys, run_copy, run_copy / "checkpoint.pt", os.strerror(errno.EIO))
+    assert "remove" not in line and "damaged" not in line
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(checkpoint.torch, "load", out_of_memory)
+    with pytest.raises(MemoryError):
+        checkpoint.load_torch(run_copy / "checkpoint.pt")
+
+
 @pytest.mark.parametrize("kind", ["empty", "truncated", "random"])
 def test_damaged_metrics_on_resume(run_copy, capsys, kind):
     metrics = run_copy / "metrics.json"
@@ -303,6 +377,18 @@ def test_every_float_setting_refuses_non_finite_values():
                 load_config(overrides={key: value})
 
 
+def test_non_finite_settings_through_the_python_api():
+    """The dataclasses check themselves: no --set or TOML parsing involved."""
+    from rclrec.config import BaselineConfig, RCLConfig, TrainConfig
+
+    for make, key in ((lambda v: TrainConfig(lr=v), "train.lr"),
+                      (lambda v: RCLConfig(tau=v), "rcl.tau"),
+                      (lambda v: BaselineConfig(tau=v), "baseline.tau")):
+        for value in (float("nan"), float("inf")):
+            with pytest.raises(ConfigError, match=f"{key}.*finite"):
+                make(value)
+
+
 def test_non_finite_learning_rate_on_the_command_line(tmp_path, capsys):
     out = tmp_path / "run"
     fails_with_line(capsys, ["train", *TINY, "--set", "train.lr=nan", "--out", str(out)],
@@ -379,6 +465,68 @@ def test_a_bug_keeps_its_traceback_and_names_the_command(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert "Traceback" in err and "rclrec stats: internal error (TypeError)" in err
+
+
+def test_an_internal_check_of_rclrec_is_a_bug_not_an_input_error(tmp_path, monkeypatch, capsys):
+    """A broken invariant (here: a similarity matrix one column short, caught by the loss's
+    shape check, a `raise ValueError` of rclrec) keeps its traceback: it is not the user's."""
+    from rclrec.methods import rcl
+
+    real = rcl.pair_similarity
+    monkeypatch.setattr(rcl, "pair_similarity", lambda *a, **k: real(*a, **k)[:, :-1])
+    code = main(["train", *TINY, "--method", "rcl", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "Traceback" in err and "similarity has shape" in err
+    assert "rclrec train: internal error (ValueError)" in err
+
+
+def test_the_verdict_does_not_read_the_source_on_disk(monkeypatch, capsys):
+    """Input or bug is decided by the exception's class alone: a source file edited (or gone)
+    while a long process runs cannot change it, nor can a library ValueError raised while a
+    `raise` statement of rclrec formats its message."""
+    import linecache
+
+    from rclrec import cli
+    from rclrec.config import ConfigError
+
+    def raises_while_formatting(args):
+        raise ConfigError(f"{int('not a number')}")  # int() fails first: a bug
+
+    monkeypatch.setitem(cli.COMMANDS, "stats", raises_while_formatting)
+    assert main(["stats", "--dataset", "synthetic"]) == 1
+    assert "internal error (ValueError)" in capsys.readouterr().err
+
+    def setting_error(args):
+        raise ConfigError("setting 'x' is bad")
+
+    monkeypatch.setattr(linecache, "getline", lambda *a, **k: "")  # as if the file changed
+    monkeypatch.setitem(cli.COMMANDS, "stats", setting_error)
+    fails_with_line(capsys, ["stats", "--dataset", "synthetic"], "setting 'x'")
+
+
+def test_every_input_error_class_derives_from_input_error():
+    from rclrec.data.dataset import DataError
+    from rclrec.errors import InputError
+    from rclrec.eval.ranking import NonFiniteScores
+    from rclrec.experiment import RunDiverged
+    from rclrec.files import CorruptFile
+    from rclrec.locks import LockBusy
+
+    for cls in (ConfigError, DataError, NonFiniteScores, RunDiverged, CorruptFile, LockBusy):
+        assert issubclass(cls, InputError) and issubclass(cls, ValueError), cls
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["similarity", "--dataset", "synthetic", "--n", "0"], "n-gram size"),
+    (["similarity", "--dataset", "synthetic", "--alpha", "2"], "alpha"),
+])
+def test_similarity_settings_are_setting_errors(tmp_path, capsys, argv, name):
+    fails_with_line(capsys, [*argv, "--out", str(tmp_path / "s.npz")], name)
+
+
+def test_analyze_with_no_centres_is_a_setting_error(trained, capsys):
+    fails_with_line(capsys, ["analyze", "--run", str(trained), "--centres", "0"], "--centres")
 
 
 def test_value_error_from_python_itself_is_a_bug(monkeypatch, capsys):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rclrec.data.dataset import PAD
+from rclrec.data.dataset import PAD, DataError
 
 
 def left_pad(seqs: list[np.ndarray], max_len: int) -> np.ndarray:
@@ -72,7 +72,7 @@ def window_instances(train: list[np.ndarray], max_len: int) -> TrainingInstances
             if start == 0:
                 break
     if not inputs:
-        raise ValueError("no training sequence has two or more items")
+        raise DataError("no training sequence has two or more items")
     return TrainingInstances(
         inputs=left_pad(inputs, max_len),
         targets=left_pad(targets, max_len),

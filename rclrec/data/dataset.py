@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rclrec.errors import InputError
+
 PAD = 0
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Bad input data; the message names the file and line, or the option."""
 
 

@@ -7,6 +7,7 @@ import torch
 
 from rclrec.data.batches import left_pad, trim_padding
 from rclrec.data.dataset import PAD
+from rclrec.errors import InputError
 from rclrec.eval.metrics import metrics_from_ranks
 
 
@@ -29,7 +30,7 @@ def mask_unrankable(scores: torch.Tensor, history: torch.Tensor | None = None,
     return scores
 
 
-class NonFiniteScores(ValueError):
+class NonFiniteScores(InputError):
     """A model scored some item NaN or infinite: its ranking would be meaningless."""
 
 

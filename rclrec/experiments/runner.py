@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rclrec.config import load_config
+from rclrec.config import ConfigError, load_config
 from rclrec.experiments.cells import CellUnavailable, run_cell
 from rclrec.experiments.search import coordinate_search, search_name
 from rclrec.experiments.suites import ALPHAS, PROFILES, Group, Profile, search_space, suites_of
@@ -236,5 +236,5 @@ def run_suite(suite: str, opts: BenchmarkOptions) -> list[dict[str, Any]]:
     """Run every group of a suite (``all`` = every suite); return their manifests."""
     suites = suites_of(opts.profile)
     if suite not in suites:
-        raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(suites)}")
+        raise ConfigError(f"unknown suite {suite!r}; choose one of {', '.join(suites)}")
     return [run_group(group, opts) for group in suites[suite]]

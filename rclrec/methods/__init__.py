@@ -5,6 +5,7 @@ Add a method by writing a ``Method`` subclass and one line in ``METHODS``.
 
 from __future__ import annotations
 
+from rclrec.config import ConfigError
 from rclrec.methods.base import Method
 from rclrec.methods.cl4srec import CL4SRec
 from rclrec.methods.contrarec import ContraRec
@@ -31,5 +32,5 @@ METHODS: dict[str, type[Method]] = {
 
 def method_class(name: str) -> type[Method]:
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(sorted(METHODS))}")
+        raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(sorted(METHODS))}")
     return METHODS[name]

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rclrec.config import ConfigError
 from rclrec.data.augment import DUOREC_RATIOS, ICLREC_RATIOS, MCLREC_RATIOS, two_views
 from rclrec.data.batches import TrainingInstances, length_sorted_chunks, trim_padding
 from rclrec.data.dataset import PAD
@@ -144,7 +145,8 @@ class CL4SRec(BaselineMethod):
     def __init__(self, cfg, split, instances, device) -> None:
         super().__init__(cfg, split, instances, device)
         if self.ratios not in RATIOS:
-            raise ValueError(f"ratios must be one of {', '.join(RATIOS)}, got {self.ratios!r}")
+            raise ConfigError(f"setting baseline.ratios must be one of {', '.join(RATIOS)}, "
+                              f"got {self.ratios!r}")
 
     def extra_loss(self, batch: Batch, hidden: torch.Tensor,
                    encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from rclrec.config import ConfigError
+from rclrec.data.dataset import DataError
 from rclrec.losses.recommendation import recommendation_loss
 from rclrec.methods.base import Batch
 from rclrec.methods.rcl import RCL
@@ -50,7 +51,7 @@ class UniformOtherSampler:
     def __init__(self, pool: np.ndarray, rng: np.random.Generator) -> None:
         self.pool = np.unique(np.asarray(pool, dtype=np.int64))
         if len(self.pool) < 2:
-            raise ValueError("random positives need at least 2 training sequences to draw from")
+            raise DataError("random positives need at least 2 training sequences to draw from")
         self.rng = rng
 
     def sample(self, centres: np.ndarray) -> np.ndarray:

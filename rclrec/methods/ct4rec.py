@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rclrec.config import ConfigError
 from rclrec.losses.baselines import (
     CT4REC_RD_WEIGHT,
     CT4REC_UR_TAU,
@@ -55,7 +56,8 @@ class CT4Rec(BaselineMethod):
     def extra_loss(self, batch: Batch, hidden: torch.Tensor,
                    encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
         if self.ur_positions not in ("last", "all"):
-            raise ValueError(f"ur_positions must be last or all, got {self.ur_positions!r}")
+            raise ConfigError(f"setting baseline.ur_positions must be last or all, "
+                              f"got {self.ur_positions!r}")
         hidden2 = encoder(batch.inputs)  # (B, L, D), a second dropout mask
         s1, targets = select_target_positions(hidden, batch.targets)
         s2, _ = select_target_positions(hidden2, batch.targets)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from rclrec.data.dataset import DataError
 from rclrec.losses.baselines import (
     HPM_TAU,
     HPM_WEIGHT,
@@ -59,13 +60,13 @@ def read_category_file(path: str | Path, item_index: dict[str, int], num_items: 
                 continue
             parts = line.split(maxsplit=1)
             if len(parts) != 2:
-                raise ValueError(f"{path}:{lineno}: expected 'item category', got {line!r}")
+                raise DataError(f"{path}:{lineno}: expected 'item category', got {line!r}")
             item = item_index.get(parts[0])
             if item is None or out[item]:
                 continue
             out[item] = codes.setdefault(parts[1].strip(), len(codes) + 1)
     if not codes:
-        raise ValueError(f"{path}: no category for any item of the dataset")
+        raise DataError(f"{path}: no category for any item of the dataset")
     missing = out[1:] == 0
     if missing.any():
         out[1:][missing] = len(codes) + 1

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rclrec.config import ConfigError
 from rclrec.similarity.index import row_k
 from rclrec.similarity.measures import score_blocks
 
@@ -39,7 +40,7 @@ def similarity_profile(inputs: Sequence[np.ndarray], targets: np.ndarray, metric
     targets = np.asarray(targets, dtype=np.int64)
     edges = np.asarray(bins, dtype=np.float64)
     if len(edges) < 2 or np.any(np.diff(edges) <= 0):
-        raise ValueError(f"bins must be at least two increasing edges, got {bins}")
+        raise ConfigError(f"bins must be at least two increasing edges, got {bins}")
     edges32 = edges.astype(np.float32)  # compare in float32, where the scores live
     counts = np.zeros(len(edges) - 1, dtype=np.int64)
     candidates = np.zeros(len(targets), dtype=np.int64)

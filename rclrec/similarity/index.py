@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from rclrec.config import ConfigError
 from rclrec.files import atomic_write
 from rclrec.similarity._kernels import HAVE_NUMBA, NUM_HI_BINS
 from rclrec.similarity.fused import FUSED_METRICS
@@ -366,21 +367,21 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
 
     params = check_metric(metric, params)
     if not 0 < alpha <= 1:
-        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        raise ConfigError(f"alpha must be in (0, 1], got {alpha}")
     if selection not in SELECTIONS:
-        raise ValueError(f"selection={selection!r} is not one of {', '.join(SELECTIONS)}")
+        raise ConfigError(f"selection={selection!r} is not one of {', '.join(SELECTIONS)}")
     if max_neighbours < 1:
-        raise ValueError(f"max_neighbours must be >= 1, got {max_neighbours}")
+        raise ConfigError(f"max_neighbours must be >= 1, got {max_neighbours}")
     if engine not in ENGINES:
-        raise ValueError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
+        raise ConfigError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
     if approx and metric != "levenshtein":
-        raise ValueError(f"approx mode is for levenshtein, not {metric!r} (for very skewed "
-                         f"jaccard / ngram / tfidf data use candidate_budget)")
+        raise ConfigError(f"approx mode is for levenshtein, not {metric!r} (for very skewed "
+                          f"jaccard / ngram / tfidf data use candidate_budget)")
     if candidate_budget is not None and (candidate_budget < 1 or metric not in FUSED_METRICS
                                          or engine == "numpy" or not HAVE_NUMBA):
-        raise ValueError(f"candidate_budget must be >= 1 and needs the numba engine and "
-                         f"metric {', '.join(FUSED_METRICS)} (got {candidate_budget}, "
-                         f"{metric!r}, engine {engine!r})")
+        raise ConfigError(f"candidate_budget must be >= 1 and needs the numba engine and "
+                          f"metric {', '.join(FUSED_METRICS)} (got {candidate_budget}, "
+                          f"{metric!r}, engine {engine!r})")
     targets = np.asarray(targets, dtype=np.int64)
     n = len(inputs)
     if len(targets) != n:
@@ -420,9 +421,9 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
         info["k"] = k
     use_numba = (engine != "numpy" and not approx and metric in FUSED_METRICS and HAVE_NUMBA)
     if (engine == "numba" or client is not None) and not use_numba:
-        raise ValueError(f"the numba engine (needed by a Dask client too) is not available "
-                         f"for metric {metric!r} "
-                         f"(approx={approx}, numba installed: {HAVE_NUMBA})")
+        raise ConfigError(f"the numba engine (needed by a Dask client too) is not available "
+                          f"for metric {metric!r} "
+                          f"(approx={approx}, numba installed: {HAVE_NUMBA})")
     if use_numba:
         parts, extra = _fused_parts(
             inputs, targets, metric, params, selection=selection, k=k, alpha=alpha,

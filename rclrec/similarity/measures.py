@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from rclrec.config import ConfigError
+
 METRICS = ("jaccard", "tfidf", "ngram", "levenshtein", "semantic")
 
 # A block's sparse product may hold about this many entries (each costs ~40 bytes of
@@ -58,18 +60,18 @@ def check_metric(metric: str, params: dict | None = None) -> dict:
     """Validate a metric name and return its parameters with defaults filled in."""
     params = dict(params or {})
     if metric not in METRICS:
-        raise ValueError(f"metric={metric!r} is not one of {', '.join(METRICS)}")
+        raise ConfigError(f"metric={metric!r} is not one of {', '.join(METRICS)}")
     allowed = {"ngram": {"n"}, "semantic": {"representations"}}.get(metric, set())
     unknown = set(params) - allowed
     if unknown:
-        raise ValueError(f"metric {metric!r} takes no parameter(s) {sorted(unknown)}")
+        raise ConfigError(f"metric {metric!r} takes no parameter(s) {sorted(unknown)}")
     if metric == "ngram":
         params.setdefault("n", 2)
         if int(params["n"]) < 1:
-            raise ValueError(f"n-gram size must be >= 1, got {params['n']}")
+            raise ConfigError(f"n-gram size must be >= 1, got {params['n']}")
         params["n"] = int(params["n"])
     if metric == "semantic" and params.get("representations") is None:
-        raise ValueError("metric 'semantic' needs representations=(N, d) array")
+        raise ConfigError("metric 'semantic' needs representations=(N, d) array")
     return params
 
 

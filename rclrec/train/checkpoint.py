@@ -29,7 +29,8 @@ def load_torch(path: str | os.PathLike) -> Any:
     """Load a checkpoint of ours. Only tensors and plain Python values are stored in them.
 
     Raises:
-        FileNotFoundError: no such file.
+        OSError: no such file, or reading it failed (EIO); MemoryError. Not "damaged": the
+            file may be good, and the advice to remove it must not reach a good checkpoint.
         CorruptFile: empty, truncated, not a torch file, compressed records (which could
             inflate far beyond the file's size), or a pickle that asks for anything but
             tensors and plain values.
@@ -61,6 +62,12 @@ def load_torch(path: str | os.PathLike) -> Any:
                               f"plain values") from None
         raise CorruptFile(f"{path}: damaged PyTorch file "
                           f"({_informative_line(e)}); {hint}") from None
+    except MemoryError:
+        raise  # the machine's failure, not the file's: a good file must not be called damaged
+    except OSError as e:  # likewise (a read error, EIO); named by the CLI as "path: reason"
+        if e.filename is None:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
     except Exception as e:  # noqa: BLE001 -- the file is torch.load's only input: any failure
         # (RuntimeError, EOFError, KeyError, ... from a damaged archive) is about the file.
         raise CorruptFile(f"{path}: damaged PyTorch file ({type(e).__name__}: "
@@ -72,3 +79,19 @@ def _informative_line(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     useful = [line for line in lines if "documentation" not in line and "weights_only" not in line]
     return (useful or lines or [""])[0]
+
+
+def state_dict_problem(state: Any, expected: dict[str, torch.Tensor]) -> str | None:
+    """What keeps a saved state dict from loading into a model whose state dict is
+    ``expected`` (a tensor missing, unexpected, of another shape), or None. The caller names
+    the file: ``load_state_dict``'s own error is a RuntimeError that would read as a bug."""
+    if not isinstance(state, dict):
+        return f"weights are a {type(state).__name__}, not a dict of tensors"
+    for key in sorted(set(expected) | set(state), key=str):
+        if key not in state or key not in expected:
+            return f"tensor {key!r} is {'missing' if key not in state else 'unexpected'}"
+        if not isinstance(state[key], torch.Tensor) or state[key].shape != expected[key].shape:
+            got = tuple(state[key].shape) if isinstance(state[key], torch.Tensor) else "no tensor"
+            return f"tensor {key!r} is {got}, expected {tuple(expected[key].shape)}"
+    return None
+

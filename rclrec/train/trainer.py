@@ -16,9 +16,10 @@ from rclrec.config import ExperimentConfig
 from rclrec.data.batches import TrainingInstances, batch_order, real_length, trim_padding
 from rclrec.data.split import LeaveOneOutSplit
 from rclrec.eval.ranking import NonFiniteScores, evaluate_ranking
+from rclrec.files import CorruptFile
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch, Method
-from rclrec.train.checkpoint import load_torch, save_torch_atomic
+from rclrec.train.checkpoint import load_torch, save_torch_atomic, state_dict_problem
 from rclrec.train.distributed import SINGLE, World
 
 
@@ -135,20 +136,51 @@ class Trainer:
         ckpt = self.world.share(load_torch(self.checkpoint_path) if found else None)
         if ckpt is None:
             return False
+        problem = self._checkpoint_problem(ckpt)
+        if problem is not None:  # every rank has the checkpoint: all of them stop here
+            raise self._corrupt_checkpoint(problem)
         self.encoder.load_state_dict(ckpt["encoder"])
         with torch.no_grad():
             for p, saved in zip(self.method.parameters(), ckpt["method"], strict=True):
                 p.copy_(saved)
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.rng.bit_generator.state = ckpt["numpy_rng"]
-        self.method.set_random_state(ckpt.get("method_rng", {}))
-        self.method.set_optimizer_state(ckpt.get("method_optimizers", {}))
+        try:  # these read nothing but the file's values: their failures are the file's
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.rng.bit_generator.state = ckpt["numpy_rng"]
+            self.method.set_random_state(ckpt.get("method_rng", {}))
+            self.method.set_optimizer_state(ckpt.get("method_optimizers", {}))
+            torch.set_rng_state(ckpt["torch_rng"])
+            if ckpt["cuda_rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+            self.state = TrainState(**ckpt["state"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise self._corrupt_checkpoint(f"{type(e).__name__}: {e}") from None
         self.method.load_checkpoint_state(ckpt.get("method_state", {}))
-        torch.set_rng_state(ckpt["torch_rng"])
-        if ckpt["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
-        self.state = TrainState(**ckpt["state"])
         return True
+
+    # What checkpoint.pt holds (save_checkpoint), by type; the rest is optional.
+    CHECKPOINT_FIELDS = {"encoder": dict, "method": list, "optimizer": dict, "numpy_rng": dict,
+                         "torch_rng": torch.Tensor, "cuda_rng": list, "state": dict}
+
+    def _checkpoint_problem(self, ckpt: Any) -> str | None:
+        """What keeps ``ckpt`` from being this run's checkpoint (a model.pt copied over it,
+        another run's), or None: checked before anything is loaded from it."""
+        if not isinstance(ckpt, dict):
+            return f"holds a {type(ckpt).__name__}, not a dict"
+        for key, kind in self.CHECKPOINT_FIELDS.items():
+            if not isinstance(ckpt.get(key), kind):
+                return f"{key!r} is missing or not a {kind.__name__}"
+        problem = state_dict_problem(ckpt["encoder"], self.encoder.state_dict())
+        if problem is not None:
+            return f"encoder {problem}"
+        params = list(self.method.parameters())
+        shapes = [tuple(t.shape) if isinstance(t, torch.Tensor) else None for t in ckpt["method"]]
+        if shapes != [tuple(p.shape) for p in params]:
+            return f"method tensors {shapes}, expected {[tuple(p.shape) for p in params]}"
+        return None
+
+    def _corrupt_checkpoint(self, problem: str) -> CorruptFile:
+        return CorruptFile(f"{self.checkpoint_path}: not a checkpoint of this run ({problem}); "
+                           f"remove it to start the run again")
 
     # ------------------------------------------------------------------ steps
     def make_batch(self, index: np.ndarray) -> Batch:
@@ -309,5 +341,10 @@ class Trainer:
             if self.world.main:
                 self.save_checkpoint()
         if self.world.main and self.best_path.exists():
-            self.encoder.load_state_dict(load_torch(self.best_path))
+            best = load_torch(self.best_path)
+            problem = state_dict_problem(best, self.encoder.state_dict())
+            if problem is not None:
+                raise CorruptFile(f"{self.best_path}: not this run's best weights ({problem}); "
+                                  f"remove it and checkpoint.pt to start the run again")
+            self.encoder.load_state_dict(best)
         return st

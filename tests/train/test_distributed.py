@@ -69,3 +69,18 @@ def test_rcl_trains_data_parallel_and_mclrec_is_refused(tmp_path):
                        "--out", str(tmp_path / "mclrec"))
     assert refused.returncode != 0
     assert "cannot train data-parallel" in refused.stderr
+
+
+def test_a_bad_run_folder_stops_every_rank_with_the_error(tmp_path):
+    """Rank 0 checks the run folder for all ranks: any input error there (here a metrics.json
+    that is not JSON) reaches the other ranks, which exit with the same line instead of
+    waiting for rank 0."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text("{")
+    failed = torchrun(*TINY, "--epochs", "1", "--resume", "--out", str(run))
+    assert failed.returncode != 0
+    # The two ranks' lines can interleave in the shared stderr; torchrun adds its own report.
+    assert failed.stderr.count(f"rclrec train: error: {run / 'metrics.json'}: not valid "
+                               f"JSON") == 2, failed.stderr[-3000:]
+    assert "internal error" not in failed.stderr
