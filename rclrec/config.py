@@ -43,6 +43,7 @@ class DataConfig:
     test_file: str | None = None  # (str) split=files: test interactions
 
     def __post_init__(self) -> None:
+        _check_finite(self, "data")
         if self.max_len is not None and self.max_len < 1:
             raise ConfigError(f"data.max_len must be >= 1, got {self.max_len}")
         _choice("data.bad_times", self.bad_times, ("error", "drop"))

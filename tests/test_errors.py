@@ -379,9 +379,10 @@ def test_every_float_setting_refuses_non_finite_values():
 
 def test_non_finite_settings_through_the_python_api():
     """The dataclasses check themselves: no --set or TOML parsing involved."""
-    from rclrec.config import BaselineConfig, RCLConfig, TrainConfig
+    from rclrec.config import BaselineConfig, DataConfig, RCLConfig, TrainConfig
 
     for make, key in ((lambda v: TrainConfig(lr=v), "train.lr"),
+                      (lambda v: DataConfig(test_fraction=v), "data.test_fraction"),
                       (lambda v: RCLConfig(tau=v), "rcl.tau"),
                       (lambda v: BaselineConfig(tau=v), "baseline.tau")):
         for value in (float("nan"), float("inf")):
