@@ -1,5 +1,5 @@
-"""Command line: rclrec train | evaluate | recommend | serve | stats | analyze | similarity |
-benchmark | report | rekey."""
+"""Command line: rclrec train | evaluate | recommend | serve | stats | analyze | export |
+similarity | benchmark | report | rekey."""
 
 from __future__ import annotations
 
@@ -318,6 +318,33 @@ def run_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="a trained model as ONNX or TorchScript (docs/EXPORT.md)",
+                       description="Write the run's encoder as a graph from left-padded "
+                                   "histories (B, max_len) int64 to scores over all items, "
+                                   "and <file>.json beside it: input/output names and the "
+                                   "item ids.")
+    p.add_argument("--run", required=True, help="run directory written by `rclrec train`")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    p.add_argument("--out", help="model file [RUN/model.onnx or RUN/model.torchscript.pt]")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from rclrec.export import ExportError, description_path, export_run
+
+    try:
+        result = export_run(args.run, args.format, args.out)
+    except ExportError as e:
+        print(f"rclrec export: error: {e}", file=sys.stderr)
+        return 2
+    model_file = Path(args.out or Path(args.run) / result["model_file"])
+    check = ("not checked (onnxruntime is not installed)" if result["check"] is None
+             else f"max |score difference| to PyTorch {result['check']:.2g} on 64 histories")
+    print(f"written: {model_file}, {description_path(model_file)} "
+          f"({len(result['item_ids'])} items, max_len {result['max_len']}); {check}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rclrec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -326,13 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_recommend_parsers(sub)
     add_stats_parser(sub)
     add_analyze_parser(sub)
+    add_export_parser(sub)
     similarity_cli.add_parser(sub)
     experiments_cli.add_parsers(sub)
     return parser
 
 
 COMMANDS = {"train": run_train, "evaluate": run_evaluate, "recommend": run_recommend,
-            "serve": run_serve, "stats": run_stats, "analyze": run_analyze}
+            "serve": run_serve, "stats": run_stats, "analyze": run_analyze,
+            "export": run_export}
 
 
 def main(argv: list[str] | None = None) -> int:
