@@ -27,6 +27,7 @@ TRAIN_SHORTCUTS = {
     "max_steps": "train.max_steps",
     "seed": "train.seed",
     "device": "train.device",
+    "track": "train.track",
 }
 # Flags named after a setting of the chosen method: flag dest -> the method's field. They set
 # that method's section (rcl.*, or baseline.* for the fields a baseline reads) or are an error.
@@ -72,6 +73,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out (or return a finished one)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--track", help="none | tensorboard: each epoch's metrics also to "
+                                   "<out>/tensorboard (needs rclrec[track]) [none]")
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -121,10 +121,14 @@ class TrainConfig:
     eval_batch_size: int = 1024  # (int) users per evaluation batch
     threads: int | None = None  # (int) torch CPU threads; None = torch default
     precision: str = "fp32"  # (str) fp32 | bf16 = bf16 autocast of the forward pass (CE in fp32)
+    track: str = "none"  # (str) none | tensorboard: also log each epoch (rclrec/tracking.py)
 
     def __post_init__(self) -> None:
+        from rclrec.tracking import TRACKERS  # here: tracking imports this module
+
         _check_finite(self, "train")
         _choice("train.loss", self.loss, ("ce", "bce"))
+        _choice("train.track", self.track, tuple(TRACKERS))
         _choice("train.instances", self.instances, ("auto", "windows", "prefixes"))
         _choice("train.precision", self.precision, ("fp32", "bf16"))
         for key in ("epochs", "batch_size", "patience", "eval_batch_size"):

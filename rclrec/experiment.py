@@ -308,7 +308,7 @@ def read_metrics(path: Path) -> dict[str, Any]:
 
 
 # Settings that do not change a run's results: a finished run is returned whatever they are.
-RESULT_FREE = {"train.device", "train.threads", "train.eval_batch_size"}
+RESULT_FREE = {"train.device", "train.threads", "train.eval_batch_size", "train.track"}
 # Settings an interrupted run may also change when continued: its epoch budget.
 CONTINUATION_FREE = RESULT_FREE | {"train.epochs", "train.patience"}
 

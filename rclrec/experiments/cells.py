@@ -30,7 +30,7 @@ from rclrec.locks import LockBusy, exclusive_lock
 # Settings that do not change what is computed: left out of the hash, so a grid can be filled
 # on other machines (device, threads) or with the data found in another folder.
 UNHASHED = (("train", "device"), ("train", "threads"), ("train", "eval_batch_size"),
-            ("data", "data_dir"))
+            ("data", "data_dir"), ("train", "track"))
 HASH_LENGTH = 16
 
 

@@ -19,6 +19,7 @@ from rclrec.eval.ranking import NonFiniteScores, evaluate_ranking
 from rclrec.files import CorruptFile
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch, Method
+from rclrec.tracking import open_tracker
 from rclrec.train.checkpoint import load_torch, save_torch_atomic, state_dict_problem
 from rclrec.train.distributed import SINGLE, World
 
@@ -105,6 +106,7 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.train.seed)
         self.state = TrainState()
         self.lengths = real_length(instances.inputs)
+        self.tracker = open_tracker(cfg.train.track, out_dir, enabled=world.main)
 
     # ------------------------------------------------------------------ checkpoints
     @property
@@ -331,6 +333,7 @@ class Trainer:
             st.history.append({"epoch": epoch, "train_seconds": round(train_time, 3),
                                "epoch_seconds": round(elapsed, 3), **losses,
                                "valid": valid})
+            self.tracker.log_epoch(st.history[-1])  # train.track: mirror of metrics.json
             if self.show_progress:
                 tqdm.write(f"epoch {epoch:3d}  loss {losses.get('loss', float('nan')):.4f}  "
                            f"valid {select} {score:.4f}  HR@10 {valid.get('HR@10', 0):.4f}  "
@@ -340,6 +343,7 @@ class Trainer:
                 st.stopped_early = True
             if self.world.main:
                 self.save_checkpoint()
+        self.tracker.close()
         if self.world.main and self.best_path.exists():
             best = load_torch(self.best_path)
             problem = state_dict_problem(best, self.encoder.state_dict())
