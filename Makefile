@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATASET ?= beauty
 OUT ?= runs/$(DATASET)-sasrec
+RCL_OUT ?= runs/$(DATASET)-rcl
 ARGS ?=
 
 .PHONY: run test lint setup clean
@@ -19,11 +20,14 @@ $(BIN)/rclrec: pyproject.toml
 
 setup: $(BIN)/rclrec
 
-# The main job: SASRec with full-softmax CE on Beauty, printed as a results table.
-# Its default settings are sized to finish within about 15 minutes on 2 CPU cores.
+# The main job: SASRec (full-softmax CE), then RCL, on Beauty; then both test rows beside the
+# paper's. Each run resumes or reuses its folder (README: how long it takes).
 run: setup
 	$(BIN)/rclrec train --dataset $(DATASET) --method sasrec --config configs/quick.toml \
 		--out $(OUT) --resume $(ARGS)
+	$(BIN)/rclrec train --dataset $(DATASET) --method rcl --config configs/quick.toml \
+		--out $(RCL_OUT) --resume $(ARGS)
+	$(BIN)/rclrec compare $(OUT) $(RCL_OUT)
 
 test: setup
 	$(BIN)/pytest -q

@@ -1,5 +1,5 @@
 """Command line: rclrec train | evaluate | recommend | serve | stats | analyze | export |
-similarity | benchmark | report | rekey."""
+compare | similarity | benchmark | report | rekey."""
 
 from __future__ import annotations
 
@@ -348,6 +348,18 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="finished runs' test metrics beside the paper's rows")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories of `rclrec train`")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from rclrec.comparison import comparison_table
+
+    print(comparison_table(args.runs))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rclrec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -357,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_stats_parser(sub)
     add_analyze_parser(sub)
     add_export_parser(sub)
+    add_compare_parser(sub)
     similarity_cli.add_parser(sub)
     experiments_cli.add_parsers(sub)
     return parser
@@ -364,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"train": run_train, "evaluate": run_evaluate, "recommend": run_recommend,
             "serve": run_serve, "stats": run_stats, "analyze": run_analyze,
-            "export": run_export}
+            "export": run_export, "compare": run_compare}
 
 
 def main(argv: list[str] | None = None) -> int:
