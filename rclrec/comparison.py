@@ -5,11 +5,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from rclrec.experiments import paper
+from rclrec.files import read_json
 
 NAMES = {"sasrec": "SASRec", "rcl": "RCL", "cl4srec": "CL4SRec", "duorec": "DuoRec",
          "ct4rec": "CT4Rec", "mclrec": "MCLRec", "contrarec": "ContraRec", "hpm": "HPM"}
@@ -19,7 +19,7 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "metrics.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist (is {run_dir} a finished run?)")
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 def comparison_table(run_dirs: list[str | Path]) -> str:

@@ -36,3 +36,6 @@ def test_a_row_the_paper_lacks_is_left_out_and_a_missing_run_is_an_error(tmp_pat
     assert out[1].startswith("FMLP-Rec + RCL, beauty, ours") and len(out) == 2
     assert main(["compare", run, str(tmp_path / "nothing")]) == 2
     assert "nothing/metrics.json does not exist" in capsys.readouterr().err
+    (tmp_path / "f" / "metrics.json").write_text('{"method": "rc')
+    assert main(["compare", run]) == 2
+    assert "metrics.json" in capsys.readouterr().err
