@@ -115,6 +115,34 @@ def test_the_description_maps_raw_ids_as_the_recommender_does(run_dir, fmt, expo
     assert got == [r.items for r in want]
 
 
+def test_matrix_filter_equals_the_fft_filter():
+    """FMLP-Rec's filter as a (D, L, L) matrix: the same outputs as the FFT, for an odd and an
+    even length (the rFFT's Nyquist bin exists only for even L)."""
+    from rclrec.models.fmlp import FilterLayer
+
+    torch.manual_seed(0)
+    for length in (7, 50):
+        layer = FilterLayer(length, 16, dropout=0.3).eval()
+        with torch.no_grad():
+            layer.complex_weight.normal_()  # far from the 0.02 init, so mixing is strong
+            layer.norm.weight.uniform_(0.5, 1.5)
+        x = torch.randn(4, length, 16)
+        with torch.no_grad():
+            want, got = layer(x), export.MatrixFilter(layer).eval()(x)
+            mixed = torch.einsum("dij,bjd->bid", export.MatrixFilter(layer).matrix, x)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(mixed, layer.mix(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("run_dir", ["fmlp"], indirect=True)
+def test_fmlp_onnx_graph_has_no_dft(run_dir, exported):
+    onnx = pytest.importorskip("onnx", reason="the export extra is not installed")
+    if importlib.util.find_spec("onnxscript") is None:
+        pytest.skip("the export extra is not installed: pip install 'rclrec[export]'")
+    graph = onnx.load(str(exported(run_dir, "onnx"))).graph
+    assert "DFT" not in {node.op_type for node in graph.node}
+
+
 @pytest.mark.slow
 def test_beauty_shaped_model_exports_within_tolerance(tmp_path):
     """Beauty's sizes (12,101 items, max_len 50, hidden 64), untrained weights, full windows."""

@@ -42,12 +42,16 @@ class FilterLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, max_len, D) -> (B, max_len, D)."""
+        return self.norm(x + self.dropout(self.mix(x)))
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """The filter alone, linear in x: (B, max_len, D) -> (B, max_len, D)."""
         # FFTs of half-precision tensors need power-of-two lengths: work in float32 at least.
         dtype = torch.promote_types(x.dtype, torch.float32)
         spectrum = torch.fft.rfft(x.to(dtype), dim=1, norm="ortho")  # (B, max_len//2+1, D)
         weight = torch.view_as_complex(self.complex_weight.to(dtype))  # (1, max_len//2+1, D)
         mixed = torch.fft.irfft(spectrum * weight, n=self.max_len, dim=1, norm="ortho")
-        return self.norm(x + self.dropout(mixed.to(x.dtype)))
+        return mixed.to(x.dtype)
 
 
 class FMLPBlock(nn.Module):
