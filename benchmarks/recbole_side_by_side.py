@@ -164,7 +164,8 @@ def prepare_data(dataset: str, users: int | None) -> tuple[str, Path, str]:
 
 
 def recbole_config(args: argparse.Namespace, name: str) -> dict:
-    """RecBole settings matching rclrec's SASRec defaults (rclrec/config.py, BASELINES.md 0.4)."""
+    """RecBole settings matching rclrec's SASRec defaults (rclrec/config.py;
+    docs/BASELINES.md section 0.4)."""
     return {
         "data_path": str(RECBOLE_DATA),
         "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",

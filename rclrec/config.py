@@ -208,7 +208,7 @@ class RCLConfig:
     # The lambda-0 controls do as well: the gain or loss is the training on the positives.
     rec_loss_on_positives: bool | None = None  # (bool) positives also get the rec. loss
     # sequences: other users' whole training sequences with the centre's target (the paper);
-    # prefixes: also any prefix of another user's sequence followed by that target (METHOD.md
+    # prefixes: also any prefix of another user's sequence followed by that target (docs/METHOD.md
     # section 5): on Beauty the share of centres with a strong positive rises from 83.2% to 99.7%.
     strong_positives: str = "sequences"  # (str) sequences | prefixes
 

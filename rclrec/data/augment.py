@@ -5,12 +5,12 @@ the real items right-aligned, the most recent item at position L - 1), as a torc
 numpy array, and return a new batch of the same type, shape and device. The input is never
 modified in place: DuoRec's CL4SRec code edits the batch tensor through a slice view, so its
 "original" sequence is corrupted and the corruption persists across epochs (DuoRec issue #8,
-BASELINES.md section 2). Outputs stay left-padded, so ``(out != 0).sum(1)`` is the new length.
+docs/BASELINES.md section 2). Outputs stay left-padded, so ``(out != 0).sum(1)`` is the new length.
 
 Randomness comes only from ``generator``: a ``torch.Generator``, a ``numpy.random.Generator``, or
 None (the global torch RNG). With the same seed the result is reproducible.
 
-Ratios and counts follow the authors' code (BASELINES.md section 2), for a sequence of n items:
+Ratios and counts follow the authors' code (docs/BASELINES.md section 2), for a sequence of n items:
     crop(eta):    keep a contiguous window of max(1, floor(eta * n)) items at a uniform start.
     mask(gamma):  replace floor(gamma * n) distinct random items with ``mask_token``.
     reorder(beta): shuffle a contiguous window of floor(beta * n) items at a uniform start.
@@ -30,7 +30,7 @@ import torch
 
 PAD = 0
 
-# Ratios of the three CL4SRec operators, by source (BASELINES.md section 2).
+# Ratios of the three CL4SRec operators, by source (docs/BASELINES.md section 2).
 DUOREC_RATIOS: dict[str, float] = {"crop": 0.6, "mask": 0.3, "reorder": 0.6}  # DuoRec repo
 MCLREC_RATIOS: dict[str, float] = {"crop": 0.5, "mask": 0.5, "reorder": 0.8}  # MCLRec repo
 ICLREC_RATIOS: dict[str, float] = {"crop": 0.2, "mask": 0.7, "reorder": 0.2}  # ICLRec repo
@@ -273,7 +273,7 @@ def _beta_integer(a: int, b: int, size: int, generator: Generator,
 
 def contrarec_view(seqs: torch.Tensor | np.ndarray, *, mask_token: int, beta_a: int = 3,
                    beta_b: int = 3, generator: Generator = None) -> torch.Tensor | np.ndarray:
-    """One ContraRec context view (ReChorus ``ContraRec.Dataset.augment``; BASELINES.md sec. 6).
+    """One ContraRec context view (ReChorus ``ContraRec.Dataset.augment``; docs/BASELINES.md 6).
 
     Per row, with probability 1/2 mask, else reorder, with a fraction drawn per row from
     Beta(beta_a, beta_b) (ReChorus default Beta(3, 3)); counts are floor(ratio * n) as ``int()``

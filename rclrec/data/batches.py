@@ -1,6 +1,6 @@
 """Training instances and padded evaluation inputs.
 
-Two ways to turn training sequences into (input, target) pairs (METHOD.md section 2):
+Two ways to turn training sequences into (input, target) pairs (docs/METHOD.md section 2):
 
 - ``windows``: one instance per user holding its whole training sequence; a causal encoder is
   trained at every position in one pass. A sequence longer than max_len + 1 is cut into

@@ -1,4 +1,4 @@
-"""Leave-one-out split (METHOD.md section 1) and the contrast units of RCL (section 3)."""
+"""Leave-one-out split (docs/METHOD.md section 1) and the contrast units of RCL (section 3)."""
 
 from __future__ import annotations
 

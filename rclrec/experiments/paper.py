@@ -1,4 +1,4 @@
-"""The paper's reported numbers (METHOD.md section 6), to print beside ours."""
+"""The paper's reported numbers (docs/METHOD.md section 6), to print beside ours."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ class Profile:
     suites: dict[str, tuple[Group, ...]] | None = None
 
 
-# ---------------------------------------------------------------- search grids (METHOD.md 4)
+# ---------------------------------------------------------------- search grids (docs/METHOD.md 4)
 
 LAMBDAS = (0.1, 0.2, 0.3, 0.4, 0.5)
 ALPHAS = (0.025, 0.05, 0.1, 0.15, 0.2, 0.25)

@@ -1,10 +1,10 @@
-"""Objectives of the contrastive baselines RCL compares with (BASELINES.md sections 2-7).
+"""Objectives of the contrastive baselines RCL compares with (docs/BASELINES.md sections 2-7).
 
 Pure functions on tensors (plus one small nn.Module, MCLRec's learnable augmenter); none of them
 sees a model. The trainer runs the forward passes and combines the terms as
 ``rclrec/methods/baselines_spec.md`` describes. Shapes: B = batch, D = hidden size, C = classes.
 
-Sources, per BASELINES.md (section numbers are that file's):
+Sources, per docs/BASELINES.md (section numbers are that file's):
     CL4SRec   (Xie et al., ICDE 2022)    sec. 2  nt_xent
     DuoRec    (Qiu et al., WSDM 2022)    sec. 3  duorec_loss
     CT4Rec    (Liu et al., KDD 2023)     sec. 4  ct4rec_rd_loss, ct4rec_ur_loss
@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # ---------------------------------------------------------------------------------------------
-# Default weights and temperatures, with their source (BASELINES.md).
+# Default weights and temperatures, with their source (docs/BASELINES.md).
 
 CL4SREC_TAU = 1.0  # DuoRec repo, tau=1 (sec. 2)
 CL4SREC_WEIGHT = 0.1  # lambda, DuoRec repo (sec. 2)
@@ -86,7 +86,7 @@ def same_target_mask(targets: torch.Tensor) -> torch.Tensor:
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float = CL4SREC_TAU,
             similarity: str = "dot", mask: torch.Tensor | None = None) -> torch.Tensor:
-    """NT-Xent (SimCLR) over the 2N views, as CL4SRec and DuoRec compute it (BASELINES.md sec. 2).
+    """NT-Xent (SimCLR) over the 2N views, as CL4SRec and DuoRec compute it (docs/BASELINES.md 2).
 
     With z = [z1; z2] (2N, D), anchor a's positive is its other view p(a) = a +/- N, and the
     negatives are the other 2N - 2 views:
@@ -124,7 +124,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float = CL4SREC_TAU,
 
 def duorec_loss(h_dropout: torch.Tensor, h_same_target: torch.Tensor, tau: float = DUOREC_TAU,
                 similarity: str = "dot", mask: torch.Tensor | None = None) -> torch.Tensor:
-    """DuoRec's contrastive term, code mode ``us_x`` (the paper's numbers; BASELINES.md sec. 3).
+    """DuoRec's contrastive term, code mode ``us_x`` (paper's numbers; docs/BASELINES.md 3).
 
     NT-Xent over {h'_1..h'_N, h_s1..h_sN}: h'_i = the anchor re-encoded with a NEW dropout mask (not
     the h of the recommendation loss), h_si = the representation of a training instance with the
@@ -181,7 +181,7 @@ def symmetric_kl(logits1: torch.Tensor, logits2: torch.Tensor) -> torch.Tensor:
 
 def ct4rec_rd_loss(logits1: torch.Tensor, logits2: torch.Tensor, valid: torch.Tensor | None = None,
                    clip: float | None = None) -> torch.Tensor:
-    """CT4Rec's regularised-dropout (RD) term (BASELINES.md sec. 4; R-Drop).
+    """CT4Rec's regularised-dropout (RD) term (docs/BASELINES.md sec. 4; R-Drop).
 
     The symmetric KL between the two dropout passes' output distributions at each position,
     averaged over valid positions. The official code uses 51-way sampled logits (target + 50
@@ -206,7 +206,7 @@ def ct4rec_rd_loss(logits1: torch.Tensor, logits2: torch.Tensor, valid: torch.Te
 
 def ct4rec_ur_loss(z1: torch.Tensor, z2: torch.Tensor, valid: torch.Tensor | None = None,
                    tau: float = CT4REC_UR_TAU) -> torch.Tensor:
-    """CT4Rec's user-representation consistency (UR) term, type ``kl`` (BASELINES.md sec. 4).
+    """CT4Rec's user-representation consistency (UR) term, type ``kl`` (docs/BASELINES.md sec. 4).
 
     The M representations of a pass are L2-normalised; each row of S_k = Z_k Z_k^T / tau with the
     diagonal set to -1e4 (self excluded, as in the code) is a softmax distribution P_k over the
@@ -248,7 +248,7 @@ def ct4rec_ur_loss(z1: torch.Tensor, z2: torch.Tensor, valid: torch.Tensor | Non
 
 
 class MLPAugmenter(nn.Module):
-    """MCLRec's learnable model augmenter (``Extractor`` in the MCLRec repo; BASELINES.md sec. 5).
+    """MCLRec's learnable model augmenter (MCLRec repo ``Extractor``; docs/BASELINES.md 5).
 
     A 3-layer MLP hidden_dim -> 32 -> 16 -> hidden_dim with GELU after the first two layers and an
     L2 normalisation of the output. MCLRec trains two of them (z3 = g1(z1), z4 = g2(z2)) with
@@ -279,7 +279,7 @@ def mclrec_margin_regularizer(za: torch.Tensor, zb: torch.Tensor,
     With the NT-Xent logits of (za, zb) (dot / tau): per anchor row i, p_i = positive logit, n_ij
     its 2N - 2 negative logits, m_i = max_j n_ij; then
         mean_i relu(p_i - min(p_i, m_i)) + mean_{i,j} relu(max(p_i, m_i) - n_ij).
-    Reproduced as the code computes it (BASELINES.md calls the formula odd; it is not "fixed").
+    Reproduced as the code computes it (docs/BASELINES.md calls the formula odd; it is not "fixed").
 
     Args:
         za: (N, D).
@@ -308,7 +308,7 @@ def mclrec_margin_regularizer(za: torch.Tensor, zb: torch.Tensor,
 def mclrec_meta_loss(z1: torch.Tensor, z2: torch.Tensor, z3: torch.Tensor, z4: torch.Tensor,
                      tau: float = MCLREC_TAU, use_rl: bool = True,
                      rl_weight: float = MCLREC_RL_WEIGHT) -> torch.Tensor:
-    """MCLRec's meta contrast (``meta_contrast``; BASELINES.md sec. 5).
+    """MCLRec's meta contrast (``meta_contrast``; docs/BASELINES.md sec. 5).
 
         L_meta = NTXent(z1, z4) + NTXent(z2, z3) + NTXent(z3, z4)
                  [+ rl_weight * (R(z1, z4) + R(z2, z3) + R(z3, z4))   if use_rl]
@@ -370,7 +370,7 @@ def mclrec_step_loss(step: int, rec_loss: torch.Tensor | None, z1: torch.Tensor,
 
 def contrarec_ctc_loss(scores: torch.Tensor, targets: torch.Tensor | None = None,
                        tau: float = CONTRAREC_CTC_TAU) -> torch.Tensor:
-    """ContraRec's context-target contrast (ReChorus ``ContraRec.loss``; BASELINES.md sec. 6).
+    """ContraRec's context-target contrast (ReChorus ``ContraRec.loss``; docs/BASELINES.md sec. 6).
 
         L_ctc = -tau * mean_b log softmax(scores_b / tau)[target_b]
 
@@ -427,7 +427,7 @@ def supervised_contrastive(z: torch.Tensor, labels: torch.Tensor, tau: float,
 
 def contrarec_ccc_loss(z1: torch.Tensor, z2: torch.Tensor, targets: torch.Tensor,
                        tau: float = CONTRAREC_CCC_TAU) -> torch.Tensor:
-    """ContraRec's context-context contrast (ReChorus ``ContraLoss``; BASELINES.md sec. 6).
+    """ContraRec's context-context contrast (ReChorus ``ContraLoss``; docs/BASELINES.md sec. 6).
 
     The 2B views [z1; z2] are L2-normalised; the positives of a view are all other views whose
     instance has the same target item (its own other view included); the denominator is the
@@ -474,7 +474,7 @@ def hpm_dual_contrastive_loss(h_item: torch.Tensor, h_cat: torch.Tensor, targets
                               ) -> torch.Tensor:
     """HPM's dual contrastive learning (DCL), re-implemented from the paper's description.
 
-    [unverified] No official code exists (BASELINES.md sec. 7). The paper contrasts "at both the
+    [unverified] No official code exists (docs/BASELINES.md 7). The paper contrasts "at both the
     item level and the category level without data corruption", and RCL files HPM with the
     supervised (same-target) methods. We therefore use real in-batch sequences as positives:
         item level:      SupCon over the item-level preferences h_item, positives = the other

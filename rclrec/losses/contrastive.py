@@ -1,6 +1,6 @@
 """Relative contrastive loss (RCL, Wang et al., CIKM 2024, Sec. 3.2) as pure tensor functions.
 
-Setting (METHOD.md section 4). A batch holds B centre sequences u with representations h_u.
+Setting (docs/METHOD.md section 4). A batch holds B centre sequences u with representations h_u.
 Each centre has at most one sampled strong positive a (a same-target sequence) and at most one
 sampled weak positive b (a similar sequence). A is every sequence encoded in the batch, stacked
 in this order (``stack_members``)::
@@ -269,7 +269,7 @@ def positive_weight(weights: Tensor, pos_col: Tensor) -> Tensor:
 
 def official_rcl_loss(h_query: Tensor, h_strong: Tensor, h_weak: Tensor, weak_weight: Tensor,
                       tau: float = 0.1) -> tuple[Tensor, dict[str, float]]:
-    """The loss of the authors' code (BASELINES.md section 10.5), for comparison only.
+    """The loss of the authors' code (docs/BASELINES.md section 10.5), for comparison only.
 
     Not the paper: the negatives of row i are the other rows' keys (not A), each row of the
     logit matrix is L2-normalised, the boundary is one batch-wide minimum of the strong logits

@@ -1,4 +1,4 @@
-"""CL4SRec (Xie et al., ICDE 2022; BASELINES.md sec. 2) and the plumbing its siblings share.
+"""CL4SRec (Xie et al., ICDE 2022; docs/BASELINES.md sec. 2) and the plumbing its siblings share.
 
 Per step: two augmented views of every instance of the batch (two DIFFERENT operators among
 crop / mask / reorder, ``two_views``), one extra forward pass encodes both, and

@@ -1,4 +1,4 @@
-"""ContraRec (Wang et al., TOIS 2023; BASELINES.md sec. 6): context-target and context-context.
+"""ContraRec (Wang et al., TOIS 2023; docs/BASELINES.md sec. 6): context-target and context-context.
 
 Per step, two context views of every instance of the batch (``contrarec_view``: mask or
 reorder with probability 1/2, fraction ~ Beta(3, 3)) are encoded in one extra pass, and

@@ -1,4 +1,4 @@
-"""CT4Rec (Liu et al., KDD 2023; BASELINES.md sec. 4): consistency across two dropout passes.
+"""CT4Rec (Liu et al., KDD 2023; docs/BASELINES.md sec. 4): consistency across two dropout passes.
 
 Per step the batch is encoded a second time (another dropout mask): H1 = the trainer's
 ``hidden``, H2 = encoder(inputs). With the states of every position that has a target:

@@ -1,4 +1,4 @@
-"""DuoRec (Qiu et al., WSDM 2022; BASELINES.md sec. 3), code mode ``us_x`` (the paper's numbers).
+"""DuoRec (Qiu et al., WSDM 2022; docs/BASELINES.md 3), code mode ``us_x`` (the paper's numbers).
 
 Per step, for every instance of the batch (its last position; see ``cl4srec`` for windows vs
 prefixes): a partner is drawn uniformly among the OTHER training instances with the same

@@ -1,4 +1,4 @@
-"""HPM-like dual contrastive learning (Huang et al., SIGIR 2023; BASELINES.md sec. 7) [approximate].
+"""HPM-like dual contrastive learning (Huang et al., SIGIR 2023; docs/BASELINES.md 7), approximate.
 
 HPM has no official code; this is the documented re-implementation, to be reported as
 "HPM-like". Items get categories from ``category_file`` (lines ``item category``) or, without one,

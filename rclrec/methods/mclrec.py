@@ -1,4 +1,4 @@
-"""MCLRec (Qin et al., SIGIR 2023; BASELINES.md sec. 5): views + learnable model augmenters.
+"""MCLRec (Qin et al., SIGIR 2023; docs/BASELINES.md sec. 5): views + learnable model augmenters.
 
 Two augmented views v1, v2 of every instance of the batch (CL4SRec operators with MCLRec's
 ratios crop 0.5 / mask 0.5 / reorder 0.8, mask id 0 as the code unless the encoder has a [mask]

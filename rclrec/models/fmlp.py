@@ -3,7 +3,7 @@
 Each block mixes positions with a learnable filter in the frequency domain (rFFT along the
 sequence axis, element-wise complex product, inverse rFFT), then applies a point-wise
 feed-forward; both with residual + post-LayerNorm, as in the official code (RUCAIBox/FMLP-Rec;
-BASELINES.md section 8).
+docs/BASELINES.md section 8).
 
 One deliberate difference: the official code has no padding mask, so the position embeddings
 of the padding slots (and, after the first block, whatever the filter wrote there) leak into the

@@ -1,6 +1,6 @@
 """Dual-tiered positive selection of RCL: similarity metrics, the weak-positive index, samplers.
 
-See METHOD.md section 3. Main entry points:
+See docs/METHOD.md section 3. Main entry points:
 
 - :func:`build_index` -> :class:`SimilarityIndex` (CSR of the top similar sequences per row).
 - :class:`StrongSampler` (Eq. 5), :class:`WeakSampler` (Eq. 10), :func:`pair_similarity`.

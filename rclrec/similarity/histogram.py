@@ -35,7 +35,7 @@ def similarity_profile(inputs: Sequence[np.ndarray], targets: np.ndarray, metric
     Returns:
         ({"metric", "bins": [[lo, hi], ...], "counts": [...], "pairs_different_target": int},
         (N,) number of different-target sequences with non-zero similarity to each sequence:
-        a row's weak-positive candidates before the top-alpha cut, METHOD.md section 3).
+        a row's weak-positive candidates before the top-alpha cut, docs/METHOD.md section 3).
     """
     targets = np.asarray(targets, dtype=np.int64)
     edges = np.asarray(bins, dtype=np.float64)

@@ -4,7 +4,7 @@ The paper stores ``alpha * N^2`` similarities (Sec. 3.3.2). Here only the select
 are kept: at most ``max_neighbours`` per row, so memory is ``O(N * k)``. The candidate pairs
 come from :func:`rclrec.similarity.measures.score_blocks` one row block at a time.
 
-Selection (METHOD.md section 3 and 5):
+Selection (docs/METHOD.md section 3 and 5):
 
 - ``row`` (paper text): per row, the top ``k = ceil(alpha * (N - 1))`` sequences, capped at
   ``max_neighbours``.

@@ -1,4 +1,4 @@
-"""Sequence-similarity metrics of RCL (METHOD.md section 3, Eq. 6-9), scored in row blocks.
+"""Sequence-similarity metrics of RCL (docs/METHOD.md section 3, Eq. 6-9), scored in row blocks.
 
 Every metric is exposed the same way: :func:`score_blocks` yields, for consecutive blocks of
 rows, the candidate pairs ``(rows, cols, scores)`` with a non-zero similarity. An ``N x N``
@@ -6,7 +6,7 @@ matrix is never formed: item (or n-gram) incidence matrices are CSR, and the pro
 one row block at a time, with the block size chosen so that a block's product stays under a
 fixed number of stored entries.
 
-Metrics (all on the *input* items of a training sequence, METHOD.md section 3):
+Metrics (all on the *input* items of a training sequence, docs/METHOD.md section 3):
 
 - ``jaccard`` (Eq. 6): ``|A & B| / |A | B|`` on item sets.
 - ``tfidf`` (Eq. 7): cosine of ``tf * log(N / df)`` vectors (tf = count in the sequence).

@@ -1,4 +1,4 @@
-"""Strong and weak positive samplers (METHOD.md section 3, Eq. 5 and 10) and pair look-ups.
+"""Strong and weak positive samplers (docs/METHOD.md section 3, Eq. 5 and 10) and pair look-ups.
 
 Both samplers are vectorized over a batch of centre sequences and use their own seeded
 ``numpy.random.Generator``, so a run is reproducible; a centre without a positive gets -1.

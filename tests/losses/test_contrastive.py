@@ -358,7 +358,7 @@ def test_bad_settings_raise():
 
 
 def reference_official(q, a, bw, w, tau) -> float:
-    """BASELINES.md 10.5 with loops: row-normalised logits, batch-wide clamp, weighted CE."""
+    """docs/BASELINES.md 10.5 with loops: row-normalised logits, batch-wide clamp, weighted CE."""
     n = len(q)
 
     def rows(keys):
