@@ -245,6 +245,22 @@ def test_model_config_naming_a_private_file_does_not_echo_it(run_copy, tmp_path,
         assert "hunter2" not in line
 
 
+def test_serving_a_model_without_item_ids_does_not_echo_its_dataset(run_copy, tmp_path, capsys):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2 is the password\n")
+    histories = tmp_path / "histories.txt"
+    histories.write_text("1 2 3\n")
+
+    def point_at_secret(saved):  # an older model file: no item ids, so the dataset is read
+        saved["config"]["data"]["dataset"] = str(secret)
+        saved["item_ids"] = None
+
+    path = forge(run_copy, point_at_secret)
+    line = fails_with_line(capsys, ["recommend", "--run", str(run_copy), "--input",
+                                    str(histories)], path, secret)
+    assert "hunter2" not in line
+
+
 def test_model_of_a_changed_dataset(run_copy, capsys):
     def drop_last_item(saved):  # a consistent model of one item fewer than its dataset
         table = saved["state_dict"]["embed.item_embedding.weight"]

@@ -51,14 +51,14 @@ class Recommender:
     def from_run(cls, run_dir: str | Path, device: str = "cpu") -> Recommender:
         """Load ``run_dir/model.pt``; runs saved before model.pt kept the item ids read them
         from the run's dataset."""
-        from rclrec.experiment import load_data, model_from_saved, pick_device, read_model_file
+        from rclrec.experiment import data_of_model, model_from_saved, pick_device, read_model_file
 
         dev = pick_device(device)
         saved = read_model_file(run_dir)
         encoder, cfg = model_from_saved(saved, dev)
         item_ids = saved.get("item_ids")
-        if item_ids is None:
-            dataset = load_data(cfg)
+        if item_ids is None:  # never echo what a forged config's "dataset" file holds
+            dataset = data_of_model(cfg, Path(run_dir) / "model.pt", saved["num_items"])
             item_ids = dataset.item_ids or [str(i) for i in range(1, dataset.num_items + 1)]
         return cls(encoder, item_ids, cfg.encoder.max_len, dev)
 
