@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from rclrec.config import ExperimentConfig
+from rclrec.config import ConfigError, ExperimentConfig
 from rclrec.data.batches import TrainingInstances, batch_order, real_length, trim_padding
 from rclrec.data.split import LeaveOneOutSplit
 from rclrec.eval.ranking import NonFiniteScores, evaluate_ranking
@@ -258,8 +258,9 @@ class Trainer:
         if size == 1:
             return batches
         if len(batches) < size:
-            raise TrainingError(f"{len(batches)} batches per epoch for {size} ranks: lower "
-                                f"train.batch_size or use fewer processes")
+            # A setting error, not a diverged run.
+            raise ConfigError(f"{len(batches)} batches per epoch for {size} ranks: lower "
+                              f"train.batch_size or use fewer processes")
         seed = np.random.SeedSequence([self.cfg.train.seed, epoch, self.world.rank])
         torch.manual_seed(int(seed.generate_state(1)[0]))
         return batches[self.world.rank::size][: len(batches) // size]

@@ -87,3 +87,14 @@ def test_bf16_epoch_is_finite_and_close_to_fp32(tmp_path):
     assert bf16["loss"] == pytest.approx(fp32["loss"], rel=0.02)
     # The weights stay float32: autocast changes the products, not the parameters.
     assert all(p.dtype == torch.float32 for p in bf16_trainer.params)
+
+
+def test_too_few_batches_for_the_ranks_is_a_setting_error_not_a_divergence():
+    from types import SimpleNamespace
+
+    from rclrec.config import ConfigError
+
+    fake = SimpleNamespace(world=SimpleNamespace(size=4, rank=0))
+    with pytest.raises(ConfigError, match="train.batch_size") as caught:
+        Trainer.my_batches(fake, [torch.zeros(2, 3)] * 3, epoch=1)
+    assert not isinstance(caught.value, TrainingError)
