@@ -18,7 +18,6 @@ and in CPU seconds (the process's, which a loaded machine inflates much less).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -28,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from result_file import write_result
 from torch.profiler import ProfilerActivity, profile
 
 from rclrec.config import load_config
 from rclrec.data.batches import batch_order, trim_padding
 from rclrec.data.dataset import PAD
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import build_instances, git_commit, load_data, resolve
+from rclrec.experiment import build_instances, load_data, resolve
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods import method_class
 from rclrec.models import build_encoder
@@ -194,13 +194,8 @@ def main() -> int:
            "epoch_over_floor": {k: epoch_seconds / v for k, v in floor.items()},
            "phases_ms": {k: {"median": statistics.median(v) * 1e3, "min": min(v) * 1e3,
                              "max": max(v) * 1e3} for k, v in phases.items()},
-           "step_ops": step_ops, "validation_ops": valid_ops,
-           "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-           "git_commit": git_commit(),
-           "command": "python benchmarks/profile_step.py " + " ".join(sys.argv[1:])}
-    path = ROOT / "benchmarks" / "results" / f"{args.name or f'profile_step_{args.dataset}'}.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"written {path}")
+           "step_ops": step_ops, "validation_ops": valid_ops}
+    write_result(args.name or f"profile_step_{args.dataset}", out)
     return 0
 
 

@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from result_file import write_result
 
 from rclrec.config import load_config
 from rclrec.data.split import leave_one_out
 from rclrec.eval.ranking import evaluate_ranking
-from rclrec.experiment import git_commit, load_data, resolve
+from rclrec.experiment import load_data, resolve
 from rclrec.models import build_encoder
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_old_ranking(tree: Path):
@@ -70,12 +68,8 @@ def main() -> int:
           f"range {min(ratios):.2f}-{max(ratios):.2f}); metrics identical")
     out = {"dataset": args.dataset, "users": len(inputs), "threads": args.threads,
            "seconds": seconds, "speed_up_median": statistics.median(ratios),
-           "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-           "git_commit": git_commit(), "old_tree": str(args.old),
-           "command": "python benchmarks/ranking_timing.py " + " ".join(sys.argv[1:])}
-    path = ROOT / "benchmarks" / "results" / f"{args.name or f'ranking_timing_{args.dataset}'}.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"written {path}")
+           "old_tree": str(args.old)}
+    write_result(args.name or f"ranking_timing_{args.dataset}", out)
     return 0
 
 

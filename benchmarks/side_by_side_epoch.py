@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from result_file import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,11 +134,8 @@ def main() -> int:
                   f"faster than {first}; validation {v['median']:.2f} s "
                   f"[{v['min']:.2f}-{v['max']:.2f}], x{v['speed_up']:.2f}")
     out = {"dataset": args.dataset, "method": args.method, "threads": args.threads,
-           "cpu": platform.processor() or platform.machine(), "summary": summary, "runs": runs,
-           "command": "python benchmarks/side_by_side_epoch.py " + " ".join(sys.argv[1:])}
-    path = ROOT / "benchmarks" / "results" / f"{args.name or 'side_by_side_epoch'}.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"written {path}")
+           "summary": summary, "runs": runs}
+    write_result(args.name or "side_by_side_epoch", out)
     return 0
 
 
