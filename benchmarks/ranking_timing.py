@@ -26,7 +26,6 @@ from rclrec.experiment import load_data, resolve
 from rclrec.models import build_encoder
 
 
-
 def load_old_ranking(tree: Path):
     spec = importlib.util.spec_from_file_location("old_ranking",
                                                   tree / "rclrec" / "eval" / "ranking.py")
