@@ -66,16 +66,25 @@ DATA_SETTINGS_ADDED = ("bad_times", "split", "test_cutoff", "valid_cutoff", "tes
 DATA_COLUMNS_BEFORE_AUTO = {"user_col": "user", "item_col": "item", "time_col": "timestamp"}
 
 
-def data_settings_as_hashed(data: dict[str, Any]) -> dict[str, Any]:
-    """The data section as cells were hashed before column recognition and other splits.
+# Every setting added after the first benchmark cells, per section: a hash leaves each out
+# while it is at its default, so the cells made before it keep their names.
+SETTINGS_ADDED = {"data": DATA_SETTINGS_ADDED, "train": ("precision",)}
 
-    "auto" reads the same column as the old default name whenever both read the file.
+
+def settings_as_hashed(config: dict[str, Any]) -> dict[str, Any]:
+    """A config dict as cells were hashed before the settings of SETTINGS_ADDED existed.
+
+    "auto" columns read the same column as the old default name whenever both read the file.
     """
-    defaults = dataclasses.asdict(DataConfig())
-    out = {k: v for k, v in data.items() if k not in DATA_SETTINGS_ADDED or v != defaults[k]}
+    defaults = {"data": dataclasses.asdict(DataConfig()),
+                "train": dataclasses.asdict(TrainConfig())}
+    out = dict(config)
+    for section, added in SETTINGS_ADDED.items():
+        out[section] = {k: v for k, v in config[section].items()
+                        if k not in added or v != defaults[section][k]}
     for key, old in DATA_COLUMNS_BEFORE_AUTO.items():
-        if out.get(key) == "auto":
-            out[key] = old
+        if out["data"].get(key) == "auto":
+            out["data"][key] = old
     return out
 
 

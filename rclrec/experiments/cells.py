@@ -22,7 +22,7 @@ from rclrec.config import (
     ExperimentConfig,
     RCLConfig,
     config_from_dict,
-    data_settings_as_hashed,
+    settings_as_hashed,
 )
 from rclrec.files import read_json, write_json_atomic, write_text_atomic
 from rclrec.locks import LockBusy, exclusive_lock
@@ -56,9 +56,7 @@ def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
     d = json.loads(json.dumps(resolved.to_dict()))
     for section, key in UNHASHED:
         d[section].pop(key, None)
-    d["data"] = data_settings_as_hashed(d["data"])  # cells made before keep their hashes
-    if d["train"].get("precision") == "fp32":  # the default: cells from before it keep their hash
-        d["train"].pop("precision")
+    d = settings_as_hashed(d)  # cells made before a setting existed keep their hashes
     # A method's cell does not depend on another method's section or settings: a changed RCL
     # default must not re-key (and retrain) SASRec or baseline cells, nor a DuoRec one CL4SRec's.
     for section in ("rcl", "baseline"):
