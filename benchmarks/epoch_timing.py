@@ -21,7 +21,9 @@ import torch
 from rclrec.config import load_config
 from rclrec.data.batches import batch_order
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import (
+from rclrec.methods import method_class
+from rclrec.models import build_encoder
+from rclrec.run import (
     build_instances,
     device_label,
     git_commit,
@@ -29,8 +31,6 @@ from rclrec.experiment import (
     peak_rss_mb,
     resolve,
 )
-from rclrec.methods import method_class
-from rclrec.models import build_encoder
 from rclrec.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent

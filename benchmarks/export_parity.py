@@ -20,7 +20,7 @@ import torch
 from rclrec import export
 from rclrec.data.batches import left_pad
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import git_commit, load_data, load_model
+from rclrec.run import git_commit, load_data, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,7 +26,7 @@
 # checkpoints came back; a cell finished in results/ drops its checkpoint either way.
 # Finished cells come back in $OUT/<profile>.tgz, re-packed every 30 s; logs in $OUT/logs.tgz.
 #
-# A trial of the whole path on a CPU, in minutes (tests/experiments/test_gpu_grid.py runs it):
+# A trial of the whole path on a CPU, in minutes (tests/grid/test_gpu_grid.py runs it):
 #   DEVICE=cpu SMOKE=0 TIMING_STEPS=0 PYTHON=.venv/bin/python RESULTS=/tmp/g/paper OUT=/tmp/g/out \
 #   WORK=/tmp/g/work GRID_ARGS="--epochs 1 --max-steps 2 --budget 2 --seeds 2" \
 #   SUITES="table2:lastfm controls:lastfm" bash benchmarks/gpu_grid.sh 600

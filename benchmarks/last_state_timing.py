@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from rclrec.config import EncoderConfig
-from rclrec.experiment import git_commit
 from rclrec.models import build_encoder
+from rclrec.run import git_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -34,10 +34,10 @@ from rclrec.config import load_config
 from rclrec.data.batches import batch_order, trim_padding
 from rclrec.data.dataset import PAD
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import build_instances, load_data, resolve
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods import method_class
 from rclrec.models import build_encoder
+from rclrec.run import build_instances, load_data, resolve
 from rclrec.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent

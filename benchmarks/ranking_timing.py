@@ -22,8 +22,8 @@ from result_file import write_result
 from rclrec.config import load_config
 from rclrec.data.split import leave_one_out
 from rclrec.eval.ranking import evaluate_ranking
-from rclrec.experiment import load_data, resolve
 from rclrec.models import build_encoder
+from rclrec.run import load_data, resolve
 
 
 def load_old_ranking(tree: Path):

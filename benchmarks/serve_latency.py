@@ -19,7 +19,7 @@ import torch
 
 from rclrec.config import config_from_dict
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import git_commit, load_data
+from rclrec.run import git_commit, load_data
 from rclrec.serve import Recommender
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -37,7 +37,7 @@ import numpy as np
 
 from rclrec.config import config_from_dict
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import git_commit, load_data
+from rclrec.run import git_commit, load_data
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from rclrec.config import load_config
 from rclrec.data.batches import batch_order
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import build_instances, load_data, resolve
+from rclrec.run import build_instances, load_data, resolve
 from rclrec.methods import method_class
 from rclrec.models import build_encoder
 from rclrec.train.trainer import Trainer

@@ -22,10 +22,10 @@ import torch
 
 from rclrec.data.batches import prefix_instances, window_instances
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import git_commit, load_data, load_model
 from rclrec.files import write_json_atomic
 from rclrec.methods.base import Batch
 from rclrec.methods.rcl import RCL
+from rclrec.run import git_commit, load_data, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,8 +17,8 @@ from rclrec.config import ConfigError
 from rclrec.data.batches import left_pad, trim_padding
 from rclrec.data.dataset import DataError
 from rclrec.data.split import contrast_units, leave_one_out
-from rclrec.experiment import load_model_and_data
 from rclrec.files import write_json_atomic
+from rclrec.run import load_model_and_data
 from rclrec.similarity.index import build_index, default_cache_dir
 from rclrec.similarity.positives import StrongSampler, WeakSampler
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from rclrec.config import ConfigError, load_config, parse_overrides
 from rclrec.errors import InputError
-from rclrec.experiments import cli as experiments_cli
+from rclrec.grid import cli as experiments_cli
 from rclrec.similarity import cli as similarity_cli
 
 # Flags that are shortcuts for a config key: flag dest -> dotted key.
@@ -78,7 +78,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from rclrec.experiment import run_training
+    from rclrec.run import run_training
     from rclrec.train.distributed import is_main_process
 
     overrides: dict[str, Any] = {}
@@ -133,7 +133,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from rclrec.experiment import evaluate_file, evaluate_run
+    from rclrec.run import evaluate_file, evaluate_run
 
     if args.input:
         result = evaluate_file(args.run, args.input, device=args.device)

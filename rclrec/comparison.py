@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rclrec.experiments import paper
 from rclrec.files import read_json
+from rclrec.grid import paper
 
 NAMES = {"sasrec": "SASRec", "rcl": "RCL", "cl4srec": "CL4SRec", "duorec": "DuoRec",
          "ct4rec": "CT4Rec", "mclrec": "MCLRec", "contrarec": "ContraRec", "hpm": "HPM"}

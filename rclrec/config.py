@@ -190,7 +190,7 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 # The settings that choose and weight weak positives: the "strong" variant (Eq. 12 alone) reads
-# none of them, so its cells do not depend on them (rclrec/experiments/cells.py).
+# none of them, so its cells do not depend on them (rclrec/grid/cells.py).
 WEAK_POSITIVE_SETTINGS = ("similarity", "ngram", "alpha", "selection", "max_neighbours",
                           "semantic_every", "weight_floor")
 

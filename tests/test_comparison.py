@@ -3,7 +3,7 @@
 import json
 
 from rclrec.cli import main
-from rclrec.experiments import paper
+from rclrec.grid import paper
 
 
 def write_run(path, method, encoder="sasrec", ndcg10=0.05):

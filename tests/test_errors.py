@@ -218,8 +218,8 @@ def test_forged_item_count_is_refused_before_allocating(run_copy, capsys):
 
 @pytest.mark.parametrize("encoder", ["sasrec", "fmlp"])
 def test_model_file_check_accepts_every_encoders_real_sizes(encoder, tmp_path):
-    from rclrec.experiment import check_model_file
     from rclrec.models import ENCODERS, build_encoder
+    from rclrec.run import check_model_file
 
     assert encoder in ENCODERS
     cfg = load_config(overrides={"encoder.name": encoder, "encoder.hidden_dim": "8",
@@ -526,9 +526,9 @@ def test_every_input_error_class_derives_from_input_error():
     from rclrec.data.dataset import DataError
     from rclrec.errors import InputError
     from rclrec.eval.ranking import NonFiniteScores
-    from rclrec.experiment import RunDiverged
     from rclrec.files import CorruptFile
     from rclrec.locks import LockBusy
+    from rclrec.run import RunDiverged
 
     for cls in (ConfigError, DataError, NonFiniteScores, RunDiverged, CorruptFile, LockBusy):
         assert issubclass(cls, InputError) and issubclass(cls, ValueError), cls

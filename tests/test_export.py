@@ -13,8 +13,8 @@ from rclrec.cli import main
 from rclrec.config import load_config
 from rclrec.data.batches import left_pad
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import MODEL_FORMAT, load_data, load_model, resolve, run_training
 from rclrec.models import build_encoder
+from rclrec.run import MODEL_FORMAT, load_data, load_model, resolve, run_training
 from rclrec.serve import Recommender
 from rclrec.train.checkpoint import load_torch, save_torch_atomic
 

@@ -19,7 +19,7 @@ import torch
 from rclrec import cli
 from rclrec.cli import main
 from rclrec.config import load_config
-from rclrec.experiment import load_model, run_training
+from rclrec.run import load_model, run_training
 from rclrec.serve import Limits, MicroBatcher, Query, Recommender
 from rclrec.serve.app import HttpServer, Service
 from rclrec.train.checkpoint import load_torch, save_torch_atomic

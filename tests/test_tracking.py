@@ -7,7 +7,7 @@ import pytest
 from rclrec import tracking
 from rclrec.cli import main
 from rclrec.config import ConfigError, load_config
-from rclrec.experiments.cells import config_hash
+from rclrec.grid.cells import config_hash
 
 pytest.importorskip("tensorboard", reason="the track extra is not installed: "
                                           "pip install 'rclrec[track]'")

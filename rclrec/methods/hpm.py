@@ -116,7 +116,7 @@ class HPM(BaselineMethod):
 
     def item_index(self) -> dict[str, int]:
         """Original item id -> internal id; the ids themselves when the dataset keeps none."""
-        from rclrec.experiment import load_data  # here: rclrec.experiment imports the methods
+        from rclrec.run import load_data  # here: rclrec.run imports the methods
 
         item_ids = load_data(self.cfg).item_ids
         if item_ids is None:

@@ -4,7 +4,7 @@ their cell hashes and their saved configs read as before."""
 from __future__ import annotations
 
 from rclrec.config import DATA_SETTINGS_ADDED, ExperimentConfig, config_from_dict
-from rclrec.experiments.cells import config_hash
+from rclrec.grid.cells import config_hash
 
 
 def saved_before(cfg: ExperimentConfig) -> dict:

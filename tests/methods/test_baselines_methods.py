@@ -10,13 +10,13 @@ from rclrec.config import load_config
 from rclrec.data.batches import prefix_instances, window_instances
 from rclrec.data.registry import load_dataset
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import resolve, run_training
 from rclrec.methods import METHODS
 from rclrec.methods.base import Batch
 from rclrec.methods.duorec import SameTargetSampler
 from rclrec.methods.hpm import HPM, read_category_file
 from rclrec.methods.mclrec import MCLRec
 from rclrec.models import build_encoder
+from rclrec.run import resolve, run_training
 
 BASELINES = ["cl4srec", "duorec", "ct4rec", "mclrec", "contrarec", "hpm"]
 STAT = {"cl4srec": "cl", "duorec": "duorec", "ct4rec": "rd", "mclrec": "mclrec",
@@ -195,7 +195,7 @@ def test_masking_methods_train_a_mask_row_that_is_never_scored(tmp_path, split, 
     # A trained run saves the extra row and scores num_items items.
     cfg = load_config(overrides={**TINY, "method": name})
     run_training(cfg, tmp_path / "r", show_progress=False)
-    from rclrec.experiment import evaluate_run, load_model
+    from rclrec.run import evaluate_run, load_model
     loaded, _ = load_model(tmp_path / "r")
     assert loaded.item_embedding.num_embeddings == split.num_items + 2
     assert 0 <= evaluate_run(tmp_path / "r", device="cpu")["test"]["NDCG@10"] <= 1

@@ -9,12 +9,12 @@ from rclrec.config import load_config
 from rclrec.data.batches import window_instances
 from rclrec.data.registry import load_dataset
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import run_training
-from rclrec.experiments.cells import config_hash
+from rclrec.grid.cells import config_hash
 from rclrec.methods.base import Batch
 from rclrec.methods.controls import RandomPositives, RepeatedCentres, UniformOtherSampler
 from rclrec.methods.rcl import RCL
 from rclrec.models import build_encoder
+from rclrec.run import run_training
 
 SMALL = {"data.dataset": "synthetic", "encoder.hidden_dim": "16", "encoder.inner_dim": "32",
          "train.threads": "1", "train.epochs": "1", "train.batch_size": "128",
@@ -155,7 +155,7 @@ def test_generic_contrast_flags_are_an_error_for_the_controls(method, tmp_path, 
 
 
 def test_rcl_and_a_control_record_extra_sequences_and_positions_in_their_cells(tmp_path):
-    from rclrec.experiments.cells import cell_summary
+    from rclrec.grid.cells import cell_summary
 
     for method in ("rcl", "random_positives"):
         cfg = load_config(overrides={**SMALL, "method": method})

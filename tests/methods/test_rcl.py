@@ -8,10 +8,10 @@ from rclrec.config import load_config
 from rclrec.data.batches import window_instances
 from rclrec.data.registry import load_dataset
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import run_training
 from rclrec.methods.base import Batch
 from rclrec.methods.rcl import RCL, contrast_unit_table
 from rclrec.models import build_encoder
+from rclrec.run import run_training
 
 SMALL = {"data.dataset": "synthetic", "method": "rcl", "encoder.hidden_dim": "16",
          "encoder.inner_dim": "32", "train.threads": "1", "train.epochs": "1",
@@ -168,7 +168,7 @@ def test_rcl_semantic_resume_keeps_the_index_of_the_last_rebuild(tmp_path):
 
 def test_positives_get_the_rec_loss_with_windows_and_not_with_prefixes():
     from rclrec.data.batches import prefix_instances
-    from rclrec.experiment import resolve
+    from rclrec.run import resolve
 
     for encoder_name, expected in (("sasrec", True), ("fmlp", False)):
         cfg = resolve(load_config(overrides={**SMALL, "encoder.name": encoder_name}))

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from rclrec.config import load_config
-from rclrec.experiment import run_training
 from rclrec.methods import METHODS
 from rclrec.methods.hpm import HPM
+from rclrec.run import run_training
 from rclrec.train.checkpoint import load_torch
 from rclrec.train.trainer import Trainer
 

@@ -14,8 +14,8 @@ import torch
 
 from rclrec.cli import main
 from rclrec.config import ConfigError, load_config
-from rclrec.experiment import LOCK_FILE, RunDiverged, run_training
 from rclrec.locks import LockBusy, exclusive_lock
+from rclrec.run import LOCK_FILE, RunDiverged, run_training
 from rclrec.train.trainer import Trainer
 
 FLAGS = ["--dataset", "synthetic", "--set", "encoder.hidden_dim=16", "--set",

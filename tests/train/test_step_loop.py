@@ -7,9 +7,9 @@ import torch
 
 from rclrec.config import load_config
 from rclrec.data.split import leave_one_out
-from rclrec.experiment import build_instances, load_data, resolve
 from rclrec.methods import method_class
 from rclrec.models import build_encoder
+from rclrec.run import build_instances, load_data, resolve
 from rclrec.train import trainer as trainer_module
 from rclrec.train.trainer import StepSums, Trainer, TrainingError
 

@@ -10,7 +10,7 @@ from rclrec.config import load_config
 from rclrec.data.registry import load_dataset
 from rclrec.data.split import leave_one_out
 from rclrec.eval.metrics import metrics_from_ranks
-from rclrec.experiment import evaluate_run, run_training
+from rclrec.run import evaluate_run, run_training
 
 SMALL = {
     "data.dataset": "synthetic",
@@ -123,7 +123,7 @@ def test_resume_ignores_settings_of_other_methods(tmp_path):
 
 
 def test_git_commit_comes_from_the_environment_where_git_is_absent(monkeypatch):
-    from rclrec.experiment import git_commit
+    from rclrec.run import git_commit
 
     monkeypatch.setenv("RCLREC_GIT_COMMIT", "abc123")
     assert git_commit() == "abc123"

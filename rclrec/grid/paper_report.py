@@ -16,17 +16,17 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from rclrec.experiments import paper
-from rclrec.experiments.cells import load_cell
-from rclrec.experiments.formatting import beside, markdown_table, mean_std
-from rclrec.experiments.report import (
+from rclrec.grid import paper
+from rclrec.grid.cells import load_cell
+from rclrec.grid.formatting import beside, markdown_table, mean_std
+from rclrec.grid.report import (
     METRICS,
     Report,
     aggregate,
     entry_cells,
     load_results,
 )
-from rclrec.experiments.suites import PAPER_BUDGET, PAPER_SPACES, PROFILES, group_of
+from rclrec.grid.suites import PAPER_BUDGET, PAPER_SPACES, PROFILES, group_of
 
 PROFILE = "paper"
 TEST_METRIC = "NDCG@10"
@@ -448,7 +448,7 @@ class PaperReport(Report):
                        f"Every method gets the same budget: at most {PAPER_BUDGET} cells "
                        "(distinct configurations, seed 0, validation NDCG@10), coordinate "
                        "passes from the authors' defaults until a pass changes nothing. Grids "
-                       "(rclrec/experiments/suites.py, PAPER_SPACES; lambda {.1,..,.5}, tau "
+                       "(rclrec/grid/suites.py, PAPER_SPACES; lambda {.1,..,.5}, tau "
                        "{.01,.05,.1,.5,1,5}, dropout {.1,..,.5}). RCL's one pass is the "
                        "budget (1 + 4 + 11 + 4 cells, its defaults lying in the grids); a method "
                        "with fewer values spends the rest on further passes; SASRec's grid "

@@ -7,10 +7,10 @@ import statistics
 import pytest
 
 from rclrec.config import load_config
-from rclrec.experiments import search as search_mod
-from rclrec.experiments import suites
-from rclrec.experiments.cli import main
-from rclrec.experiments.paper_report import (
+from rclrec.grid import search as search_mod
+from rclrec.grid import suites
+from rclrec.grid.cli import main
+from rclrec.grid.paper_report import (
     cell_cost,
     p_text,
     prediction_bound,
@@ -18,9 +18,9 @@ from rclrec.experiments.paper_report import (
     welch,
     welch_text,
 )
-from rclrec.experiments.report import build_report
-from rclrec.experiments.search import coordinate_search
-from rclrec.experiments.suites import LAMBDA, PAPER_SPACES, PROFILES, SearchParam, search_space
+from rclrec.grid.report import build_report
+from rclrec.grid.search import coordinate_search
+from rclrec.grid.suites import LAMBDA, PAPER_SPACES, PROFILES, SearchParam, search_space
 
 TINY = {"data.dataset": "synthetic", "method": "rcl", "encoder.hidden_dim": 16,
         "encoder.inner_dim": 32, "train.epochs": 1, "train.max_steps": 2, "train.threads": 1,
@@ -29,7 +29,7 @@ TINY = {"data.dataset": "synthetic", "method": "rcl", "encoder.hidden_dim": 16,
 
 @pytest.mark.parametrize("method", [*PAPER_SPACES, "sasrec"])
 def test_paper_grids_are_valid_settings_of_their_method(method):
-    from rclrec.experiment import resolve
+    from rclrec.run import resolve
 
     for p in search_space(method, PROFILES["paper"]):
         for value in p.values:
@@ -58,7 +58,7 @@ def test_paper_profile_gives_every_method_the_same_budget():
 
 def _fake_run_cell(calls, best):
     """Validation peaks at ``best`` (flat settings); distance in grid steps lowers it."""
-    from rclrec.experiments.cells import config_hash
+    from rclrec.grid.cells import config_hash
 
     def fake(cfg, results, work, *, settings=None, show_progress=False, train=True):
         calls.append(dict(settings))
@@ -87,7 +87,7 @@ def test_rounds_repeat_passes_until_nothing_changes_within_the_budget(tmp_path, 
         return -abs(s["rcl.weight"] - 0.5 * (1 - s["encoder.dropout"]) - 0.05) \
             - abs(s["encoder.dropout"] - 0.1)
 
-    from rclrec.experiments.cells import config_hash
+    from rclrec.grid.cells import config_hash
 
     calls = []
 

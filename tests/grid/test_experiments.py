@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 
 from rclrec.config import ConfigError, load_config
-from rclrec.experiments import search as search_mod
-from rclrec.experiments import suites
-from rclrec.experiments.cells import config_hash, run_cell
-from rclrec.experiments.cli import main
-from rclrec.experiments.report import build_report
-from rclrec.experiments.search import coordinate_search
-from rclrec.experiments.suites import LAMBDA, TAU, Group
+from rclrec.grid import search as search_mod
+from rclrec.grid import suites
+from rclrec.grid.cells import config_hash, run_cell
+from rclrec.grid.cli import main
+from rclrec.grid.report import build_report
+from rclrec.grid.search import coordinate_search
+from rclrec.grid.suites import LAMBDA, TAU, Group
 
 TINY = {"data.dataset": "synthetic", "method": "rcl", "encoder.hidden_dim": 16,
         "encoder.inner_dim": 32, "train.epochs": 1, "train.max_steps": 2, "train.threads": 1,
@@ -314,7 +314,7 @@ def test_manifest_drops_entries_of_settings_the_group_no_longer_has(tmp_path, mo
 
 def test_rekey_renames_cells_after_a_new_setting_so_they_are_reused(tmp_path, monkeypatch,
                                                                       capsys):
-    from rclrec.experiments import cells as cells_mod
+    from rclrec.grid import cells as cells_mod
 
     results, work = tmp_path / "results", tmp_path / "work"
     common = ["--profile", "smoke", "--results", str(results), "--work", str(work),
@@ -363,14 +363,14 @@ def test_rekey_renames_cells_after_a_new_setting_so_they_are_reused(tmp_path, mo
 
 
 def test_two_reports_in_one_folder_keep_their_own_figures():
-    from rclrec.experiments.report import figure_dir
+    from rclrec.grid.report import figure_dir
 
     assert figure_dir(Path("docs/REPORT.md")) == Path("docs/report")
     assert figure_dir(Path("docs/REPORT-full.md")) == Path("docs/report-full")
 
 
 def test_speed_columns_keep_cpu_and_gpu_seconds_apart():
-    from rclrec.experiments.report import _speed
+    from rclrec.grid.report import _speed
 
     def cell(device, seconds):
         return {"device": device, "seconds_per_epoch": seconds, "seconds_to_best": 10 * seconds,

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rclrec.experiments.suites import PAPER_SUITES, PROFILES, SUITES, suites_of
+from rclrec.grid.suites import PAPER_SUITES, PROFILES, SUITES, suites_of
 
 COMMANDS = ("benchmark", "report", "rekey")
 
@@ -45,7 +45,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int,
                    help="CPU threads per cell; not part of a cell's hash [the config's]")
     p.add_argument("--results", help="committed results folder [results/<profile>]")
-    p.add_argument("--work", help="git-ignored run folders [benchmarks/.work/cells]")
+    p.add_argument("--work", help="git-ignored run folders [runs/cells]")
     p.add_argument("--budget", type=int,
                    help="max cells per hyper-parameter search (0 = no limit) [the profile's]")
     p.add_argument("--epochs", type=int,
@@ -77,11 +77,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--results", help="results folder [results/<profile>]")
     k.add_argument("--profile", choices=list(PROFILES), default="quick",
                    help="picks the default --results [quick]")
-    k.add_argument("--work", help="git-ignored run folders [benchmarks/.work/cells]")
+    k.add_argument("--work", help="git-ignored run folders [runs/cells]")
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    from rclrec.experiments.runner import DEFAULT_WORK, BenchmarkOptions, run_suite
+    from rclrec.grid.runner import DEFAULT_WORK, BenchmarkOptions, run_suite
 
     profile = PROFILES[args.profile]
     if args.seeds is not None and args.seeds < 1:
@@ -127,7 +127,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from rclrec.experiments.report import (
+    from rclrec.grid.report import (
         build_report,
         default_report_path,
         figure_dir,
@@ -147,8 +147,8 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_rekey(args: argparse.Namespace) -> int:
-    from rclrec.experiments.cells import rekey_cells
-    from rclrec.experiments.runner import DEFAULT_WORK
+    from rclrec.grid.cells import rekey_cells
+    from rclrec.grid.runner import DEFAULT_WORK
 
     results = Path(args.results or Path("results") / args.profile)
     try:
@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         return run_report(args)
     if args.command == "rekey":
         return run_rekey(args)
-    raise ValueError(f"rclrec.experiments.cli cannot run {args.command!r}")
+    raise ValueError(f"rclrec.grid.cli cannot run {args.command!r}")
 
 
 def main(argv: list[str] | None = None) -> int:

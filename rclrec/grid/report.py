@@ -12,11 +12,11 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from rclrec.experiments import paper
-from rclrec.experiments.cells import load_cell
-from rclrec.experiments.formatting import beside, markdown_table, mean_std
-from rclrec.experiments.suites import ALPHAS, PROFILES, SIMILARITIES, VARIANTS, group_of
 from rclrec.files import read_json, write_text_atomic
+from rclrec.grid import paper
+from rclrec.grid.cells import load_cell
+from rclrec.grid.formatting import beside, markdown_table, mean_std
+from rclrec.grid.suites import ALPHAS, PROFILES, SIMILARITIES, VARIANTS, group_of
 
 METRICS = paper.METRICS
 
@@ -182,7 +182,7 @@ class Report:
         g = group_of(manifest.get("profile", ""), group)
         prof = PROFILES.get(manifest.get("profile", ""))
         datasets = (prof.datasets if prof and prof.datasets else None) or g.datasets
-        from rclrec.experiments.runner import dataset_key, variant_id
+        from rclrec.grid.runner import dataset_key, variant_id
 
         have = {(e["dataset"], e["method"], variant_id(e["variant"]))
                 for e in manifest["entries"]}
@@ -503,9 +503,9 @@ def default_report_path(profile: str) -> Path:
 def build_report(results: str | os.PathLike, out: str | os.PathLike,
                  profile: str | None = None) -> str:
     """Write the Markdown report to ``out`` and its PNGs to ``figure_dir(out)``; the paper
-    profile's layout (rclrec/experiments/paper_report.py) for a folder of that profile."""
+    profile's layout (rclrec/grid/paper_report.py) for a folder of that profile."""
     if (profile or report_profile(results)) == "paper":
-        from rclrec.experiments.paper_report import build_paper_report
+        from rclrec.grid.paper_report import build_paper_report
 
         return build_paper_report(results, out)
     out = Path(out)

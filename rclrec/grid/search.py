@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from rclrec.config import load_config
-from rclrec.experiments.cells import run_cell
-from rclrec.experiments.suites import SearchParam
 from rclrec.files import read_json, write_json_atomic
+from rclrec.grid.cells import run_cell
+from rclrec.grid.suites import SearchParam
 
 SELECT_METRIC = "NDCG@10"
 
@@ -67,7 +67,7 @@ def coordinate_search(base: dict[str, Any], space: tuple[SearchParam, ...], *,
         values of the searched keys), ``budget`` and ``exhausted`` (stopped by the budget),
         ``rounds`` (passes made; only where more than one was allowed).
     """
-    from rclrec.experiment import resolve
+    from rclrec.run import resolve
 
     # Resolved: a baseline's unset setting starts from the value it trains with, not None.
     defaults = resolve(load_config(None, base)).to_dict()
@@ -84,7 +84,7 @@ def coordinate_search(base: dict[str, Any], space: tuple[SearchParam, ...], *,
     def evaluate(values: dict[str, Any], param: str | None) -> dict[str, Any] | None:
         nonlocal exhausted
         cfg = load_config(None, {**base, **values, **(unrecorded or {})})
-        from rclrec.experiments.cells import config_hash
+        from rclrec.grid.cells import config_hash
 
         digest = config_hash(cfg)
         if digest in seen:

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from rclrec.config import ConfigError, load_config
-from rclrec.experiments.cells import CellUnavailable, run_cell
-from rclrec.experiments.search import coordinate_search, search_name
-from rclrec.experiments.suites import ALPHAS, PROFILES, Group, Profile, search_space, suites_of
 from rclrec.files import read_json, write_json_atomic
+from rclrec.grid.cells import CellUnavailable, run_cell
+from rclrec.grid.search import coordinate_search, search_name
+from rclrec.grid.suites import ALPHAS, PROFILES, Group, Profile, search_space, suites_of
 
-DEFAULT_WORK = Path("benchmarks") / ".work" / "cells"
+DEFAULT_WORK = Path("runs") / "cells"
 
 
 def _stderr(msg: str) -> None:

@@ -49,8 +49,8 @@ class CellNotTrained(CellUnavailable):
 def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
     """The resolved configuration as hashed: JSON types, unhashed settings and the sections
     the method does not read removed."""
-    from rclrec.experiment import resolve, uses_section
     from rclrec.methods import method_class
+    from rclrec.run import resolve, uses_section
 
     resolved = resolve(cfg)
     d = json.loads(json.dumps(resolved.to_dict()))
@@ -157,7 +157,7 @@ def run_cell(cfg: ExperimentConfig, results: str | os.PathLike, work: str | os.P
         CellBusy: another process is training this cell.
         CellNotTrained: the cell is not finished and ``train`` is False.
     """
-    from rclrec.experiment import run_training
+    from rclrec.run import run_training
 
     digest = config_hash(cfg)
     done = load_cell(results, digest)
