@@ -7,7 +7,7 @@ OUT ?= runs/$(DATASET)-sasrec
 RCL_OUT ?= runs/$(DATASET)-rcl
 ARGS ?=
 
-.PHONY: run test lint setup clean
+.PHONY: run test test-fast lint setup clean
 
 $(BIN)/rclrec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ run: setup
 
 test: setup
 	$(BIN)/pytest -q
+
+# While developing: every test but those marked slow (training several epochs, processes).
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check rclrec tests benchmarks

@@ -20,9 +20,6 @@ from rclrec.cli import main
 from rclrec.config import ConfigError, ExperimentConfig, load_config
 from rclrec.files import WriteFailed, write_json_atomic
 
-TINY = ["--dataset", "synthetic", "--max-steps", "3", "--set", "encoder.hidden_dim=16",
-        "--set", "train.threads=1", "--quiet"]
-
 
 def fails_with_line(capsys, argv: list[str], *names: str) -> str:
     """Run the CLI; it must exit 2 with one error line naming each of ``names``."""
@@ -38,9 +35,9 @@ def fails_with_line(capsys, argv: list[str], *names: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
+def trained(tmp_path_factory, tiny_flags) -> Path:
     run = tmp_path_factory.mktemp("trained") / "run"
-    assert main(["train", *TINY, "--epochs", "1", "--out", str(run)]) == 0
+    assert main(["train", *tiny_flags, "--epochs", "1", "--out", str(run)]) == 0
     return run
 
 
@@ -69,56 +66,61 @@ def test_damaged_model_file(run_copy, capsys, kind):
 
 
 @pytest.mark.parametrize("kind", ["empty", "truncated", "random"])
-def test_damaged_checkpoint_on_resume(run_copy, capsys, kind):
+def test_damaged_checkpoint_on_resume(run_copy, capsys, kind, tiny_flags):
     (run_copy / "metrics.json").unlink()  # an interrupted run
     checkpoint = run_copy / "checkpoint.pt"
     damage(checkpoint, kind)
-    line = fails_with_line(capsys, ["train", *TINY, "--epochs", "2", "--out", str(run_copy),
+    line = fails_with_line(capsys, ["train", *tiny_flags, "--epochs", "2", "--out", str(run_copy),
                                     "--resume"], checkpoint)
     assert "remove it" in line
 
 
-def resume_fails(capsys, run: Path, *names, epochs: int = 2) -> str:
-    return fails_with_line(capsys, ["train", *TINY, "--epochs", str(epochs), "--out", str(run),
-                                    "--resume"], *names)
+@pytest.fixture
+def resume_fails(capsys, tiny_flags):
+    """``resume_fails(run, *names, epochs=2)``: the error line of resuming ``run``."""
+    def fails(run: Path, *names, epochs: int = 2) -> str:
+        return fails_with_line(capsys, ["train", *tiny_flags, "--epochs", str(epochs), "--out",
+                                        str(run), "--resume"], *names)
+    return fails
 
 
 @pytest.mark.parametrize("content", ["{}", "[1, 2]", '{"method": "sasrec"}', "null"])
-def test_metrics_of_valid_json_but_wrong_contents_on_resume(run_copy, capsys, content):
+def test_metrics_of_valid_json_but_wrong_contents_on_resume(run_copy, capsys, content,
+                                                            resume_fails):
     (run_copy / "metrics.json").write_text(content)
-    resume_fails(capsys, run_copy, run_copy / "metrics.json")
+    resume_fails(run_copy, run_copy / "metrics.json")
 
 
 @pytest.mark.parametrize("content", ["[1, 2]", '{"train": 3}', '{"nosuch": 1}'])
-def test_config_json_of_wrong_contents_on_resume(run_copy, capsys, content):
+def test_config_json_of_wrong_contents_on_resume(run_copy, capsys, content, resume_fails):
     (run_copy / "metrics.json").unlink()  # an interrupted run: its config.json is compared
     (run_copy / "config.json").write_text(content)
-    resume_fails(capsys, run_copy, run_copy / "config.json")
+    resume_fails(run_copy, run_copy / "config.json")
 
 
-def test_model_file_copied_over_the_checkpoint(run_copy, capsys):
+def test_model_file_copied_over_the_checkpoint(run_copy, capsys, resume_fails):
     (run_copy / "metrics.json").unlink()
     shutil.copy(run_copy / "model.pt", run_copy / "checkpoint.pt")
-    line = resume_fails(capsys, run_copy, run_copy / "checkpoint.pt")
+    line = resume_fails(run_copy, run_copy / "checkpoint.pt")
     assert "remove it" in line
 
 
-def test_checkpoint_of_another_model_size(run_copy, capsys):
+def test_checkpoint_of_another_model_size(run_copy, capsys, resume_fails):
     (run_copy / "metrics.json").unlink()
     path = run_copy / "checkpoint.pt"
     saved = torch.load(path, weights_only=True)
     saved["encoder"]["embed.item_embedding.weight"] = torch.zeros(3, 16)
     torch.save(saved, path)
-    resume_fails(capsys, run_copy, path, "embed.item_embedding.weight")
+    resume_fails(run_copy, path, "embed.item_embedding.weight")
     saved = torch.load(run_copy / "checkpoint.pt", weights_only=True)
     saved["state"] = {"epoch": 1, "nosuch": 2}
     saved["encoder"] = torch.load(run_copy / "model.pt", weights_only=True)["state_dict"]
     torch.save(saved, path)
-    resume_fails(capsys, run_copy, path)
+    resume_fails(run_copy, path)
 
 
 @pytest.mark.parametrize("content", ["model", "list"])
-def test_best_weights_of_wrong_contents(run_copy, capsys, content):
+def test_best_weights_of_wrong_contents(run_copy, capsys, content, resume_fails):
     """A run whose best.pt was overwritten: found when the best epoch's weights are loaded at
     the end, named, no traceback."""
     (run_copy / "metrics.json").unlink()
@@ -127,10 +129,11 @@ def test_best_weights_of_wrong_contents(run_copy, capsys, content):
         shutil.copy(run_copy / "model.pt", best)
     else:
         torch.save([1, 2], best)
-    resume_fails(capsys, run_copy, best, epochs=1)  # no epoch left: straight to best.pt
+    resume_fails(run_copy, best, epochs=1)  # no epoch left: straight to best.pt
 
 
-def test_read_error_of_a_good_checkpoint_is_not_called_damaged(run_copy, monkeypatch, capsys):
+def test_read_error_of_a_good_checkpoint_is_not_called_damaged(run_copy, monkeypatch, capsys,
+                                                               resume_fails):
     """EIO (a failing disk, a network folder) says nothing about the file: no advice to remove
     a checkpoint that may be good."""
     from rclrec.train import checkpoint
@@ -141,7 +144,7 @@ def test_read_error_of_a_good_checkpoint_is_not_called_damaged(run_copy, monkeyp
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
     monkeypatch.setattr(checkpoint.torch, "load", failing_load)
-    line = resume_fails(capsys, run_copy, run_copy / "checkpoint.pt", os.strerror(errno.EIO))
+    line = resume_fails(run_copy, run_copy / "checkpoint.pt", os.strerror(errno.EIO))
     assert "remove" not in line and "damaged" not in line
 
     def out_of_memory(*args, **kwargs):
@@ -153,10 +156,10 @@ def test_read_error_of_a_good_checkpoint_is_not_called_damaged(run_copy, monkeyp
 
 
 @pytest.mark.parametrize("kind", ["empty", "truncated", "random"])
-def test_damaged_metrics_on_resume(run_copy, capsys, kind):
+def test_damaged_metrics_on_resume(run_copy, capsys, kind, tiny_flags):
     metrics = run_copy / "metrics.json"
     damage(metrics, kind)
-    fails_with_line(capsys, ["train", *TINY, "--epochs", "1", "--out", str(run_copy),
+    fails_with_line(capsys, ["train", *tiny_flags, "--epochs", "1", "--out", str(run_copy),
                              "--resume"], metrics)
 
 
@@ -334,12 +337,13 @@ def test_written_files_get_the_usual_mode(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
-def test_disk_full_while_training_keeps_the_last_checkpoint(run_copy, monkeypatch, capsys):
+def test_disk_full_while_training_keeps_the_last_checkpoint(run_copy, monkeypatch, capsys,
+                                                            tiny_flags):
     for name in ("metrics.json", "model.pt"):  # interrupted after epoch 1
         (run_copy / name).unlink()
     checkpoint = (run_copy / "checkpoint.pt").read_bytes()
     fill_disk(monkeypatch, ".pt")
-    resume = ["train", *TINY, "--epochs", "2", "--out", str(run_copy), "--resume"]
+    resume = ["train", *tiny_flags, "--epochs", "2", "--out", str(run_copy), "--resume"]
     line = fails_with_line(capsys, resume, run_copy)
     assert "disk is full" in line and "--resume" in line
     assert (run_copy / "checkpoint.pt").read_bytes() == checkpoint
@@ -349,7 +353,7 @@ def test_disk_full_while_training_keeps_the_last_checkpoint(run_copy, monkeypatc
     assert json.loads((run_copy / "metrics.json").read_text())["epochs_run"] == 2
 
 
-def test_read_only_output_folder(tmp_path, monkeypatch, capsys):
+def test_read_only_output_folder(tmp_path, monkeypatch, capsys, tiny_flags):
     out = tmp_path / "run"
     out.mkdir()
     out.chmod(0o500)
@@ -363,7 +367,7 @@ def test_read_only_output_folder(tmp_path, monkeypatch, capsys):
 
         monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
     try:
-        line = fails_with_line(capsys, ["train", *TINY, "--epochs", "1", "--out", str(out)],
+        line = fails_with_line(capsys, ["train", *tiny_flags, "--epochs", "1", "--out", str(out)],
                                out)
     finally:
         out.chmod(0o700)
@@ -406,11 +410,11 @@ def test_non_finite_settings_through_the_python_api():
                 make(value)
 
 
-def test_non_finite_learning_rate_on_the_command_line(tmp_path, capsys):
+def test_non_finite_learning_rate_on_the_command_line(tmp_path, capsys, tiny_flags):
     out = tmp_path / "run"
-    fails_with_line(capsys, ["train", *TINY, "--set", "train.lr=nan", "--out", str(out)],
+    fails_with_line(capsys, ["train", *tiny_flags, "--set", "train.lr=nan", "--out", str(out)],
                     "train.lr")
-    fails_with_line(capsys, ["train", *TINY, "--method", "rcl", "--tau", "inf", "--out",
+    fails_with_line(capsys, ["train", *tiny_flags, "--method", "rcl", "--tau", "inf", "--out",
                              str(out)], "rcl.tau")
     assert not out.exists()
 
@@ -422,17 +426,17 @@ def test_config_file_of_random_bytes(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("setting", ["eval.ks=0", "encoder.hidden_dim=0", "data.max_len=0"])
-def test_sizes_below_one_are_refused(tmp_path, capsys, setting):
-    fails_with_line(capsys, ["train", *TINY, "--set", setting, "--out", str(tmp_path / "r")],
+def test_sizes_below_one_are_refused(tmp_path, capsys, setting, tiny_flags):
+    fails_with_line(capsys, ["train", *tiny_flags, "--set", setting, "--out", str(tmp_path / "r")],
                     setting.split("=")[0])
 
 
-def test_unknown_method_is_an_error_line(tmp_path, capsys):
-    fails_with_line(capsys, ["train", *TINY, "--method", "nosuch", "--out",
+def test_unknown_method_is_an_error_line(tmp_path, capsys, tiny_flags):
+    fails_with_line(capsys, ["train", *tiny_flags, "--method", "nosuch", "--out",
                              str(tmp_path / "r")], "nosuch")
 
 
-def test_generic_flags_set_the_chosen_methods_setting(tmp_path, monkeypatch, capsys):
+def test_generic_flags_set_the_chosen_methods_setting(tmp_path, monkeypatch, capsys, tiny_flags):
     """Issue 17: `--method duorec --tau 0.2` trains DuoRec at tau 0.2 (once silently 1.0)."""
     from rclrec.methods import duorec
 
@@ -445,15 +449,15 @@ def test_generic_flags_set_the_chosen_methods_setting(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(duorec, "duorec_loss", spy)
     out = tmp_path / "duorec"
-    assert main(["train", *TINY, "--epochs", "1", "--method", "duorec", "--tau", "0.2",
+    assert main(["train", *tiny_flags, "--epochs", "1", "--method", "duorec", "--tau", "0.2",
                  "--similarity", "cos", "--out", str(out)]) == 0
     assert used and set(used) == {(0.2, "cos")}
     recorded = json.loads((out / "metrics.json").read_text())["config"]
     assert recorded["baseline"]["tau"] == 0.2 and recorded["rcl"]["tau"] == 0.5
     capsys.readouterr()
-    fails_with_line(capsys, ["train", *TINY, "--method", "duorec", "--alpha", "0.1", "--out",
+    fails_with_line(capsys, ["train", *tiny_flags, "--method", "duorec", "--alpha", "0.1", "--out",
                              str(tmp_path / "a")], "--alpha", "duorec")
-    fails_with_line(capsys, ["train", *TINY, "--tau", "0.1", "--out", str(tmp_path / "b")],
+    fails_with_line(capsys, ["train", *tiny_flags, "--tau", "0.1", "--out", str(tmp_path / "b")],
                     "--tau", "sasrec")
 
 
@@ -484,14 +488,15 @@ def test_a_bug_keeps_its_traceback_and_names_the_command(monkeypatch, capsys):
     assert "Traceback" in err and "rclrec stats: internal error (TypeError)" in err
 
 
-def test_an_internal_check_of_rclrec_is_a_bug_not_an_input_error(tmp_path, monkeypatch, capsys):
+def test_an_internal_check_of_rclrec_is_a_bug_not_an_input_error(tmp_path, monkeypatch, capsys,
+                                                                 tiny_flags):
     """A broken invariant (here: a similarity matrix one column short, caught by the loss's
     shape check, a `raise ValueError` of rclrec) keeps its traceback: it is not the user's."""
     from rclrec.methods import rcl
 
     real = rcl.pair_similarity
     monkeypatch.setattr(rcl, "pair_similarity", lambda *a, **k: real(*a, **k)[:, :-1])
-    code = main(["train", *TINY, "--method", "rcl", "--out", str(tmp_path / "r")])
+    code = main(["train", *tiny_flags, "--method", "rcl", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 1, err
     assert "Traceback" in err and "similarity has shape" in err

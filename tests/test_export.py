@@ -18,8 +18,6 @@ from rclrec.run import MODEL_FORMAT, load_data, load_model, resolve, run_trainin
 from rclrec.serve import Recommender
 from rclrec.train.checkpoint import load_torch, save_torch_atomic
 
-TINY = {"data.dataset": "synthetic", "method": "sasrec", "encoder.hidden_dim": 16,
-        "encoder.inner_dim": 32, "train.epochs": 1, "train.max_steps": 3, "train.threads": 1}
 FORMATS = [pytest.param("onnx", marks=pytest.mark.skipif(
                not all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime")),
                reason="the export extra is not installed: pip install 'rclrec[export]'")),
@@ -27,11 +25,11 @@ FORMATS = [pytest.param("onnx", marks=pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module", params=["sasrec", "fmlp"])
-def run_dir(request, tmp_path_factory):
+def run_dir(request, tmp_path_factory, tiny_config):
     """A trained run whose items are named like a shop's (sku-<7 * id>), so that an export
     that confused raw ids with the model's ids would recommend the wrong items."""
     out = tmp_path_factory.mktemp(request.param)
-    run_training(load_config(None, {**TINY, "encoder.name": request.param}), out,
+    run_training(tiny_config({"method": "sasrec", "encoder.name": request.param}), out,
                  show_progress=False)
     saved = load_torch(out / "model.pt")
     saved["item_ids"] = [f"sku-{7 * i}" for i in range(1, saved["num_items"] + 1)]

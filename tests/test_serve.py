@@ -18,7 +18,6 @@ import torch
 
 from rclrec import cli
 from rclrec.cli import main
-from rclrec.config import load_config
 from rclrec.run import load_model, run_training
 from rclrec.serve import Limits, MicroBatcher, Query, Recommender
 from rclrec.serve.app import HttpServer, Service
@@ -26,14 +25,12 @@ from rclrec.train.checkpoint import load_torch, save_torch_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TINY = {"data.dataset": "synthetic", "method": "sasrec", "encoder.hidden_dim": 16,
-        "encoder.inner_dim": 32, "train.epochs": 1, "train.max_steps": 2, "train.threads": 1}
-
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, tiny_config):
     out = tmp_path_factory.mktemp("run")
-    run_training(load_config(None, TINY), out, show_progress=False)
+    run_training(tiny_config({"method": "sasrec", "train.max_steps": 2}), out,
+                 show_progress=False)
     return out
 
 

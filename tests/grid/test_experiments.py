@@ -13,28 +13,24 @@ from rclrec.grid.report import build_report
 from rclrec.grid.search import coordinate_search
 from rclrec.grid.suites import LAMBDA, TAU, Group
 
-TINY = {"data.dataset": "synthetic", "method": "rcl", "encoder.hidden_dim": 16,
-        "encoder.inner_dim": 32, "train.epochs": 1, "train.max_steps": 2, "train.threads": 1,
-        "train.batch_size": 64}
 
-
-def test_config_hash_is_stable_and_follows_settings():
-    h = config_hash(load_config(None, TINY))
+def test_config_hash_is_stable_and_follows_settings(tiny_cell):
+    h = config_hash(load_config(None, tiny_cell))
     assert re.fullmatch(r"[0-9a-f]{16}", h)
-    assert config_hash(load_config(None, dict(reversed(list(TINY.items()))))) == h
+    assert config_hash(load_config(None, dict(reversed(list(tiny_cell.items()))))) == h
     # Defaults written out explicitly resolve to the same configuration.
-    assert config_hash(load_config(None, {**TINY, "rcl.alpha": 0.05})) == h
+    assert config_hash(load_config(None, {**tiny_cell, "rcl.alpha": 0.05})) == h
     # Where and how fast a cell runs does not change it ...
-    assert config_hash(load_config(None, {**TINY, "train.device": "cpu",
+    assert config_hash(load_config(None, {**tiny_cell, "train.device": "cpu",
                                           "train.threads": 2})) == h
     # ... every setting that changes the result does.
     for key, value in (("rcl.alpha", 0.1), ("train.seed", 1), ("encoder.name", "fmlp"),
                        ("rcl.variant", "weak"), ("train.epochs", 2), ("method", "sasrec")):
-        assert config_hash(load_config(None, {**TINY, key: value})) != h, key
+        assert config_hash(load_config(None, {**tiny_cell, key: value})) != h, key
 
 
-def test_finished_cell_is_reused_not_retrained(tmp_path):
-    cfg = load_config(None, {**TINY, "method": "sasrec"})
+def test_finished_cell_is_reused_not_retrained(tmp_path, tiny_cell):
+    cfg = load_config(None, {**tiny_cell, "method": "sasrec"})
     results, work = tmp_path / "results", tmp_path / "work"
     cell, reused = run_cell(cfg, results, work, settings={"method": "sasrec"})
     assert not reused
@@ -65,10 +61,10 @@ def _fake_run_cell(calls):
     return fake
 
 
-def test_search_picks_best_validation_and_records_every_cell(tmp_path, monkeypatch):
+def test_search_picks_best_validation_and_records_every_cell(tmp_path, monkeypatch, tiny_cell):
     calls = []
     monkeypatch.setattr(search_mod, "run_cell", _fake_run_cell(calls))
-    rec = coordinate_search(TINY, (LAMBDA, TAU), results=tmp_path, work=tmp_path / "w",
+    rec = coordinate_search(tiny_cell, (LAMBDA, TAU), results=tmp_path, work=tmp_path / "w",
                             name="s")
     assert rec["settings"] == {"rcl.weight": 0.3, "rcl.tau": 0.1}
     # start + 5 lambdas + 6 taus, the start configuration counted once in each sweep
@@ -77,14 +73,14 @@ def test_search_picks_best_validation_and_records_every_cell(tmp_path, monkeypat
     assert rec["chosen"] == best  # chosen on validation, although test says otherwise
     saved = json.loads((tmp_path / "searches" / "s.json").read_text())
     assert saved["chosen"]["hash"] == best["hash"] and len(saved["tried"]) == 10
-    assert {t["hash"] for t in saved["tried"]} == {config_hash(load_config(None, {**TINY, **c}))
-                                                   for c in calls}
+    assert {t["hash"] for t in saved["tried"]} == {
+        config_hash(load_config(None, {**tiny_cell, **c})) for c in calls}
 
 
-def test_a_search_that_only_reuses_keeps_its_record(tmp_path, monkeypatch):
+def test_a_search_that_only_reuses_keeps_its_record(tmp_path, monkeypatch, tiny_cell):
     calls = []
     monkeypatch.setattr(search_mod, "run_cell", _fake_run_cell(calls))
-    coordinate_search(TINY, (LAMBDA,), results=tmp_path, work=tmp_path / "w", name="r")
+    coordinate_search(tiny_cell, (LAMBDA,), results=tmp_path, work=tmp_path / "w", name="r")
     path = tmp_path / "searches" / "r.json"
     first = path.read_text()
 
@@ -93,15 +89,15 @@ def test_a_search_that_only_reuses_keeps_its_record(tmp_path, monkeypatch):
         return cell, True
 
     monkeypatch.setattr(search_mod, "run_cell", reused)
-    rec = coordinate_search(TINY, (LAMBDA,), results=tmp_path, work=tmp_path / "w", name="r")
+    rec = coordinate_search(tiny_cell, (LAMBDA,), results=tmp_path, work=tmp_path / "w", name="r")
     assert all(t["reused"] for t in rec["tried"])
     assert path.read_text() == first  # still says which call trained the cells
 
 
-def test_search_budget_caps_tried_cells(tmp_path, monkeypatch):
+def test_search_budget_caps_tried_cells(tmp_path, monkeypatch, tiny_cell):
     calls = []
     monkeypatch.setattr(search_mod, "run_cell", _fake_run_cell(calls))
-    rec = coordinate_search(TINY, (LAMBDA, TAU), results=tmp_path, work=tmp_path / "w",
+    rec = coordinate_search(tiny_cell, (LAMBDA, TAU), results=tmp_path, work=tmp_path / "w",
                             budget=3, name="b")
     assert len(rec["tried"]) == len(calls) == 3 and rec["exhausted"]
     assert rec["settings"]["rcl.weight"] == 0.3  # best of 0.1 (start), 0.2, 0.3
@@ -179,14 +175,14 @@ def test_smoke_benchmark_and_report(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("suite", list(suites.SUITES))
-def test_suites_list_known_settings(suite):
+def test_suites_list_known_settings(suite, tiny_cell):
     for group in suites.SUITES[suite]:
         for variant in group.variants:
-            load_config(None, {**TINY, **variant, "encoder.name": group.encoder})
+            load_config(None, {**tiny_cell, **variant, "encoder.name": group.encoder})
     for space in (*suites.SEARCH_SPACES.values(), suites.DEFAULT_SPACE):
         for p in space:
             for value in p.values:
-                load_config(None, {**TINY, **{k: value for k in p.keys}})
+                load_config(None, {**tiny_cell, **{k: value for k in p.keys}})
 
 
 def test_interrupted_benchmark_keeps_finished_entries(tmp_path, monkeypatch):
@@ -221,11 +217,11 @@ def test_benchmark_rejects_bad_threads(capsys):
     assert "--threads must be >= 1" in capsys.readouterr().err
 
 
-def test_cell_hash_ignores_sections_the_method_does_not_read():
-    sasrec = {**TINY, "method": "sasrec"}
+def test_cell_hash_ignores_sections_the_method_does_not_read(tiny_cell):
+    sasrec = {**tiny_cell, "method": "sasrec"}
     assert config_hash(load_config(None, sasrec)) == config_hash(
         load_config(None, {**sasrec, "rcl.rec_loss_on_positives": False, "baseline.tau": 0.3}))
-    rcl = {**TINY, "method": "rcl"}
+    rcl = {**tiny_cell, "method": "rcl"}
     assert config_hash(load_config(None, rcl)) != config_hash(
         load_config(None, {**rcl, "rcl.weight": 0.3}))
     assert config_hash(load_config(None, rcl)) == config_hash(
@@ -240,10 +236,10 @@ def test_cell_hash_ignores_sections_the_method_does_not_read():
         load_config(None, {**rcl, "rcl.similarity": "tfidf"}))
 
 
-def test_cell_hash_follows_a_baselines_own_defaults_only(monkeypatch):
+def test_cell_hash_follows_a_baselines_own_defaults_only(monkeypatch, tiny_cell):
     from rclrec.methods import CL4SRec, DuoRec, MCLRec
 
-    cl4srec, duorec = ({**TINY, "method": m} for m in ("cl4srec", "duorec"))
+    cl4srec, duorec = ({**tiny_cell, "method": m} for m in ("cl4srec", "duorec"))
     before = {m: config_hash(load_config(None, c)) for m, c in
               (("cl4srec", cl4srec), ("duorec", duorec))}
     # A default written out is the same cell.
@@ -258,16 +254,16 @@ def test_cell_hash_follows_a_baselines_own_defaults_only(monkeypatch):
     assert config_hash(load_config(None, duorec)) == before["duorec"]
     assert DuoRec.resolved_hyper(load_config(None, duorec))["tau"] == DuoRec.tau
     # Per-dataset defaults are resolved too, so the cell records the values trained with.
-    mclrec = MCLRec.resolved_hyper(load_config(None, {**TINY, "method": "mclrec",
+    mclrec = MCLRec.resolved_hyper(load_config(None, {**tiny_cell, "method": "mclrec",
                                                       "data.dataset": "beauty"}))
     assert mclrec["lmd"] is not None and mclrec["beta"] is not None
 
 
-def test_cell_hash_follows_constants_in_a_methods_code(monkeypatch):
+def test_cell_hash_follows_constants_in_a_methods_code(monkeypatch, tiny_cell):
     from rclrec.methods import cl4srec as cl4srec_module
     from rclrec.methods import ct4rec as ct4rec_module
 
-    configs = {m: load_config(None, {**TINY, "method": m})
+    configs = {m: load_config(None, {**tiny_cell, "method": m})
                for m in ("sasrec", "rcl", "cl4srec", "ct4rec", "duorec")}
     before = {m: config_hash(c) for m, c in configs.items()}
     # An edited preset table or sampled-negative count re-keys that method's cells only.
@@ -313,7 +309,7 @@ def test_manifest_drops_entries_of_settings_the_group_no_longer_has(tmp_path, mo
 
 
 def test_rekey_renames_cells_after_a_new_setting_so_they_are_reused(tmp_path, monkeypatch,
-                                                                      capsys):
+                                                                      capsys, tiny_cell):
     from rclrec.grid import cells as cells_mod
 
     results, work = tmp_path / "results", tmp_path / "work"
@@ -323,7 +319,7 @@ def test_rekey_renames_cells_after_a_new_setting_so_they_are_reused(tmp_path, mo
     assert main(["benchmark", "--suite", "table2", "--methods", "sasrec", *common]) == 0
     (work / "0123456789abcdef").mkdir()  # an unfinished run of another cell
     (work / "0123456789abcdef" / "config.json").write_text(json.dumps(
-        load_config(None, {**TINY, "method": "sasrec", "train.seed": 7}).to_dict()))
+        load_config(None, {**tiny_cell, "method": "sasrec", "train.seed": 7}).to_dict()))
     before = sorted(p.name for p in (results / "cells").iterdir())
 
     # A new train setting whose default keeps the old behaviour: every hash changes.

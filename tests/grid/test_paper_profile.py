@@ -22,19 +22,15 @@ from rclrec.grid.report import build_report
 from rclrec.grid.search import coordinate_search
 from rclrec.grid.suites import LAMBDA, PAPER_SPACES, PROFILES, SearchParam, search_space
 
-TINY = {"data.dataset": "synthetic", "method": "rcl", "encoder.hidden_dim": 16,
-        "encoder.inner_dim": 32, "train.epochs": 1, "train.max_steps": 2, "train.threads": 1,
-        "train.batch_size": 64}
-
 
 @pytest.mark.parametrize("method", [*PAPER_SPACES, "sasrec"])
-def test_paper_grids_are_valid_settings_of_their_method(method):
+def test_paper_grids_are_valid_settings_of_their_method(method, tiny_cell):
     from rclrec.run import resolve
 
     for p in search_space(method, PROFILES["paper"]):
         for value in p.values:
             settings = p.assign(value)
-            cfg = resolve(load_config(None, {**TINY, "method": method, **settings}))
+            cfg = resolve(load_config(None, {**tiny_cell, "method": method, **settings}))
             for key, v in settings.items():
                 section, name = key.split(".")
                 assert getattr(getattr(cfg, section), name) == v, key
@@ -68,12 +64,12 @@ def _fake_run_cell(calls, best):
     return fake
 
 
-def test_joint_parameter_sets_its_keys_pairwise(tmp_path, monkeypatch):
+def test_joint_parameter_sets_its_keys_pairwise(tmp_path, monkeypatch, tiny_cell):
     calls = []
     monkeypatch.setattr(search_mod, "run_cell", _fake_run_cell(calls, {"rcl.tau": 0.05}))
     joint = SearchParam("score x tau", ("rcl.score", "rcl.tau"),
                         (("cosine", 0.5), ("dot", 0.05), ("dot", 1.0)))
-    rec = coordinate_search(TINY, (joint,), results=tmp_path, work=tmp_path / "w", name="j")
+    rec = coordinate_search(tiny_cell, (joint,), results=tmp_path, work=tmp_path / "w", name="j")
     assert rec["settings"] == {"rcl.score": "dot", "rcl.tau": 0.05}
     assert [(c["rcl.score"], c["rcl.tau"]) for c in calls] == [("cosine", 0.5), ("dot", 0.05),
                                                                ("dot", 1.0)]
@@ -81,7 +77,8 @@ def test_joint_parameter_sets_its_keys_pairwise(tmp_path, monkeypatch):
     assert saved["space"][0]["values"][1] == ["dot", 0.05] and "rounds" not in saved
 
 
-def test_rounds_repeat_passes_until_nothing_changes_within_the_budget(tmp_path, monkeypatch):
+def test_rounds_repeat_passes_until_nothing_changes_within_the_budget(tmp_path, monkeypatch,
+                                                                      tiny_cell):
     # Lambda and dropout interact: the best lambda depends on dropout, so a second pass helps.
     def score(s):
         return -abs(s["rcl.weight"] - 0.5 * (1 - s["encoder.dropout"]) - 0.05) \
@@ -98,14 +95,14 @@ def test_rounds_repeat_passes_until_nothing_changes_within_the_budget(tmp_path, 
 
     monkeypatch.setattr(search_mod, "run_cell", fake)
     space = (LAMBDA, suites.DROPOUT)
-    one = coordinate_search(TINY, space, results=tmp_path, work=tmp_path / "w")
+    one = coordinate_search(tiny_cell, space, results=tmp_path, work=tmp_path / "w")
     calls.clear()
-    more = coordinate_search(TINY, space, results=tmp_path, work=tmp_path / "w", rounds=None,
+    more = coordinate_search(tiny_cell, space, results=tmp_path, work=tmp_path / "w", rounds=None,
                              name="r")
     assert one["settings"]["rcl.weight"] == 0.3 and one["settings"]["encoder.dropout"] == 0.1
     assert more["settings"]["rcl.weight"] == 0.5 and more["rounds"] >= 2
     assert len({json.dumps(c, sort_keys=True) for c in calls}) == len(calls)  # no cell twice
-    capped = coordinate_search(TINY, space, results=tmp_path, work=tmp_path / "w", rounds=None,
+    capped = coordinate_search(tiny_cell, space, results=tmp_path, work=tmp_path / "w", rounds=None,
                                budget=len(one["tried"]) + 1)
     assert capped["exhausted"] and len(capped["tried"]) == len(one["tried"]) + 1
 

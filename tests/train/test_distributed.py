@@ -9,10 +9,6 @@ import sys
 import pytest
 import torch
 
-TINY = ["--dataset", "synthetic", "--set", "encoder.hidden_dim=16", "--set",
-        "encoder.inner_dim=32", "--set", "train.threads=1", "--set", "train.batch_size=64",
-        "--set", "train.patience=50", "--quiet"]
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -30,27 +26,29 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("RCLREC_CACHE", str(tmp_path / "cache"))
+@pytest.fixture
+def flags(tiny_flags) -> tuple[str, ...]:
+    """The tiny run over whole epochs (no step cap), in batches of 64, with no early stop."""
+    return (*tiny_flags, "--set", "train.max_steps=none", "--set", "train.batch_size=64",
+            "--set", "train.patience=50")
 
 
-def test_two_ranks_train_one_model_and_resume_exactly(tmp_path):
-    whole = torchrun(*TINY, "--method", "sasrec", "--epochs", "3", "--out", str(tmp_path / "a"))
+def test_two_ranks_train_one_model_and_resume_exactly(tmp_path, flags):
+    whole = torchrun(*flags, "--method", "sasrec", "--epochs", "3", "--out", str(tmp_path / "a"))
     assert whole.returncode == 0, whole.stderr[-2000:]
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert metrics["ranks"] == 2 and metrics["epochs_run"] == 3
     assert whole.stdout.count("best epoch") == 1  # rank 0 reports, once
     # 500 synthetic users in 64-row batches: 8 per epoch, 4 per rank.
     assert metrics["valid"]["NDCG@10"] > 0.05  # it learned (random ranking: about 0.03)
-    again = torchrun(*TINY, "--method", "sasrec", "--epochs", "3", "--resume",
+    again = torchrun(*flags, "--method", "sasrec", "--epochs", "3", "--resume",
                      "--out", str(tmp_path / "a"))  # finished: every rank returns at once
     assert again.returncode == 0 and "best epoch 3 of 3" in again.stdout, again.stderr[-2000:]
 
-    part = torchrun(*TINY, "--method", "sasrec", "--epochs", "2", "--out", str(tmp_path / "b"))
+    part = torchrun(*flags, "--method", "sasrec", "--epochs", "2", "--out", str(tmp_path / "b"))
     assert part.returncode == 0, part.stderr[-2000:]
     (tmp_path / "b" / "metrics.json").unlink()  # interrupted: the checkpoint, not the results
-    rest = torchrun(*TINY, "--method", "sasrec", "--epochs", "3", "--resume",
+    rest = torchrun(*flags, "--method", "sasrec", "--epochs", "3", "--resume",
                     "--out", str(tmp_path / "b"))
     assert rest.returncode == 0, rest.stderr[-2000:]
     resumed = json.loads((tmp_path / "b" / "metrics.json").read_text())
@@ -60,25 +58,25 @@ def test_two_ranks_train_one_model_and_resume_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_rcl_trains_data_parallel_and_mclrec_is_refused(tmp_path):
-    rcl = torchrun(*TINY, "--method", "rcl", "--similarity", "jaccard", "--epochs", "1",
+def test_rcl_trains_data_parallel_and_mclrec_is_refused(tmp_path, flags):
+    rcl = torchrun(*flags, "--method", "rcl", "--similarity", "jaccard", "--epochs", "1",
                    "--out", str(tmp_path / "rcl"))
     assert rcl.returncode == 0, rcl.stderr[-2000:]
     assert json.loads((tmp_path / "rcl" / "metrics.json").read_text())["ranks"] == 2
-    refused = torchrun(*TINY, "--method", "mclrec", "--epochs", "1",
+    refused = torchrun(*flags, "--method", "mclrec", "--epochs", "1",
                        "--out", str(tmp_path / "mclrec"))
     assert refused.returncode != 0
     assert "cannot train data-parallel" in refused.stderr
 
 
-def test_a_bad_run_folder_stops_every_rank_with_the_error(tmp_path):
+def test_a_bad_run_folder_stops_every_rank_with_the_error(tmp_path, flags):
     """Rank 0 checks the run folder for all ranks: any input error there (here a metrics.json
     that is not JSON) reaches the other ranks, which exit with the same line instead of
     waiting for rank 0."""
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.json").write_text("{")
-    failed = torchrun(*TINY, "--epochs", "1", "--resume", "--out", str(run))
+    failed = torchrun(*flags, "--epochs", "1", "--resume", "--out", str(run))
     assert failed.returncode != 0
     # The two ranks' lines can interleave in the shared stderr; torchrun adds its own report.
     assert failed.stderr.count(f"rclrec train: error: {run / 'metrics.json'}: not valid "

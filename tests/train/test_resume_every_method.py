@@ -3,23 +3,20 @@
 import pytest
 import torch
 
-from rclrec.config import load_config
 from rclrec.methods import METHODS
 from rclrec.methods.hpm import HPM
 from rclrec.run import run_training
 from rclrec.train.checkpoint import load_torch
 from rclrec.train.trainer import Trainer
 
-TINY = {"data.dataset": "synthetic", "data.max_len": "20", "encoder.hidden_dim": "16",
-        "encoder.inner_dim": "32", "encoder.num_blocks": "1", "train.threads": "1",
-        "train.batch_size": "64", "train.max_steps": "3", "train.eval_batch_size": "512",
-        "train.epochs": "3", "rcl.similarity": "jaccard"}
+# The tiny run over three epochs (killed in the second), smaller still for every method.
+THREE_EPOCHS = {"data.max_len": "20", "encoder.num_blocks": "1", "train.batch_size": "64",
+                "train.eval_batch_size": "512", "train.epochs": "3", "rcl.similarity": "jaccard"}
 WALL_CLOCK = ("train_seconds", "epoch_seconds")  # the only entries allowed to differ
 
 
 @pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("RCLREC_CACHE", str(tmp_path / "cache"))
+def few_clusters(monkeypatch):
     monkeypatch.setattr(HPM, "num_clusters", 8)  # the stand-in clusters stay tiny
 
 
@@ -49,8 +46,8 @@ def per_epoch(metrics):
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_killed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, name):
-    cfg = load_config(overrides={**TINY, "method": name})
+def test_killed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, name, tiny_config):
+    cfg = tiny_config({**THREE_EPOCHS, "method": name})
     straight = run_training(cfg, tmp_path / "straight", show_progress=False)
     with monkeypatch.context() as patch:
         die_in_epoch(patch, 2)

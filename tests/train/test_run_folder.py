@@ -13,21 +13,12 @@ import pytest
 import torch
 
 from rclrec.cli import main
-from rclrec.config import ConfigError, load_config
+from rclrec.config import ConfigError
 from rclrec.locks import LockBusy, exclusive_lock
 from rclrec.run import LOCK_FILE, RunDiverged, run_training
 from rclrec.train.trainer import Trainer
 
-FLAGS = ["--dataset", "synthetic", "--set", "encoder.hidden_dim=16", "--set",
-         "encoder.inner_dim=32", "--set", "train.threads=1", "--quiet"]
-TINY = {"data.dataset": "synthetic", "encoder.hidden_dim": "16", "encoder.inner_dim": "32",
-        "train.threads": "1", "train.max_steps": "3", "train.epochs": "1"}
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def config(**extra):
-    return load_config(overrides={**TINY, **{k.replace("__", "."): str(v)
-                                             for k, v in extra.items()}})
 
 
 def lock_is_free(run: Path) -> bool:
@@ -42,10 +33,10 @@ def lock_is_free(run: Path) -> bool:
 @pytest.mark.parametrize("steps,found", [("1", "scores contain NaN"),  # the step's loss was finite
                                           ("2", "step 2: loss is nan")])
 def test_a_diverged_run_is_an_error_naming_the_run_and_writes_no_metrics(tmp_path, capsys,
-                                                                         steps, found):
+                                                                         steps, found, tiny_flags):
     out = tmp_path / "x"
-    code = main(["train", *FLAGS, "--set", "train.lr=1e6", "--epochs", "1", "--max-steps", steps,
-                 "--out", str(out)])
+    code = main(["train", *tiny_flags, "--set", "train.lr=1e6", "--epochs", "1", "--max-steps",
+                 steps, "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.startswith(f"rclrec train: error: run {out} diverged: ") and "Traceback" not in err
@@ -54,7 +45,7 @@ def test_a_diverged_run_is_an_error_naming_the_run_and_writes_no_metrics(tmp_pat
     assert lock_is_free(out)  # released on the error
 
 
-def test_weights_that_turn_nan_stop_the_run(tmp_path, monkeypatch):
+def test_weights_that_turn_nan_stop_the_run(tmp_path, monkeypatch, tiny_config):
     # The loss guard sees each step's loss before its update; the epoch's last update can
     # still leave NaN weights behind.
     original = Trainer.train_epoch
@@ -67,14 +58,14 @@ def test_weights_that_turn_nan_stop_the_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "train_epoch", poisoned)
     with pytest.raises(RunDiverged, match=r"run .*r diverged: epoch 1: weights became NaN"):
-        run_training(config(), tmp_path / "r", show_progress=False)
+        run_training(tiny_config(), tmp_path / "r", show_progress=False)
     assert not (tmp_path / "r" / "metrics.json").exists()
     assert not (tmp_path / "r" / "checkpoint.pt").exists()  # no checkpoint of NaN weights
 
 
-def test_evaluate_of_a_run_with_nan_weights_is_an_error_naming_it(tmp_path, capsys):
+def test_evaluate_of_a_run_with_nan_weights_is_an_error_naming_it(tmp_path, capsys, tiny_config):
     run = tmp_path / "r"
-    run_training(config(), run, show_progress=False)
+    run_training(tiny_config(), run, show_progress=False)
     saved = torch.load(run / "model.pt", weights_only=True)
     for value in saved["state_dict"].values():
         if value.is_floating_point():
@@ -97,11 +88,11 @@ def hold_lock(run: Path) -> subprocess.Popen:
     return proc
 
 
-def test_a_second_process_is_refused_naming_the_holder_until_it_dies(tmp_path, capsys):
+def test_a_second_process_is_refused_naming_the_holder_until_it_dies(tmp_path, capsys, tiny_flags):
     out = tmp_path / "r"
     holder = hold_lock(out)
     try:
-        code = main(["train", *FLAGS, "--epochs", "1", "--max-steps", "2", "--out", str(out)])
+        code = main(["train", *tiny_flags, "--epochs", "1", "--max-steps", "2", "--out", str(out)])
         err = capsys.readouterr().err
         assert code == 2
         assert err.startswith(f"rclrec train: error: run folder {out} is in use by pid "
@@ -110,11 +101,12 @@ def test_a_second_process_is_refused_naming_the_holder_until_it_dies(tmp_path, c
     finally:
         holder.send_signal(signal.SIGKILL)  # a crash: the kernel drops its lock
         holder.wait()
-    assert main(["train", *FLAGS, "--epochs", "1", "--max-steps", "2", "--out", str(out)]) == 0
+    assert main(["train", *tiny_flags, "--epochs", "1", "--max-steps", "2", "--out", str(out)]) == 0
     assert lock_is_free(out)
 
 
-def test_the_lock_is_held_while_training_and_released_on_a_crash(tmp_path, monkeypatch):
+def test_the_lock_is_held_while_training_and_released_on_a_crash(tmp_path, monkeypatch,
+                                                                 tiny_config):
     seen = []
     original = Trainer.train_epoch
 
@@ -124,29 +116,29 @@ def test_the_lock_is_held_while_training_and_released_on_a_crash(tmp_path, monke
 
     monkeypatch.setattr(Trainer, "train_epoch", crashing)
     with pytest.raises(KeyboardInterrupt):
-        run_training(config(), tmp_path / "r", show_progress=False)
+        run_training(tiny_config(), tmp_path / "r", show_progress=False)
     assert seen == [False] and lock_is_free(tmp_path / "r")
     monkeypatch.setattr(Trainer, "train_epoch", original)
-    assert run_training(config(), tmp_path / "r", resume=True,
+    assert run_training(tiny_config(), tmp_path / "r", resume=True,
                         show_progress=False)["epochs_run"] == 1
 
 
 # ---------------------------------------------------------------------- resume rule
-def test_resume_of_a_finished_run_with_other_settings_is_refused(tmp_path):
-    run_training(config(), tmp_path / "r", show_progress=False)
+def test_resume_of_a_finished_run_with_other_settings_is_refused(tmp_path, tiny_config):
+    run_training(tiny_config(), tmp_path / "r", show_progress=False)
     with pytest.raises(ConfigError, match=r"finished run .*train\.epochs 1 there, 2 asked"):
-        run_training(config(train__epochs=2), tmp_path / "r", resume=True, show_progress=False)
+        run_training(tiny_config(train__epochs=2), tmp_path / "r", resume=True, show_progress=False)
     # Device and threads do not change results: the finished run is returned.
-    again = run_training(config(train__threads=2), tmp_path / "r", resume=True,
+    again = run_training(tiny_config(train__threads=2), tmp_path / "r", resume=True,
                          show_progress=False)
     assert again["epochs_run"] == 1
 
 
-def test_resume_checks_the_settings_the_metrics_were_made_with(tmp_path):
+def test_resume_checks_the_settings_the_metrics_were_made_with(tmp_path, tiny_config):
     # Two old processes in one folder left one's config.json beside the other's metrics.json.
-    run_training(config(), tmp_path / "r", show_progress=False)
+    run_training(tiny_config(), tmp_path / "r", show_progress=False)
     mixed = json.loads((tmp_path / "r" / "config.json").read_text())
     mixed["train"]["seed"] = 1
     (tmp_path / "r" / "config.json").write_text(json.dumps(mixed))
     with pytest.raises(ConfigError, match=r"train\.seed 0 there, 1 asked"):
-        run_training(config(train__seed=1), tmp_path / "r", resume=True, show_progress=False)
+        run_training(tiny_config(train__seed=1), tmp_path / "r", resume=True, show_progress=False)

@@ -1,11 +1,11 @@
 """The step loop: losses summed on the device, the NaN guard read out in batches, bf16."""
 
+import functools
 import math
 
 import pytest
 import torch
 
-from rclrec.config import load_config
 from rclrec.data.split import leave_one_out
 from rclrec.methods import method_class
 from rclrec.models import build_encoder
@@ -13,12 +13,17 @@ from rclrec.run import build_instances, load_data, resolve
 from rclrec.train import trainer as trainer_module
 from rclrec.train.trainer import StepSums, Trainer, TrainingError
 
-SMALL = {"data.dataset": "synthetic", "encoder.hidden_dim": "16", "encoder.inner_dim": "32",
-         "train.batch_size": "64", "train.threads": "1"}
+# The tiny run's epoch whole (no step cap), in batches of 64: more than three steps.
+WHOLE_EPOCH = {"train.batch_size": "64", "train.max_steps": "none"}
 
 
-def make_trainer(tmp_path, **extra) -> Trainer:
-    cfg = resolve(load_config(overrides={**SMALL, **extra}))
+@pytest.fixture
+def make_trainer(tiny_config):
+    return functools.partial(trainer_of, tiny_config)
+
+
+def trainer_of(tiny_config, tmp_path, **extra) -> Trainer:
+    cfg = resolve(tiny_config({**WHOLE_EPOCH, **extra}))
     torch.manual_seed(0)
     split = leave_one_out(load_data(cfg))
     instances = build_instances(cfg, split)
@@ -52,7 +57,7 @@ def test_step_sums_equal_the_per_step_sums():
 
 
 @pytest.mark.parametrize("read_every", [1, 3, 1000])
-def test_epoch_means_equal_the_per_step_losses(tmp_path, monkeypatch, read_every):
+def test_epoch_means_equal_the_per_step_losses(tmp_path, monkeypatch, read_every, make_trainer):
     monkeypatch.setattr(trainer_module, "READ_EVERY", read_every)
     trainer = make_trainer(tmp_path)
     seen = record_losses(trainer)
@@ -64,7 +69,7 @@ def test_epoch_means_equal_the_per_step_losses(tmp_path, monkeypatch, read_every
 
 @pytest.mark.parametrize("read_every", [2, 1000])  # found inside the epoch, or at its end
 def test_a_non_finite_loss_still_stops_the_run_naming_its_step(tmp_path, monkeypatch,
-                                                               read_every):
+                                                               read_every, make_trainer):
     monkeypatch.setattr(trainer_module, "READ_EVERY", read_every)
     trainer = make_trainer(tmp_path)
     inner, calls = trainer.loss_step, []
@@ -79,7 +84,7 @@ def test_a_non_finite_loss_still_stops_the_run_naming_its_step(tmp_path, monkeyp
         trainer.train_epoch(1)
 
 
-def test_bf16_epoch_is_finite_and_close_to_fp32(tmp_path):
+def test_bf16_epoch_is_finite_and_close_to_fp32(tmp_path, make_trainer):
     fp32 = make_trainer(tmp_path / "a").train_epoch(1)
     bf16_trainer = make_trainer(tmp_path / "b", **{"train.precision": "bf16"})
     bf16 = bf16_trainer.train_epoch(1)

@@ -1,31 +1,26 @@
 """End-to-end training on the synthetic Markov data: learning, determinism, resume, files."""
 
+import functools
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from rclrec.config import load_config
 from rclrec.data.registry import load_dataset
 from rclrec.data.split import leave_one_out
 from rclrec.eval.metrics import metrics_from_ranks
 from rclrec.run import evaluate_run, run_training
 
-SMALL = {
-    "data.dataset": "synthetic",
-    "encoder.hidden_dim": "32",
-    "encoder.inner_dim": "64",
-    "encoder.dropout": "0.1",
-    "encoder.attn_dropout": "0.1",
-    "train.batch_size": "64",
-    "train.threads": "1",
-}
+# Runs that learn the planted structure: the tiny run with a wider encoder, light dropout and
+# whole epochs (each test sets their number).
+LEARNING = {"encoder.hidden_dim": "32", "encoder.inner_dim": "64", "encoder.dropout": "0.1",
+            "encoder.attn_dropout": "0.1", "train.batch_size": "64", "train.max_steps": "none"}
 
 
-def config(**extra):
-    return load_config(overrides={**SMALL, **{k.replace("__", "."): str(v)
-                                              for k, v in extra.items()}})
+@pytest.fixture
+def config(tiny_config):
+    return functools.partial(tiny_config, LEARNING)
 
 
 def popularity_ndcg10() -> float:
@@ -41,12 +36,12 @@ def popularity_ndcg10() -> float:
     return metrics_from_ranks(np.array(ranks))["NDCG@10"]
 
 
-def test_sasrec_learns_the_planted_structure(tmp_path):
+def test_sasrec_learns_the_planted_structure(tmp_path, config):
     metrics = run_training(config(train__epochs=4), tmp_path / "run", show_progress=False)
     assert metrics["test"]["NDCG@10"] > popularity_ndcg10() + 0.05
 
 
-def test_same_seed_same_metrics_and_files(tmp_path):
+def test_same_seed_same_metrics_and_files(tmp_path, config):
     a = run_training(config(train__epochs=2), tmp_path / "a", show_progress=False)
     b = run_training(config(train__epochs=2), tmp_path / "b", show_progress=False)
     assert a["test"] == b["test"] and a["valid"] == b["valid"]
@@ -61,7 +56,7 @@ def test_same_seed_same_metrics_and_files(tmp_path):
     assert c["test"] != a["test"]
 
 
-def test_resume_continues_exactly(tmp_path):
+def test_resume_continues_exactly(tmp_path, config):
     straight = run_training(config(train__epochs=3), tmp_path / "straight", show_progress=False)
     run_training(config(train__epochs=1), tmp_path / "split", show_progress=False)
     # An interrupted run: the checkpoint is there but not the final files.
@@ -72,7 +67,7 @@ def test_resume_continues_exactly(tmp_path):
     assert resumed["test"] == straight["test"]
 
 
-def test_existing_run_is_not_overwritten(tmp_path):
+def test_existing_run_is_not_overwritten(tmp_path, config):
     run_training(config(train__epochs=1), tmp_path / "r", show_progress=False)
     with pytest.raises(FileExistsError, match="--resume"):
         run_training(config(train__epochs=1), tmp_path / "r", show_progress=False)
@@ -81,7 +76,7 @@ def test_existing_run_is_not_overwritten(tmp_path):
     assert again["epochs_run"] == 1
 
 
-def test_evaluate_run_reproduces_test_metrics(tmp_path):
+def test_evaluate_run_reproduces_test_metrics(tmp_path, config):
     metrics = run_training(config(train__epochs=1), tmp_path / "r", show_progress=False)
     again = evaluate_run(tmp_path / "r", device="cpu")
     for key, value in metrics["test"].items():
@@ -90,7 +85,7 @@ def test_evaluate_run_reproduces_test_metrics(tmp_path):
 
 
 @pytest.mark.parametrize("loss,instances", [("bce", "windows"), ("ce", "prefixes")])
-def test_loss_and_instance_options_train(tmp_path, loss, instances):
+def test_loss_and_instance_options_train(tmp_path, loss, instances, config):
     metrics = run_training(config(train__epochs=1, train__loss=loss,
                                   train__instances=instances), tmp_path / "r",
                            show_progress=False)
@@ -98,7 +93,7 @@ def test_loss_and_instance_options_train(tmp_path, loss, instances):
     assert metrics["config"]["train"]["instances"] == instances
 
 
-def test_resume_with_other_settings_names_them(tmp_path):
+def test_resume_with_other_settings_names_them(tmp_path, config):
     from rclrec.config import ConfigError
 
     run_training(config(train__epochs=1), tmp_path / "r", show_progress=False)
@@ -114,7 +109,7 @@ def test_resume_with_other_settings_names_them(tmp_path):
                         show_progress=False)["epochs_run"] == 1
 
 
-def test_resume_ignores_settings_of_other_methods(tmp_path):
+def test_resume_ignores_settings_of_other_methods(tmp_path, config):
     run_training(config(train__epochs=1), tmp_path / "r", show_progress=False)
     (tmp_path / "r" / "metrics.json").unlink()
     again = run_training(config(train__epochs=1, rcl__tau=2.0), tmp_path / "r", resume=True,
@@ -131,12 +126,12 @@ def test_git_commit_comes_from_the_environment_where_git_is_absent(monkeypatch):
     assert git_commit() != "abc123"
 
 
-def test_train_threads_hold_after_the_similarity_index_is_built(tmp_path, monkeypatch):
+def test_train_threads_hold_after_the_similarity_index_is_built(tmp_path, monkeypatch, config):
     # RCL's setup builds the jaccard index with a numba kernel, which resets the OpenMP thread
     # count torch uses: the run must still train with train.threads (float sums depend on it).
     from rclrec.train.trainer import Trainer
 
-    monkeypatch.setenv("RCLREC_CACHE", str(tmp_path / "cache"))  # built, not read
+    # The test's own empty $RCLREC_CACHE (conftest.py): the index is built, not read.
     seen = []
     original = Trainer.train_epoch
 
