@@ -18,9 +18,9 @@ from rclrec.run import MODEL_FORMAT, load_data, load_model, resolve, run_trainin
 from rclrec.serve import Recommender
 from rclrec.train.checkpoint import load_torch, save_torch_atomic
 
-FORMATS = [pytest.param("onnx", marks=pytest.mark.skipif(
+FORMATS = [pytest.param("onnx", marks=[pytest.mark.slow, pytest.mark.skipif(
                not all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime")),
-               reason="the export extra is not installed: pip install 'rclrec[export]'")),
+               reason="the export extra is not installed: pip install 'rclrec[export]'")]),
            "torchscript"]
 
 
@@ -132,6 +132,7 @@ def test_matrix_filter_equals_the_fft_filter():
         torch.testing.assert_close(mixed, layer.mix(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run_dir", ["fmlp"], indirect=True)
 def test_fmlp_onnx_graph_has_no_dft(run_dir, exported):
     onnx = pytest.importorskip("onnx", reason="the export extra is not installed")

@@ -116,6 +116,7 @@ def peak_rss_mb(code: str) -> float:
     return int(out.split("PEAK")[-1]) / 1024
 
 
+@pytest.mark.slow
 def test_one_long_history_does_not_multiply_the_memory_of_its_batch(run_dir):
     # 255 short histories and one of 200,000 items: a (histories, longest) int64 matrix for
     # the exclusion would take 400 MB.
@@ -127,6 +128,7 @@ def test_one_long_history_does_not_multiply_the_memory_of_its_batch(run_dir):
     assert grown - baseline < 100
 
 
+@pytest.mark.slow
 def test_recommend_command_memory_stays_bounded_on_a_long_input(run_dir, tmp_path):
     lines = ["1 2 3"] * 2999 + [" ".join(str(1 + i % 50) for i in range(50_000))]
     (tmp_path / "h.txt").write_text("\n".join(lines) + "\n")
@@ -139,6 +141,7 @@ def test_recommend_command_memory_stays_bounded_on_a_long_input(run_dir, tmp_pat
     assert grown - baseline < 150
 
 
+@pytest.mark.slow
 def test_recommend_into_a_closed_pipe_ends_quietly(run_dir, tmp_path):
     (tmp_path / "h.txt").write_text("1 2 3\n" * 3000)
     proc = subprocess.Popen([sys.executable, "-m", "rclrec", "recommend", "--run", str(run_dir),
@@ -305,6 +308,7 @@ def test_two_hundred_simultaneous_clients_all_get_answers(service_url):
     assert statuses == [200] * 200
 
 
+@pytest.mark.slow
 def test_sigterm_answers_the_requests_in_flight_and_refuses_new_ones(run_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

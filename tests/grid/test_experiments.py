@@ -103,6 +103,7 @@ def test_search_budget_caps_tried_cells(tmp_path, monkeypatch, tiny_cell):
     assert rec["settings"]["rcl.weight"] == 0.3  # best of 0.1 (start), 0.2, 0.3
 
 
+@pytest.mark.slow
 def test_smoke_benchmark_and_report(tmp_path, monkeypatch, capsys):
     from rclrec.methods import METHODS
 
@@ -185,6 +186,7 @@ def test_suites_list_known_settings(suite, tiny_cell):
                 load_config(None, {**tiny_cell, **{k: value for k in p.keys}})
 
 
+@pytest.mark.slow
 def test_interrupted_benchmark_keeps_finished_entries(tmp_path, monkeypatch):
     real_run_cell = search_mod.run_cell
 

@@ -279,6 +279,7 @@ def test_p_values_below_three_decimals_are_not_printed_as_zero():
     assert welch_text(a, b).endswith("p < 0.001")
 
 
+@pytest.mark.slow
 def test_the_grid_screen_holds_its_chance_rate_where_mean_plus_2_std_does_not():
     """With no effect at all (every value from one normal), the old rule (any of k cells above
     the reference's mean + 2 std, 3 seeds) says "yes" about half the time at k = 19; the

@@ -167,6 +167,7 @@ def skewed(n: int, seed: int, exponent: float = 1.2, items: int = 60):
     return inputs, rng.integers(0, 15, size=n)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
 @pytest.mark.parametrize("metric", ["jaccard", "ngram", "tfidf"])
 def test_candidate_budget_keeps_exact_scores_on_skewed_data(metric):

@@ -30,6 +30,7 @@ def grow(rng, inputs, targets, n_changed, n_new, items):
     return inputs, targets, changed
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10**6), n=st.integers(2, 40), n_changed=st.integers(0, 5),
        n_new=st.integers(0, 6), items=st.integers(2, 12), alpha=st.sampled_from([0.1, 0.3, 1.0]),

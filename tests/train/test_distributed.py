@@ -9,6 +9,8 @@ import sys
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # each test starts two processes
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -45,6 +45,7 @@ def per_epoch(metrics):
     return [{k: v for k, v in h.items() if k not in WALL_CLOCK} for h in metrics["history"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_killed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, name, tiny_config):
     cfg = tiny_config({**THREE_EPOCHS, "method": name})
