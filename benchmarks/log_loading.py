@@ -37,35 +37,58 @@ ROOT = Path(__file__).resolve().parent.parent
 READERS = ("baseline", "rclrec", "pyarrow", "polars")
 
 
-def make_log(work: Path, rows: int, seed: int = 0) -> dict[str, Path]:
-    """A log with Zipf-like item popularity; written once per size and seed."""
+def make_log(work: Path, rows: int, seed: int = 0,
+             formats: tuple[str, ...] = ("csv", "parquet")) -> dict[str, Path]:
+    """A log with Zipf-like item popularity; written once per size, seed and format.
+
+    Written a row group (2**20 rows) at a time, so that a 100M-row log is made in about 1.2 GB:
+    only the integer codes of every row are held. The draws are those of one draw per column
+    over all rows (NumPy's generator gives the same numbers drawn in pieces).
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    paths = {fmt: work / f"log_{rows}_{seed}.{fmt}" for fmt in ("csv", "parquet")}
+    paths = {fmt: work / f"log_{rows}_{seed}.{fmt}" for fmt in formats}
     if all(p.exists() for p in paths.values()):
         return paths
     rng = np.random.default_rng(seed)
     num_users, num_items = max(rows // 20, 1), max(rows // 100, 1)
-    users = rng.integers(0, num_users, rows)
-    items = (num_items * rng.random(rows) ** 2).astype(np.int64)  # popular items first
+    block = 2**20
+    pieces = [(start, min(start + block, rows)) for start in range(0, rows, block)]
+    users, items, seconds = (np.empty(rows, np.int32) for _ in range(3))
+    for a, b in pieces:
+        users[a:b] = rng.integers(0, num_users, b - a)
+    for a, b in pieces:
+        items[a:b] = num_items * rng.random(b - a) ** 2  # popular items first
     start = np.datetime64("2023-01-01T00:00:00", "s").astype(np.int64)
-    seconds = rng.integers(start, start + 365 * 86400, rows).astype("datetime64[s]")
+    for a, b in pieces:
+        seconds[a:b] = rng.integers(start, start + 365 * 86400, b - a) - start
 
-    def tokens(codes: np.ndarray, prefix: str, count: int) -> pa.Array:
-        names = pa.array([f"{prefix}{i:08d}" for i in range(count)])
-        return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), names).cast(
-            pa.string())
-
-    import pyarrow.compute as pc
-
-    table = pa.table({"user_id": tokens(users, "user_", num_users),
-                      "item_id": tokens(items, "item_", num_items),
-                      "timestamp": pc.strftime(pa.array(seconds), "%Y-%m-%dT%H:%M:%S")})
+    user_names = pa.array([f"user_{i:08d}" for i in range(num_users)])
+    item_names = pa.array([f"item_{i:08d}" for i in range(num_items)])
+    schema = pa.schema([("user_id", pa.string()), ("item_id", pa.string()),
+                        ("timestamp", pa.string())])
     work.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(table, paths["csv"], pacsv.WriteOptions(quoting_style="needed"))
-    pq.write_table(table, paths["parquet"])
+    partial = {fmt: p.with_name(p.name + ".partial") for fmt, p in paths.items()}
+    writers = {}
+    if "csv" in paths:
+        writers["csv"] = pacsv.CSVWriter(partial["csv"], schema,
+                                         write_options=pacsv.WriteOptions(quoting_style="needed"))
+    if "parquet" in paths:
+        writers["parquet"] = pq.ParquetWriter(partial["parquet"], schema)
+    for a, b in pieces:
+        when = (seconds[a:b].astype(np.int64) + start).astype("datetime64[s]")
+        table = pa.table({
+            "user_id": pa.DictionaryArray.from_arrays(users[a:b], user_names).cast(pa.string()),
+            "item_id": pa.DictionaryArray.from_arrays(items[a:b], item_names).cast(pa.string()),
+            "timestamp": pc.strftime(pa.array(when), "%Y-%m-%dT%H:%M:%S")}, schema=schema)
+        for writer in writers.values():
+            writer.write_table(table)
+    for fmt, writer in writers.items():
+        writer.close()
+        partial[fmt].rename(paths[fmt])  # a stopped run leaves no file that looks complete
     return paths
 
 
@@ -140,7 +163,7 @@ def measure(reader: str, path: Path) -> dict:
 
 
 def run_all(args: argparse.Namespace) -> int:
-    paths = make_log(Path(args.work), args.rows)
+    paths = make_log(Path(args.work), args.rows, formats=tuple(args.formats))
     baseline_dir = Path(tempfile.mkdtemp(prefix="rclrec-baseline-"))
     archive = subprocess.run(["git", "archive", args.baseline_commit, "rclrec"], cwd=ROOT,
                              capture_output=True, check=True).stdout
@@ -174,7 +197,7 @@ def run_all(args: argparse.Namespace) -> int:
               "machine": f"{model}, {os.cpu_count()} cores, shared with other jobs",
               "files_mb": {fmt: round(p.stat().st_size / 2**20, 1) for fmt, p in paths.items()},
               "results": results}
-    out = ROOT / "benchmarks" / "results" / f"log_loading_{args.rows}.json"
+    out = Path(args.out or ROOT / "benchmarks" / "results" / f"log_loading_{args.rows}.json")
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"written {out}")
     return 0
@@ -190,6 +213,7 @@ def main() -> int:
     parser.add_argument("--skip-baseline-parquet", action="store_true")
     parser.add_argument("--formats", nargs="+", default=["csv", "parquet"],
                         choices=["csv", "parquet"], help="files to read (both are written)")
+    parser.add_argument("--out", help="result file [benchmarks/results/log_loading_ROWS.json]")
     parser.add_argument("--one", nargs=2, metavar=("READER", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:

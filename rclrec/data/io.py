@@ -198,7 +198,8 @@ def encode_ids(ids: pa.Array | pa.ChunkedArray | list[str]) -> tuple[np.ndarray,
     same number ("7" and "007"), else string order. Empty or missing ids must be checked first.
 
     Returns:
-        codes: (N,) int64, ``labels[codes[r]]`` is the id of row r.
+        codes: (N,) int32 (int64 from 2**31 distinct ids on), ``labels[codes[r]]`` is the id
+            of row r.
         labels: the distinct ids in order.
     """
     if isinstance(ids, list):
@@ -207,19 +208,24 @@ def encode_ids(ids: pa.Array | pa.ChunkedArray | list[str]) -> tuple[np.ndarray,
         ids = pa.chunked_array([ids])
     if not pa.types.is_dictionary(ids.type):
         ids = pc.dictionary_encode(ids)
-    ids = ids.unify_dictionaries()  # CSV blocks carry dictionaries of their own
+    ids = ids.unify_dictionaries()  # CSV blocks and Parquet row groups have their own
     dictionary = ids.chunk(0).dictionary if ids.num_chunks else pa.array([], pa.string())
-    indices = np.concatenate([np.asarray(c.indices, dtype=np.int64) for c in ids.chunks]
-                             or [np.zeros(0, np.int64)])
     numbers = dictionary if pa.types.is_integer(dictionary.type) else _as_int64(dictionary)
     if numbers is not None and len(pc.unique(numbers)) == len(dictionary):
         rank = np.argsort(np.asarray(numbers), kind="stable")
     else:
         rank = np.asarray(pc.sort_indices(dictionary.cast(pa.string())), dtype=np.int64)
-    position = np.empty(len(rank), dtype=np.int64)
-    position[rank] = np.arange(len(rank))
+    code_type = np.int32 if len(rank) < 2**31 else np.int64
+    position = np.empty(len(rank), dtype=code_type)
+    position[rank] = np.arange(len(rank), dtype=code_type)
     labels = dictionary.take(pa.array(rank)).cast(pa.string()).to_pylist()
-    return position[indices], labels
+    del dictionary, numbers, rank
+    codes = np.empty(len(ids), dtype=code_type)
+    start = 0
+    for chunk in ids.chunks:  # chunk by chunk: no int64 copy of all the indices
+        np.take(position, np.asarray(chunk.indices), out=codes[start:start + len(chunk)])
+        start += len(chunk)
+    return codes, labels
 
 
 def _as_int64(values: pa.Array) -> pa.Array | None:

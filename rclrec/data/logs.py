@@ -357,6 +357,9 @@ def _collect_rows(path: Path, rows: Iterator[tuple[int, list[str]]],
 
 
 def _read_parquet(path: Path, wanted: dict[str, str | None], bad_times: str) -> Log:
+    """The columns, one row group at a time: each group's times become float64 seconds and its
+    ids a dictionary-encoded chunk before the next group is read, so that the text of the time
+    column and of the ids is never in memory for the whole file at once."""
     import pyarrow.parquet as pq
 
     try:
@@ -369,24 +372,37 @@ def _read_parquet(path: Path, wanted: dict[str, str | None], bad_times: str) -> 
     strings = [picked[o] for o in ("user_col", "item_col")
                if pa.types.is_string(schema.field(picked[o]).type)
                or pa.types.is_large_string(schema.field(picked[o]).type)]
-    table = pq.read_table(path, columns=list(dict.fromkeys(picked.values())),
-                          read_dictionary=strings)
-    if table.num_rows == 0:
+    file = pq.ParquetFile(path, read_dictionary=strings)
+    id_chunks: dict[str, list[pa.ChunkedArray]] = {"user_col": [], "item_col": []}
+    time_chunks: list[np.ndarray] = []
+    offset = 0  # rows of the groups before this one
+    for group in range(file.num_row_groups):
+        table = file.read_row_group(group, columns=list(dict.fromkeys(picked.values())))
+        for option, chunks in id_chunks.items():
+            column = _trimmed_ids(table.column(picked[option]))
+            row = _first_missing_id(column)
+            if row is not None:
+                raise DataError(f"{path}: row {offset + row + 1}: empty {_ROLE[option]} id")
+            chunks.append(column)
+        if "time_col" in picked:
+            times = _column_times(table.column(picked["time_col"]))
+            bad = np.flatnonzero(~np.isfinite(times))
+            if bad_times == "error" and len(bad):
+                value = table.column(picked["time_col"])[int(bad[0])].as_py()
+                raise _bad_time(f"{path}: row {offset + bad[0] + 1}",
+                                "" if value is None else str(value))
+            time_chunks.append(times)
+        offset += table.num_rows
+        del table
+    if offset == 0:
         raise DataError(f"{path}: no data rows")
     encoded = []
-    for option in ("user_col", "item_col"):
-        column = _trimmed_ids(table.column(picked[option]))
-        row = _first_missing_id(column)
-        if row is not None:
-            raise DataError(f"{path}: row {row + 1}: empty {_ROLE[option]} id")
-        encoded += encode_ids(column)
-    times = None
-    if "time_col" in picked:
-        times = _column_times(table.column(picked["time_col"]))
-        bad = np.flatnonzero(~np.isfinite(times))
-        if bad_times == "error" and len(bad):
-            value = table.column(picked["time_col"])[int(bad[0])].as_py()
-            raise _bad_time(f"{path}: row {bad[0] + 1}", "" if value is None else str(value))
+    for chunks in id_chunks.values():
+        encoded += encode_ids(pa.chunked_array([c for column in chunks for c in column.chunks]))
+        chunks.clear()
+    times = np.concatenate(time_chunks) if time_chunks else None
+    del time_chunks
+    pa.default_memory_pool().release_unused()  # give freed Arrow memory back to NumPy's heap
     return Log(*encoded, times)
 
 
@@ -493,8 +509,13 @@ def _is_number(text: str) -> bool:
 
 def log_to_dataset(path: Path, log: Log, *, k_core: int, drop_repeats: bool,
                    min_length: int = MIN_LENGTH) -> SequenceDataset:
-    """Drop rows without a time, sort, de-duplicate, k-core filter, drop short users, remap."""
+    """Drop rows without a time, sort, de-duplicate, k-core filter, drop short users, remap.
+
+    Takes over ``log``'s arrays (they are set to None), so that each step's input is freed as
+    soon as its output exists.
+    """
     user_codes, item_codes, times = log.user_codes, log.item_codes, log.times
+    log.user_codes = log.item_codes = log.times = None
     skipped: dict[str, int] = {}
     if times is not None:
         bad = ~np.isfinite(times)
@@ -507,13 +528,15 @@ def log_to_dataset(path: Path, log: Log, *, k_core: int, drop_repeats: bool,
                 raise DataError(f"{path}: no row has a valid timestamp")
 
     order = _user_time_order(user_codes, times)
-    user_codes, item_codes = user_codes[order], item_codes[order]
+    user_codes = user_codes[order]
+    item_codes = item_codes[order]
     times = times[order] if times is not None else None
     del order
 
     def keep_rows(mask: np.ndarray) -> None:
         nonlocal user_codes, item_codes, times
-        user_codes, item_codes = user_codes[mask], item_codes[mask]
+        user_codes = user_codes[mask]  # one at a time: each input is freed before the next
+        item_codes = item_codes[mask]
         times = times[mask] if times is not None else None
 
     if drop_repeats:
@@ -574,7 +597,8 @@ def _k_core_mask(user_codes: np.ndarray, item_codes: np.ndarray, k: int) -> np.n
     while True:
         user_counts = np.bincount(user_codes[keep], minlength=user_codes.max() + 1)
         item_counts = np.bincount(item_codes[keep], minlength=item_codes.max() + 1)
-        new_keep = keep & (user_counts[user_codes] >= k) & (item_counts[item_codes] >= k)
+        # Looked up as booleans: one byte a row instead of the counts' eight.
+        new_keep = keep & (user_counts >= k)[user_codes] & (item_counts >= k)[item_codes]
         if new_keep.sum() == keep.sum():
             return keep
         keep = new_keep
