@@ -73,8 +73,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out (or return a finished one)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--track", help="none | tensorboard: each epoch's metrics also to "
-                                   "<out>/tensorboard (needs rclrec[track]) [none]")
+    p.add_argument("--track", help="none | tensorboard | mlflow: each epoch's metrics also to "
+                                   "<out>/tensorboard (needs rclrec[track]) or to MLflow "
+                                   "(MLFLOW_TRACKING_URI, else <out>/mlflow; needs "
+                                   "rclrec[mlflow]) [none]")
 
 
 def run_train(args: argparse.Namespace) -> int:

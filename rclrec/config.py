@@ -130,7 +130,7 @@ class TrainConfig:
     eval_batch_size: int = 1024  # (int) users per evaluation batch
     threads: int | None = None  # (int) torch CPU threads; None = torch default
     precision: str = "fp32"  # (str) fp32 | bf16 = bf16 autocast of the forward pass (CE in fp32)
-    track: str = "none"  # (str) none | tensorboard: also log each epoch (rclrec/tracking.py)
+    track: str = "none"  # (str) none | tensorboard | mlflow: also log each epoch (tracking.py)
 
     def __post_init__(self) -> None:
         from rclrec.tracking import TRACKERS  # here: tracking imports this module

@@ -194,16 +194,20 @@ def as_dict(ds) -> dict[str, list[str]]:
     return {user: items_of(ds, u) for u, user in enumerate(ds.user_ids)}
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "parquet-row-groups"])
 def test_iterated_5_core_equals_an_independent_reference(tmp_path, fmt):
     rows = random_log(seed=3, rows=6000, users=600, items=400)
     if fmt == "csv":
         path = write(tmp_path, "log.csv", "user_id,item_id,timestamp\n" +
                      "".join(",".join(r) + "\n" for r in rows))
     else:
+        # Row groups of 700 rows: the reader encodes each group's ids and times on their own
+        # (its own dictionary of ids) and must join them as one encoding.
         path = tmp_path / "log.parquet"
         pq.write_table(pa.table({"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows],
-                                 "timestamp": [r[2] for r in rows]}), path)
+                                 "timestamp": [r[2] for r in rows]}), path,
+                       row_group_size=700 if fmt == "parquet-row-groups" else None)
+        assert pq.ParquetFile(path).num_row_groups == (9 if fmt == "parquet-row-groups" else 1)
     expected = reference_k_core(rows, 5)
     ds = read_raw_log(path, k_core=5)
     got = as_dict(ds)
@@ -243,6 +247,21 @@ def test_numeric_ids_order_numerically_in_every_reader(tmp_path):
         assert ds.user_ids == ["9", "10"]
         assert ds.item_ids == ["4", "30", "200"]
         assert [s.tolist() for s in ds.sequences] == [[1, 2, 3], [3, 2, 1]]
+
+
+@pytest.mark.parametrize("bad", ["time", "user"])
+def test_bad_row_in_a_later_parquet_row_group_is_named_by_its_row_in_the_file(tmp_path, bad):
+    users, items, times = ["u"] * 10, list("abcdefghij"), [str(t) for t in range(10)]
+    if bad == "time":
+        times[7] = "soon"
+    else:
+        users[7] = ""
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"user": users, "item": items, "timestamp": times}), path,
+                   row_group_size=3)
+    message = "timestamp 'soon'" if bad == "time" else "empty user id"
+    with pytest.raises(DataError, match=rf"{path}: row 8: {message}"):
+        read_raw_log(path, k_core=0)
 
 
 def test_parquet_timestamp_column(tmp_path):
