@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,14 @@ def test_wheel_installs_into_an_empty_venv_and_runs(tmp_path):
     run(*pip, "wheel", "--no-deps", "-w", tmp_path / "dist", source, cwd=tmp_path)
     wheels = list((tmp_path / "dist").glob("rclrec-*.whl"))
     assert len(wheels) == 1
+    # Every package of the source tree is in the wheel (a renamed or new folder such as
+    # rclrec/grid must not be left out by the package list).
+    packaged = set(zipfile.ZipFile(wheels[0]).namelist())
+    packages = {init.parent.relative_to(ROOT).as_posix()
+                for init in (ROOT / "rclrec").rglob("__init__.py")}
+    assert {"rclrec/grid", "rclrec/data", "rclrec/train"} <= packages
+    assert {f"{package}/__init__.py" for package in packages} <= packaged
+    assert {"rclrec/run.py", "rclrec/grid/cells.py", "rclrec/cli.py"} <= packaged
     run(*pip, "install", "--no-index", wheels[0], cwd=tmp_path)
 
     where = run(python, "-c", "import rclrec; print(rclrec.__file__)", cwd=tmp_path)
