@@ -4,10 +4,13 @@ Question: which columnar library should read raw logs, and does a 10M-row log lo
 within a memory that lets a 100M-row Parquet log fit 24 GB?
 
     python benchmarks/log_loading.py --rows 10000000 --work /tmp/logbench
+    python benchmarks/log_loading.py --rows 100000000 --work /tmp/logs100m --readers rclrec \
+        --formats parquet        # 2.3 GB of Parquet; delete the folder afterwards
 
 It writes a synthetic log (string user and item ids, ISO 8601 times, seed 0) as CSV and
-Parquet under --work, then runs every reader on every file in a fresh process (so that peak
-RSS is its own) and writes benchmarks/results/log_loading.json. Readers:
+Parquet (--formats) under --work, then runs every reader on every file in a fresh process (so
+that peak RSS is its own) and writes benchmarks/results/log_loading_<rows>.json (--out).
+Readers:
 
 - ``baseline``: ``read_raw_log`` (sort, 5-core, remap included) of the code at
   --baseline-commit, exported with ``git archive``;
@@ -41,9 +44,10 @@ def make_log(work: Path, rows: int, seed: int = 0,
              formats: tuple[str, ...] = ("csv", "parquet")) -> dict[str, Path]:
     """A log with Zipf-like item popularity; written once per size, seed and format.
 
-    Written a row group (2**20 rows) at a time, so that a 100M-row log is made in about 1.2 GB:
-    only the integer codes of every row are held. The draws are those of one draw per column
-    over all rows (NumPy's generator gives the same numbers drawn in pieces).
+    Written a row group (2**20 rows) at a time, so that a 100M-row log fits in memory while it
+    is made: only three int32 codes a row are held for the whole log, the text of one group at
+    a time. The draws are those of one draw per column over all rows (NumPy's generator gives
+    the same numbers drawn in pieces), so earlier logs of the same size and seed are unchanged.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
