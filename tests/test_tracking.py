@@ -15,10 +15,14 @@ SMOKE = ["--dataset", "synthetic", "--method", "rcl", "--epochs", "3", "--max-st
          "--set", "train.threads=1", "--quiet"]
 
 
+@pytest.fixture
+def tensorboard():
+    return pytest.importorskip("tensorboard", reason="the track extra is not installed: "
+                                                     "pip install 'rclrec[track]'")
+
+
 def read_scalars(log_dir) -> dict[str, dict[int, float]]:
     """{tag: {step: value}} of every scalar in the event files under ``log_dir``."""
-    pytest.importorskip("tensorboard", reason="the track extra is not installed: "
-                                              "pip install 'rclrec[track]'")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(log_dir))
@@ -27,12 +31,8 @@ def read_scalars(log_dir) -> dict[str, dict[int, float]]:
             for tag in events.Tags()["scalars"]}
 
 
-def test_smoke_run_writes_the_history_of_metrics_json_to_tensorboard(tmp_path):
-    out = tmp_path / "run"
-    assert main(["train", *SMOKE, "--track", "tensorboard", "--out", str(out)]) == 0
-    history = json.loads((out / "metrics.json").read_text())["history"]
-    scalars = read_scalars(out / "tensorboard")
-
+def expected_history(history: list[dict]) -> dict[str, dict[int, float]]:
+    """{tag: {epoch: value}} of the valid metrics and the losses and times of metrics.json."""
     want: dict[str, dict[int, float]] = {}
     for entry in history:
         for name, value in entry["valid"].items():
@@ -40,6 +40,16 @@ def test_smoke_run_writes_the_history_of_metrics_json_to_tensorboard(tmp_path):
         for key in ("loss", "rec", "train_seconds", "epoch_seconds"):
             tag = f"{'time' if 'seconds' in key else 'train'}/{key}"
             want.setdefault(tag, {})[entry["epoch"]] = entry[key]
+    return want
+
+
+def test_smoke_run_writes_the_history_of_metrics_json_to_tensorboard(tmp_path, tensorboard):
+    out = tmp_path / "run"
+    assert main(["train", *SMOKE, "--track", "tensorboard", "--out", str(out)]) == 0
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    scalars = read_scalars(out / "tensorboard")
+
+    want = expected_history(history)
     assert len(history) == 3 and "valid/NDCG@10" in want and "train/loss" in want
     assert set(want) <= set(scalars)
     assert any(tag.startswith("train/") and tag not in want for tag in scalars)  # RCL's own
@@ -59,7 +69,7 @@ def test_tracking_is_off_by_default_and_outside_the_cell_hash(tmp_path):
         load_config(None, {**base, "train.track": "tensorboard"}))
 
 
-def test_a_resumed_run_may_turn_tracking_on(tmp_path):
+def test_a_resumed_run_may_turn_tracking_on(tmp_path, tensorboard):
     out = tmp_path / "run"
     assert main(["train", *SMOKE, "--epochs", "1", "--out", str(out)]) == 0
     (out / "metrics.json").unlink()  # as if stopped after epoch 1
@@ -73,25 +83,15 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys, monkeypatch):
                                           "tensorboard, mlflow"):
         load_config(None, {"train.track": "wandb"})
 
-    def missing(log_dir):
-        raise ModuleNotFoundError("No module named 'tensorboard'", name="tensorboard")
+    for name, package, extra in [("tensorboard", "tensorboard", "track"),
+                                 ("mlflow", "mlflow", "mlflow")]:
+        def missing(log_dir, package=package):
+            raise ModuleNotFoundError(f"No module named {package!r}", name=package)
 
-    monkeypatch.setitem(tracking.TRACKERS, "tensorboard", missing)
-    assert main(["train", *SMOKE, "--track", "tensorboard", "--out", str(tmp_path / "r")]) == 2
-    assert capsys.readouterr().err == ("rclrec train: error: train.track=tensorboard needs the "
-                                       "package tensorboard: pip install 'rclrec[track]'\n")
-
-
-def expected_history(history: list[dict]) -> dict[str, dict[int, float]]:
-    """{tag: {epoch: value}} of the valid metrics and the losses and times of metrics.json."""
-    want: dict[str, dict[int, float]] = {}
-    for entry in history:
-        for name, value in entry["valid"].items():
-            want.setdefault(f"valid/{name}", {})[entry["epoch"]] = value
-        for key in ("loss", "rec", "train_seconds", "epoch_seconds"):
-            tag = f"{'time' if 'seconds' in key else 'train'}/{key}"
-            want.setdefault(tag, {})[entry["epoch"]] = entry[key]
-    return want
+        monkeypatch.setitem(tracking.TRACKERS, name, missing)
+        assert main(["train", *SMOKE, "--track", name, "--out", str(tmp_path / name)]) == 2
+        assert capsys.readouterr().err == (f"rclrec train: error: train.track={name} needs the "
+                                           f"package {package}: pip install 'rclrec[{extra}]'\n")
 
 
 def mlflow_runs(uri: str) -> list:
