@@ -53,9 +53,9 @@ _SEPARATOR_BY_EXTENSION = {".csv": ",", ".tsv": "\t", ".data": "\t", ".inter": "
 class Log:
     """The rows of a log, ids encoded (codes in increasing id order, see ``encode_ids``)."""
 
-    user_codes: np.ndarray  # (N,) int64
+    user_codes: np.ndarray  # (N,) int32 (int64 beyond 2**31 ids); None once consumed
     user_labels: list[str]
-    item_codes: np.ndarray  # (N,) int64
+    item_codes: np.ndarray  # (N,) int32 (int64 beyond 2**31 ids); None once consumed
     item_labels: list[str]
     times: np.ndarray | None  # (N,) float64 seconds, NaN = missing; None = keep file order
 
@@ -378,6 +378,8 @@ def _read_parquet(path: Path, wanted: dict[str, str | None], bad_times: str) -> 
     offset = 0  # rows of the groups before this one
     for group in range(file.num_row_groups):
         table = file.read_row_group(group, columns=list(dict.fromkeys(picked.values())))
+        if table.num_rows == 0:  # a writer may leave an empty group
+            continue
         for option, chunks in id_chunks.items():
             column = _trimmed_ids(table.column(picked[option]))
             row = _first_missing_id(column)

@@ -264,6 +264,17 @@ def test_bad_row_in_a_later_parquet_row_group_is_named_by_its_row_in_the_file(tm
         read_raw_log(path, k_core=0)
 
 
+def test_empty_parquet_row_groups_are_skipped(tmp_path):
+    path = tmp_path / "log.parquet"
+    schema = pa.schema([("user", pa.string()), ("item", pa.string()), ("time", pa.string())])
+    with pq.ParquetWriter(path, schema) as writer:
+        for rows in ([], [("u", "b", "2024-01-02")], [], [("u", "a", "2024-01-01")]):
+            writer.write_table(pa.table({name: [row[i] for row in rows]
+                                         for i, name in enumerate(schema.names)}, schema=schema))
+    assert pq.ParquetFile(path).metadata.num_row_groups == 4
+    assert items_of(read_raw_log(path, k_core=0, min_length=1)) == ["a", "b"]
+
+
 def test_parquet_timestamp_column(tmp_path):
     path = tmp_path / "log.parquet"
     times = np.array(["2024-01-03", "2024-01-01", "2024-01-02"], dtype="datetime64[s]")
