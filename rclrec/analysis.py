@@ -11,29 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from rclrec.config import ConfigError
-from rclrec.data.batches import left_pad, trim_padding
 from rclrec.data.dataset import DataError
 from rclrec.data.split import contrast_units, leave_one_out
 from rclrec.files import write_json_atomic
+from rclrec.models.encode import encode_histories
 from rclrec.run import load_model_and_data
 from rclrec.similarity.index import build_index, default_cache_dir
 from rclrec.similarity.positives import StrongSampler, WeakSampler
-
-
-@torch.no_grad()
-def encode_inputs(encoder: torch.nn.Module, inputs: list[np.ndarray], max_len: int,
-                  device: torch.device | str = "cpu", batch_size: int = 1024) -> np.ndarray:
-    """(N, D) last-position states of the given input sequences, in eval mode."""
-    encoder.eval()
-    padded = left_pad(inputs, max_len)
-    out = []
-    for start in range(0, len(padded), batch_size):
-        (x,) = trim_padding(padded[start:start + batch_size])
-        out.append(encoder.last_state(torch.from_numpy(x).to(device)).float().cpu().numpy())
-    return np.concatenate(out)
 
 
 def analyze_run(run_dir: str | Path, *, centres: int = 2000, seed: int = 0,
@@ -47,7 +33,8 @@ def analyze_run(run_dir: str | Path, *, centres: int = 2000, seed: int = 0,
     rcl = cfg.rcl
     params = {"n": rcl.ngram} if rcl.similarity == "ngram" else None
     metric = rcl.similarity
-    reps = encode_inputs(encoder, inputs, cfg.encoder.max_len, device)
+    reps = encode_histories(encoder, inputs, cfg.encoder.max_len, device=device)
+    reps = reps.float().cpu().numpy()
     if metric == "semantic":
         params = {"representations": reps}
     index = build_index(inputs, targets, metric, alpha=rcl.alpha, selection=rcl.selection,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rclrec.data.batches import left_pad, trim_padding
+from rclrec.data.batches import left_pad
 from rclrec.data.dataset import PAD
 from rclrec.errors import InputError
 from rclrec.eval.metrics import metrics_from_ranks
+from rclrec.models.encode import iter_last_states
 
 
 def mask_unrankable(scores: torch.Tensor, history: torch.Tensor | None = None,
@@ -106,20 +107,14 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
     """
     was_training = encoder.training
     encoder.eval()
-    padded = left_pad(inputs, max_len)
+    padded = torch.from_numpy(left_pad(inputs, max_len))
     table = encoder.item_table  # (num_items + 1, D)
-    # Users sorted by length so each batch can drop its all-padding columns.
-    order = np.argsort((padded != PAD).sum(axis=1), kind="stable")
     ranks = np.empty(len(padded), dtype=np.int64)
     ties = np.empty(len(padded), dtype=np.int64)
-    for start in range(0, len(padded), batch_size):
-        rows = order[start:start + batch_size]
-        (window,) = trim_padding(padded[rows])
-        x = torch.from_numpy(window).to(device)
+    for rows, h in iter_last_states(encoder, padded, batch_size, device):
         y = torch.from_numpy(targets[rows]).to(device)
         chunk = [inputs[r] for r in rows]
         history = torch.from_numpy(left_pad(chunk, max(1, max(len(s) for s in chunk))))
-        h = encoder.last_state(x)  # (B, D)
         higher, tied = target_ranks(h @ table.T, history.to(device), y, exclude_history)
         ranks[rows], ties[rows] = higher.cpu(), tied.cpu()
     encoder.train(was_training)

@@ -29,11 +29,12 @@ from torch.nn import functional as F
 
 from rclrec.config import ConfigError
 from rclrec.data.augment import DUOREC_RATIOS, ICLREC_RATIOS, MCLREC_RATIOS, two_views
-from rclrec.data.batches import TrainingInstances, length_sorted_chunks, trim_padding
+from rclrec.data.batches import TrainingInstances, trim_padding
 from rclrec.data.dataset import PAD
 from rclrec.data.split import LeaveOneOutSplit
 from rclrec.losses.baselines import CL4SREC_TAU, CL4SREC_WEIGHT, nt_xent
 from rclrec.methods.base import Batch, Method
+from rclrec.models.encode import last_states
 
 RATIOS = {"duorec": DUOREC_RATIOS, "mclrec": MCLREC_RATIOS, "iclrec": ICLREC_RATIOS}
 
@@ -119,14 +120,7 @@ def encode_last(encoder: nn.Module, *seqs: torch.Tensor, chunk: int = 256) -> li
     """
     width = max(s.shape[1] for s in seqs)
     joined = torch.cat([F.pad(s, (width - s.shape[1], 0), value=PAD) for s in seqs], 0)
-    lengths = (joined != PAD).sum(1).cpu().numpy()
-    chunks = length_sorted_chunks(lengths, chunk)
-    parts = [encoder.last_state(joined[torch.from_numpy(rows).to(joined.device),
-                                       width - max(int(lengths[rows].max()), 1):])
-             for rows in chunks]
-    order = torch.from_numpy(np.concatenate(chunks)).to(joined.device)
-    last = torch.cat(parts)[torch.argsort(order)]  # back to the input order
-    return list(last.split([s.shape[0] for s in seqs], 0))
+    return list(last_states(encoder, joined, chunk).split([s.shape[0] for s in seqs], 0))
 
 
 class CL4SRec(BaselineMethod):

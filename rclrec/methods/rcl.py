@@ -37,6 +37,7 @@ from rclrec.losses.contrastive import (
 )
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch, Method
+from rclrec.models.encode import last_states
 from rclrec.similarity.index import SimilarityIndex, build_index, default_cache_dir
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
 
@@ -162,14 +163,13 @@ class RCL(Method):
         """
         inputs, targets = prefix_arrays(self.split.train, self.unit_user[units],
                                         self.unit_end[units], self.max_len, self.every_position)
+        if not with_targets:
+            return last_states(encoder, torch.from_numpy(inputs).to(self.device), chunk)
         chunks = length_sorted_chunks(np.minimum(self.unit_end[units], self.max_len), chunk)
         last, states, kept = [], [], []
         for part in chunks:
             x, y = trim_padding(inputs[part], targets[part])
             x = torch.from_numpy(x).to(self.device)
-            if not with_targets:
-                last.append(encoder.last_state(x))
-                continue
             hidden = encoder(x)
             last.append(hidden[:, -1])
             s, t = select_target_positions(hidden, torch.from_numpy(y).to(self.device))
@@ -178,10 +178,7 @@ class RCL(Method):
         # One gather back to the units' order (a select per unit costs a zero-filled (chunk, L,
         # D) gradient each in the backward pass).
         order = torch.from_numpy(np.argsort(np.concatenate(chunks))).to(self.device)
-        last = torch.cat(last)[order]
-        if with_targets:
-            return last, torch.cat(states), torch.cat(kept)
-        return last
+        return torch.cat(last)[order], torch.cat(states), torch.cat(kept)
 
     def sample(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Units of one strong and one weak positive per centre user, -1 where there is none."""

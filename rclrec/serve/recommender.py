@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rclrec.data.batches import left_pad, trim_padding
 from rclrec.data.dataset import PAD
+from rclrec.models.encode import encode_histories
 
 # Histories scored per forward pass: bounds the (rows, items) score matrix whatever the
 # number of histories a caller hands over.
@@ -91,9 +91,9 @@ class Recommender:
     def _top_k(self, seqs: list[np.ndarray], k: int,
                exclude_history: bool) -> tuple[np.ndarray, np.ndarray]:
         """(rows, k) best scores and item rows for non-empty index sequences."""
-        (window,) = trim_padding(left_pad(seqs, self.max_len))
+        states = encode_histories(self.encoder, seqs, self.max_len, device=self.device,
+                                  chunk=len(seqs))
         with torch.no_grad():
-            states = self.encoder.last_state(torch.from_numpy(window).to(self.device))
             scores = states @ self.encoder.item_table.T
             scores[:, PAD] = -torch.inf
             if exclude_history:
