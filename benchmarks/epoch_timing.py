@@ -23,14 +23,8 @@ from rclrec.data.batches import batch_order
 from rclrec.data.split import leave_one_out
 from rclrec.methods import method_class
 from rclrec.models import build_encoder
-from rclrec.run import (
-    build_instances,
-    device_label,
-    git_commit,
-    load_data,
-    peak_rss_mb,
-    resolve,
-)
+from rclrec.provenance import device_label, git_commit, peak_rss_mb
+from rclrec.run import build_instances, load_data, resolve
 from rclrec.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,9 @@ import torch
 from rclrec import export
 from rclrec.data.batches import left_pad
 from rclrec.data.split import leave_one_out
-from rclrec.run import git_commit, load_data, load_model
+from rclrec.model_file import load_model
+from rclrec.provenance import git_commit
+from rclrec.run import load_data
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,7 @@ import torch
 
 from rclrec.config import EncoderConfig
 from rclrec.models import build_encoder
-from rclrec.run import git_commit
+from rclrec.provenance import git_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from rclrec.run import git_commit
+from rclrec.provenance import git_commit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

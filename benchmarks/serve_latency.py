@@ -19,7 +19,8 @@ import torch
 
 from rclrec.config import config_from_dict
 from rclrec.data.split import leave_one_out
-from rclrec.run import git_commit, load_data
+from rclrec.provenance import git_commit
+from rclrec.run import load_data
 from rclrec.serve import Recommender
 
 ROOT = Path(__file__).resolve().parent.parent

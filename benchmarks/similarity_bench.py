@@ -115,7 +115,7 @@ def run_worker(args: list[str]) -> None:
         sys.exit(cli.run(parser.parse_args(["similarity", *args[1:], "--json", "--quiet",
                                             "--no-cache"])))
     if kind == "build":  # build_index on a dataset or synthetic data with given options
-        from rclrec.similarity import build_index
+        from rclrec.similarity import BuildOptions, IndexSpec, build_index
 
         spec = json.loads(args[1])
         t0 = time.perf_counter()
@@ -125,7 +125,11 @@ def run_worker(args: list[str]) -> None:
             _, inputs, targets = load(spec["dataset"])
         t_data = time.perf_counter() - t0
         t0, c0 = time.perf_counter(), _cpu()
-        index = build_index(inputs, targets, spec["metric"], **spec.get("options", {}))
+        options = spec.get("options", {})
+        how = {k: options.pop(k) for k in ("engine", "block_entries", "workers", "show_progress")
+               if k in options}
+        index = build_index(inputs, targets, IndexSpec(spec["metric"], **options),
+                            build=BuildOptions(**how))
         seconds, cpu = time.perf_counter() - t0, _cpu() - c0
         if spec.get("save"):
             index.save(spec["save"])
@@ -136,7 +140,7 @@ def run_worker(args: list[str]) -> None:
                           "engine": index.info.get("engine")}))
         return
     if kind == "skew":  # per-row cost and recall on a sample; optionally the whole build
-        from rclrec.similarity import build_index
+        from rclrec.similarity import BuildOptions, IndexSpec, build_index
         from rclrec.similarity.fused import kernel_inputs, kernel_rows
 
         spec = json.loads(args[1])
@@ -148,8 +152,9 @@ def run_worker(args: list[str]) -> None:
         out: dict = {"spec": spec}
         if spec.get("full"):
             t0, c0 = time.perf_counter(), _cpu()
-            index = build_index(inputs, targets, "jaccard", alpha=0.05, max_neighbours=50,
-                                candidate_budget=budget)
+            index = build_index(inputs, targets, IndexSpec("jaccard", alpha=0.05,
+                                                           max_neighbours=50,
+                                                           candidate_budget=budget))
             out.update(build_seconds=time.perf_counter() - t0, build_cpu_seconds=_cpu() - c0,
                        peak_rss_mb_build=_rss(), neighbours_total=index.nnz)
             got = [index.neighbours(i) for i in sample]
@@ -336,17 +341,17 @@ def part_dask(force: bool, n: int, exponent: float) -> None:
         return
     from dask.distributed import Client, LocalCluster
 
-    from rclrec.similarity import build_index
+    from rclrec.similarity import BuildOptions, IndexSpec, build_index
 
     inputs, targets = synthetic(n, exponent=exponent)
-    opts = {"alpha": 0.05, "max_neighbours": 50}
+    spec = IndexSpec("jaccard", alpha=0.05, max_neighbours=50)
     t0 = time.perf_counter()
-    local = build_index(inputs, targets, "jaccard", **opts)
+    local = build_index(inputs, targets, spec)
     local_s = time.perf_counter() - t0
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         t0 = time.perf_counter()
-        remote = build_index(inputs, targets, "jaccard", client=client, **opts)
+        remote = build_index(inputs, targets, spec, build=BuildOptions(client=client))
         dask_s = time.perf_counter() - t0
     equal = all(np.array_equal(getattr(local, k), getattr(remote, k))
                 for k in ("indptr", "indices", "scores"))

@@ -25,7 +25,9 @@ from rclrec.data.split import leave_one_out
 from rclrec.files import write_json_atomic
 from rclrec.methods.base import Batch
 from rclrec.methods.rcl import RCL
-from rclrec.run import git_commit, load_data, load_model
+from rclrec.model_file import load_model
+from rclrec.provenance import git_commit
+from rclrec.run import load_data
 
 ROOT = Path(__file__).resolve().parent.parent
 

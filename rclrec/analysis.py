@@ -16,10 +16,10 @@ from rclrec.config import ConfigError
 from rclrec.data.dataset import DataError
 from rclrec.data.split import contrast_units, leave_one_out
 from rclrec.files import write_json_atomic
+from rclrec.model_file import load_model_and_data
 from rclrec.models.encode import encode_histories
-from rclrec.run import load_model_and_data
-from rclrec.similarity.index import build_index, default_cache_dir
 from rclrec.similarity.positives import StrongSampler, WeakSampler
+from rclrec.similarity.spec import index_for_config
 
 
 def analyze_run(run_dir: str | Path, *, centres: int = 2000, seed: int = 0,
@@ -30,16 +30,10 @@ def analyze_run(run_dir: str | Path, *, centres: int = 2000, seed: int = 0,
     run_dir = Path(run_dir)
     encoder, cfg, dataset = load_model_and_data(run_dir, device)
     inputs, targets = contrast_units(leave_one_out(dataset).train)
-    rcl = cfg.rcl
-    params = {"n": rcl.ngram} if rcl.similarity == "ngram" else None
-    metric = rcl.similarity
+    metric = cfg.rcl.similarity
     reps = encode_histories(encoder, inputs, cfg.encoder.max_len, device=device)
     reps = reps.float().cpu().numpy()
-    if metric == "semantic":
-        params = {"representations": reps}
-    index = build_index(inputs, targets, metric, alpha=rcl.alpha, selection=rcl.selection,
-                        max_neighbours=rcl.max_neighbours, params=params,
-                        cache_dir=None if metric == "semantic" else default_cache_dir())
+    index = index_for_config(inputs, targets, cfg.rcl, representations=reps)
     rng = np.random.default_rng(seed)
     usable = np.array([len(s) > 0 for s in inputs])
     strong_s = StrongSampler(targets, rng=rng)

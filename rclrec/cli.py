@@ -135,7 +135,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from rclrec.run import evaluate_file, evaluate_run
+    from rclrec.eval.saved import evaluate_file, evaluate_run
 
     if args.input:
         result = evaluate_file(args.run, args.input, device=args.device)

@@ -6,40 +6,33 @@ import contextlib
 import dataclasses
 import os
 import platform
-import resource
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.overrides import TorchFunctionMode
 
 from rclrec.config import ConfigError, ExperimentConfig, config_from_dict
 from rclrec.data.batches import TrainingInstances, prefix_instances, window_instances
-from rclrec.data.dataset import DataError, SequenceDataset
-from rclrec.data.io import existing_file
+from rclrec.data.dataset import SequenceDataset
 from rclrec.data.registry import (
     default_max_len,
-    load_dataset,
     load_training_data,
-    reader_options,
     split_data,
-    split_dataset,
 )
-from rclrec.data.split import HeldOutSplit, LeaveOneOutSplit, evaluation_cases
+from rclrec.data.split import HeldOutSplit, LeaveOneOutSplit
 from rclrec.errors import InputError
 from rclrec.eval.ranking import NonFiniteScores
 from rclrec.files import CorruptFile, read_json, write_json_atomic
 from rclrec.locks import exclusive_lock
 from rclrec.methods import method_class
+from rclrec.model_file import write_model_file
 from rclrec.models import ENCODERS, build_encoder
-from rclrec.train.checkpoint import load_torch, save_torch_atomic, state_dict_problem
+from rclrec.provenance import CODE_COMMIT, device_label, peak_rss_mb
 from rclrec.train.distributed import close_world, init_world
 from rclrec.train.trainer import Trainer, TrainingError
 
-MODEL_FORMAT = 1
 LOCK_FILE = "run.lock"  # held while a process trains the folder (rclrec/locks.py)
 
 
@@ -113,33 +106,6 @@ def load_split(cfg: ExperimentConfig) -> tuple[SequenceDataset, Split]:
 def build_instances(cfg: ExperimentConfig, split: Split) -> TrainingInstances:
     build = window_instances if cfg.train.instances == "windows" else prefix_instances
     return build(split.train, cfg.encoder.max_len)
-
-
-def git_commit() -> str | None:
-    """HEAD of the checkout (``-dirty`` with uncommitted changes); ``$RCLREC_GIT_COMMIT`` where
-    the code travelled without its .git folder (a lent GPU machine)."""
-    if os.environ.get("RCLREC_GIT_COMMIT"):
-        return os.environ["RCLREC_GIT_COMMIT"]
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-# The commit of the code this process loaded: a benchmark process trains cell after cell for
-# hours while the checkout moves on, so HEAD at a run's start can be newer than its code.
-CODE_COMMIT = git_commit()
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def seed_everything(seed: int) -> None:
@@ -248,14 +214,7 @@ def _train_run(cfg: ExperimentConfig, out_dir: Path, world, device_name: str, re
         "git_commit": commit,
         "history": state.history,
     }
-    save_torch_atomic(out_dir / "model.pt", {
-        "format": MODEL_FORMAT,
-        "config": cfg.to_dict(),
-        "num_items": split.num_items,
-        "extra_tokens": method.extra_tokens,
-        "item_ids": dataset.item_ids,  # serving names items as the data file does
-        "state_dict": encoder.state_dict(),
-    })
+    write_model_file(out_dir, cfg, encoder, method.extra_tokens, dataset.item_ids)
     write_json_atomic(out_dir / "metrics.json", metrics)
     metrics = world.share(metrics)
     close_world()
@@ -367,168 +326,3 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[prefix + key] = value
     return out
-
-
-def device_label(device: torch.device) -> str:
-    """What results record as the device: "cpu", or the GPU's model name."""
-    return str(device) if device.type == "cpu" else torch.cuda.get_device_name(device)
-
-
-def load_model(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild a trained encoder and its config from ``run_dir/model.pt``."""
-    return model_from_saved(read_model_file(run_dir), device)
-
-
-def read_model_file(run_dir: str | Path) -> dict[str, Any]:
-    """``run_dir/model.pt``, checked against its own config before anything is built from it.
-
-    Raises:
-        FileNotFoundError: no model.pt (not a finished run).
-        CorruptFile: damaged, forged or not written by rclrec (the message names the file).
-    """
-    path = Path(run_dir) / "model.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist (is {run_dir} a finished run?)")
-    saved = load_torch(path)
-    check_model_file(saved, path)
-    return saved
-
-
-def check_model_file(saved: Any, path: Path) -> None:
-    """The contents of a model.pt are what ``run_training`` writes: a valid config, and tensors
-    of exactly the sizes that config and ``num_items`` give. The sizes are worked out on the
-    meta device, so a file that declares a huge item table allocates nothing."""
-    def bad(reason: str) -> CorruptFile:
-        return CorruptFile(f"{path}: not a model file written by rclrec ({reason})")
-
-    if not isinstance(saved, dict):
-        raise bad(f"holds a {type(saved).__name__}, not a dict")
-    for key, kind in (("config", dict), ("num_items", int), ("state_dict", dict)):
-        if not isinstance(saved.get(key), kind) or isinstance(saved.get(key), bool):
-            raise bad(f"{key!r} is missing or not a {kind.__name__}")
-    if saved.get("format", MODEL_FORMAT) != MODEL_FORMAT:
-        raise bad(f"format {saved.get('format')!r}; this rclrec reads format {MODEL_FORMAT}")
-    num_items, extra = saved["num_items"], saved.get("extra_tokens", 0)
-    if num_items < 1 or not isinstance(extra, int) or extra < 0:
-        raise bad(f"num_items {num_items}, extra_tokens {extra!r}")
-    item_ids = saved.get("item_ids")
-    if item_ids is not None and (not isinstance(item_ids, list) or len(item_ids) != num_items
-                                 or not all(isinstance(i, str) for i in item_ids)):
-        raise bad(f"item_ids is not a list of {num_items} strings")
-    try:
-        cfg = config_from_dict(saved["config"])
-        with torch.device("meta"), _SizesOnly():
-            expected = build_encoder(cfg.encoder, num_items, extra).state_dict()
-    except (ConfigError, ValueError) as e:
-        raise bad(f"its config: {e}") from None
-    problem = state_dict_problem(saved["state_dict"], expected)
-    if problem is not None:
-        raise bad(f"{problem} for a {cfg.encoder.name} encoder of {num_items} items")
-
-
-class _SizesOnly(TorchFunctionMode):
-    """Build a model on the meta device for its sizes alone: random initialisation, and
-    arithmetic of a tensor with a number, leave sizes as they are and are skipped (on the meta
-    device they go through torch's decompositions, which import torch._dynamo: seconds of
-    start-up and tens of MB). An op missed here costs that time, never a wrong size."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if getattr(func, "__module__", None) == "torch.nn.init" or func in _RANDOM_FILLS:
-            return args[0] if args else kwargs["tensor"]
-        if func in (torch.randn, torch.rand):
-            return torch.empty(*args, **kwargs)
-        if (getattr(func, "__name__", "").strip("_") in _WITH_A_NUMBER and len(args) == 2
-                and isinstance(args[0], torch.Tensor) and isinstance(args[1], (int, float))):
-            return args[0]
-        return func(*args, **kwargs)
-
-
-_RANDOM_FILLS = {torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.bernoulli_,
-                 torch.Tensor.random_}
-_WITH_A_NUMBER = {"mul", "rmul", "div", "truediv", "add", "radd", "sub", "rsub"}
-
-
-def model_from_saved(saved: dict[str, Any], device: str | torch.device = "cpu"):
-    """The encoder (eval mode, on ``device``) and config of a loaded model.pt."""
-    cfg = config_from_dict(saved["config"])
-    encoder = build_encoder(cfg.encoder, saved["num_items"], saved.get("extra_tokens", 0))
-    encoder.load_state_dict(saved["state_dict"])
-    return encoder.to(device).eval(), cfg
-
-
-def load_model_and_data(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """The encoder, config and dataset of a finished run (evaluation, analysis)."""
-    saved = read_model_file(run_dir)
-    encoder, cfg = model_from_saved(saved, device)
-    return encoder, cfg, data_of_model(cfg, Path(run_dir) / "model.pt", saved["num_items"])
-
-
-def data_of_model(cfg: ExperimentConfig, path: Path, num_items: int) -> SequenceDataset:
-    """The dataset a model file's config names, which must have the items it was trained on.
-
-    A model file may come from anyone: when its dataset cannot be read the error names the
-    dataset but repeats nothing the reader saw in it (a forged config could name any file).
-    """
-    try:
-        dataset = load_data(cfg)
-    except (OSError, ValueError):
-        raise DataError(f"{path}: the dataset its config names ({cfg.data.dataset!r}) cannot be "
-                        f"read; `rclrec stats --dataset {cfg.data.dataset}` says why") from None
-    if dataset.num_items != num_items:
-        raise DataError(f"{path} was trained on {num_items} items, but its dataset "
-                        f"{cfg.data.dataset!r} now has {dataset.num_items}: the data changed "
-                        f"since training")
-    return dataset
-
-
-def evaluate_run(run_dir: str | Path, *, device: str = "auto") -> dict[str, Any]:
-    """Re-evaluate a saved run on its validation and test cases.
-
-    Raises:
-        RunDiverged: the model scores some item NaN or infinite.
-    """
-    from rclrec.eval.ranking import evaluate_ranking
-
-    dev = pick_device(device)
-    encoder, cfg, dataset = load_model_and_data(run_dir, dev)
-    split = split_dataset(cfg.data, dataset)
-    e = cfg.eval
-    kw = dict(batch_size=cfg.train.eval_batch_size, device=dev, exclude_history=e.exclude_history,
-              ks=e.ks)
-    try:
-        return {
-            "run": str(run_dir),
-            "valid": evaluate_ranking(encoder, split.valid_inputs(), split.valid_targets,
-                                      cfg.encoder.max_len, **kw),
-            "test": evaluate_ranking(encoder, split.test_inputs(), split.test_targets,
-                                     cfg.encoder.max_len, **kw),
-        }
-    except NonFiniteScores as err:
-        raise diverged(run_dir, err) from None
-
-
-def evaluate_file(run_dir: str | Path, path: str | Path, *, device: str = "auto"
-                  ) -> dict[str, Any]:
-    """Evaluate a saved run on a file of test histories: in each user's sequence the last item
-    is the target and the earlier ones the input (any data format; items named as in the
-    training data; read with the run's column settings, without k-core filter)."""
-    from rclrec.eval.ranking import evaluate_ranking
-
-    existing_file(path)  # before the model: a bad --input is named first
-    dev = pick_device(device)
-    saved = read_model_file(run_dir)
-    encoder, cfg = model_from_saved(saved, dev)
-    options = {**reader_options(cfg.data), "k_core": 0}
-    cases = load_dataset(str(path), min_length=2, **options)
-    item_ids = saved["item_ids"] or [str(i) for i in range(1, saved["num_items"] + 1)]
-    inputs, targets, skipped = evaluation_cases(cases, item_ids)
-    e = cfg.eval
-    try:
-        metrics = evaluate_ranking(encoder, inputs, targets, cfg.encoder.max_len,
-                                   batch_size=cfg.train.eval_batch_size, device=dev,
-                                   exclude_history=e.exclude_history, ks=e.ks)
-    except NonFiniteScores as err:
-        raise diverged(run_dir, err) from None
-    return {"run": str(run_dir), "input": str(path), "cases": len(targets), "skipped": skipped,
-            "test": metrics}

@@ -221,8 +221,8 @@ def test_forged_item_count_is_refused_before_allocating(run_copy, capsys):
 
 @pytest.mark.parametrize("encoder", ["sasrec", "fmlp"])
 def test_model_file_check_accepts_every_encoders_real_sizes(encoder, tmp_path):
+    from rclrec.model_file import check_model_file
     from rclrec.models import ENCODERS, build_encoder
-    from rclrec.run import check_model_file
 
     assert encoder in ENCODERS
     cfg = load_config(overrides={"encoder.name": encoder, "encoder.hidden_dim": "8",

@@ -13,8 +13,9 @@ from rclrec.cli import main
 from rclrec.config import load_config
 from rclrec.data.batches import left_pad
 from rclrec.data.split import leave_one_out
+from rclrec.model_file import MODEL_FORMAT, load_model
 from rclrec.models import build_encoder
-from rclrec.run import MODEL_FORMAT, load_data, load_model, resolve, run_training
+from rclrec.run import load_data, resolve, run_training
 from rclrec.serve import Recommender
 from rclrec.train.checkpoint import load_torch, save_torch_atomic
 

@@ -18,7 +18,8 @@ import torch
 
 from rclrec import cli
 from rclrec.cli import main
-from rclrec.run import load_model, run_training
+from rclrec.model_file import load_model
+from rclrec.run import run_training
 from rclrec.serve import Limits, MicroBatcher, Query, Recommender
 from rclrec.serve.app import HttpServer, Service
 from rclrec.train.checkpoint import load_torch, save_torch_atomic

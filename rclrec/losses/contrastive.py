@@ -317,19 +317,38 @@ def official_rcl_loss(h_query: Tensor, h_strong: Tensor, h_weak: Tensor, weak_we
 # ---------------------------------------------------------------- the loss
 
 
-def relative_contrastive_loss(
-    h_centre: Tensor,
-    h_strong: Tensor | None,
-    has_strong: Tensor | None,
-    h_weak: Tensor | None,
-    has_weak: Tensor | None,
-    similarity: Tensor | None = None,
-    cfg: RCLLossConfig | None = None,
-    centre_targets: Tensor | None = None,
-    member_targets: Tensor | None = None,
-    *,
-    strong_is_view: Tensor | None = None,
-) -> tuple[Tensor, dict[str, float]]:
+@dataclass(frozen=True)
+class ContrastBatch:
+    """One step's representations and what the loss needs to know about them.
+
+    Attributes:
+        centre: (B, D) centre representations h_u.
+        strong: (B, D) sampled strong positives h_a, or None for none.
+        has_strong: (B,) bool, which rows of ``strong`` are present (None = none).
+        weak: (B, D) sampled weak positives h_b, or None.
+        has_weak: (B,) bool, which rows of ``weak`` are present (None = none).
+        similarity: (B, M) float s_uc between centre u and every member c of A, in the column
+            order of ``stack_members``; needed by the weighted variants ("rcl", "weak").
+        centre_targets: (B,) target item of each centre (for ``mask_same_target``).
+        member_targets: (M,) target item of each member of A, same column order (strong slots
+            carry the centre's target).
+        strong_is_view: (B,) bool, rows whose strong positive is a dropout view of the centre
+            itself (``fill_missing_strong``); only counted in the statistics.
+    """
+
+    centre: Tensor
+    strong: Tensor | None = None
+    has_strong: Tensor | None = None
+    weak: Tensor | None = None
+    has_weak: Tensor | None = None
+    similarity: Tensor | None = None
+    centre_targets: Tensor | None = None
+    member_targets: Tensor | None = None
+    strong_is_view: Tensor | None = None
+
+
+def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = None
+                              ) -> tuple[Tensor, dict[str, float]]:
     """Relative contrastive loss of one batch (Eq. 12-17, 19), mean over contributing centres.
 
     Per centre u (a = strong positive, b = weak positive, present or not):
@@ -356,19 +375,9 @@ def relative_contrastive_loss(
     serve as extra negatives.
 
     Args:
-        h_centre: (B, D) centre representations.
-        h_strong: (B, D) sampled strong positives, or None for none.
-        has_strong: (B,) bool, which rows of h_strong are present (None = none).
-        h_weak: (B, D) sampled weak positives, or None.
-        has_weak: (B,) bool, which rows of h_weak are present (None = none).
-        similarity: (B, M) float s_uc between centre u and every member c of A, in the column
-            order of ``stack_members``; needed by the weighted variants ("rcl", "weak").
+        batch: the centres, their positives, the similarity weights and the targets
+            (:class:`ContrastBatch`).
         cfg: loss settings; default ``RCLLossConfig()``.
-        centre_targets: (B,) target item of each centre (for ``mask_same_target``).
-        member_targets: (M,) target item of each member of A, same column order (strong slots
-            carry the centre's target).
-        strong_is_view: (B,) bool, rows whose strong positive is a dropout view of the centre
-            itself (``fill_missing_strong``); only counted in the statistics.
 
     Returns:
         loss: scalar tensor.
@@ -384,16 +393,18 @@ def relative_contrastive_loss(
             ``mask_same_target``, negative similarities, or mismatched shapes.
     """
     cfg = cfg or RCLLossConfig()
+    h_centre, h_strong, h_weak = batch.centre, batch.strong, batch.weak
+    similarity = batch.similarity
     b = h_centre.shape[0]
     device = h_centre.device
     no = torch.zeros(b, dtype=torch.bool, device=device)
-    has_strong = no if h_strong is None or has_strong is None else has_strong.bool()
-    has_weak = no if h_weak is None or has_weak is None else has_weak.bool()
+    has_strong = no if h_strong is None or batch.has_strong is None else batch.has_strong.bool()
+    has_weak = no if h_weak is None or batch.has_weak is None else batch.has_weak.bool()
     for name, h in (("h_strong", h_strong), ("h_weak", h_weak)):
         if h is not None and h.shape != h_centre.shape:
             raise ValueError(f"{name} has shape {tuple(h.shape)}, expected {tuple(h_centre.shape)}")
     if cfg.variant == "official":
-        return _official(h_centre, h_strong, has_strong, h_weak, has_weak, similarity, cfg.tau)
+        return _official(batch, has_strong, has_weak, cfg.tau)
 
     members = stack_members(h_centre, h_strong, has_strong, h_weak, has_weak)  # (M, D)
     m = members.shape[0]
@@ -402,6 +413,7 @@ def relative_contrastive_loss(
 
     exclude = None
     if cfg.mask_same_target:
+        centre_targets, member_targets = batch.centre_targets, batch.member_targets
         if centre_targets is None or member_targets is None:
             raise ValueError("mask_same_target needs centre_targets (B,) and member_targets (M,)")
         if centre_targets.shape != (b,) or member_targets.shape != (m,):
@@ -460,7 +472,7 @@ def relative_contrastive_loss(
         def mean(x: Tensor, where: Tensor) -> Tensor:
             return torch.where(where, x, zero).sum().float() / where.sum().clamp(min=1).float()
 
-        view = no if strong_is_view is None else strong_is_view.bool() & has_strong
+        view = no if batch.strong_is_view is None else batch.strong_is_view.bool() & has_strong
         values = torch.stack([
             share(contributes), share(has_strong), share(has_weak), share(both),
             share(boundary, both), mean(l_strong, has_strong), mean(l_weak, has_weak),
@@ -473,10 +485,11 @@ def relative_contrastive_loss(
     return loss, stats
 
 
-def _official(h_centre: Tensor, h_strong: Tensor | None, has_strong: Tensor, h_weak: Tensor | None,
-              has_weak: Tensor, similarity: Tensor | None,
+def _official(batch: ContrastBatch, has_strong: Tensor, has_weak: Tensor,
               tau: float) -> tuple[Tensor, dict[str, float]]:
     """Adapt the arguments of ``relative_contrastive_loss`` to ``official_rcl_loss``."""
+    h_centre, h_strong, h_weak = batch.centre, batch.strong, batch.weak
+    similarity = batch.similarity
     if h_strong is None or not bool(has_strong.all()):
         raise ValueError("variant 'official' needs a strong key in every row; fill the missing "
                          "ones with fill_missing_strong (the code used the centre itself)")

@@ -34,8 +34,8 @@ from rclrec.losses.baselines import (
 )
 from rclrec.methods.base import Batch
 from rclrec.methods.cl4srec import BaselineMethod, last_targets
-from rclrec.methods.rcl import default_cache_dir
 from rclrec.models import build_encoder
+from rclrec.similarity.index import default_cache_dir
 
 
 def read_category_file(path: str | Path, item_index: dict[str, int], num_items: int) -> np.ndarray:

@@ -30,6 +30,7 @@ from rclrec.data.batches import (
 from rclrec.data.split import LeaveOneOutSplit, contrast_units
 from rclrec.losses.contrastive import (
     OFFICIAL_WEIGHT_POWER,
+    ContrastBatch,
     RCLLossConfig,
     fill_missing_strong,
     relative_contrastive_loss,
@@ -38,8 +39,9 @@ from rclrec.losses.contrastive import (
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch, Method
 from rclrec.models.encode import last_states
-from rclrec.similarity.index import SimilarityIndex, build_index, default_cache_dir
+from rclrec.similarity.index import SimilarityIndex
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
+from rclrec.similarity.spec import index_for_config
 
 
 class RCL(Method):
@@ -97,11 +99,8 @@ class RCL(Method):
             else:  # resumed
                 self.set_semantic_index(self.semantic_representations)
         else:
-            params = {"n": self.rcl.ngram} if self.rcl.similarity == "ngram" else None
-            self.set_index(build_index(
-                self.inputs, self.targets, self.rcl.similarity, alpha=self.rcl.alpha,
-                selection=self.rcl.selection, max_neighbours=self.rcl.max_neighbours,
-                params=params, cache_dir=default_cache_dir(), show_progress=True))
+            self.set_index(index_for_config(self.inputs, self.targets, self.rcl,
+                                            show_progress=True))
         self.coverage = {
             "share_with_strong": self.share_with_strong(),
             "share_with_weak": float(((self.index.degrees() > 0) & self.usable).mean()),
@@ -132,10 +131,8 @@ class RCL(Method):
 
     def set_semantic_index(self, reps: np.ndarray) -> None:
         self.semantic_representations = reps
-        self.set_index(build_index(self.inputs, self.targets, "semantic", alpha=self.rcl.alpha,
-                                   selection=self.rcl.selection,
-                                   max_neighbours=self.rcl.max_neighbours,
-                                   params={"representations": reps}))
+        self.set_index(index_for_config(self.inputs, self.targets, self.rcl,
+                                        representations=reps))
 
     def checkpoint_state(self) -> dict:
         if self.semantic_representations is None:
@@ -255,11 +252,11 @@ class RCL(Method):
                                     self.unit_user[member_units], -1)
             similarity = torch.from_numpy(
                 pair_similarity(self.index, users, member_users, symmetric=True)).to(self.device)
-        loss, stats = relative_contrastive_loss(
-            h_centre, h_strong, ts, h_weak, tw, similarity, self.loss_cfg,
+        loss, stats = relative_contrastive_loss(ContrastBatch(
+            h_centre, h_strong, ts, h_weak, tw, similarity,
             centre_targets=torch.from_numpy(self.targets[users]).to(self.device),
             member_targets=torch.from_numpy(self.unit_target[member_units]).to(self.device),
-            strong_is_view=is_view)
+            strong_is_view=is_view), self.loss_cfg)
         total = self.rcl.weight * loss
         if extra_rec is not None:
             total = total + extra_rec

@@ -51,7 +51,8 @@ class Recommender:
     def from_run(cls, run_dir: str | Path, device: str = "cpu") -> Recommender:
         """Load ``run_dir/model.pt``; runs saved before model.pt kept the item ids read them
         from the run's dataset."""
-        from rclrec.run import data_of_model, model_from_saved, pick_device, read_model_file
+        from rclrec.model_file import data_of_model, model_from_saved, read_model_file
+        from rclrec.run import pick_device
 
         dev = pick_device(device)
         saved = read_model_file(run_dir)

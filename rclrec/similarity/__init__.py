@@ -2,7 +2,9 @@
 
 See docs/METHOD.md section 3. Main entry points:
 
-- :func:`build_index` -> :class:`SimilarityIndex` (CSR of the top similar sequences per row).
+- :func:`build_index` (an :class:`IndexSpec`: which neighbours, :class:`BuildOptions`: how)
+  -> :class:`SimilarityIndex` (CSR of the top similar sequences per row);
+  :func:`index_for_config`: the index a run's RCL section asks for.
 - :class:`StrongSampler` (Eq. 5), :class:`WeakSampler` (Eq. 10), :func:`pair_similarity`.
 - :func:`different_target_pair_histogram` (Figure 1), :func:`alpha_cut` (where top-alpha binds),
   both from one scan: :func:`similarity_profile`.
@@ -18,15 +20,19 @@ from rclrec.similarity.histogram import (
 from rclrec.similarity.index import SimilarityIndex, build_index, sequences_hash
 from rclrec.similarity.measures import METRICS, pair_scores, score_blocks
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
+from rclrec.similarity.spec import BuildOptions, IndexSpec, index_for_config
 
 __all__ = [
     "METRICS",
+    "BuildOptions",
+    "IndexSpec",
     "SimilarityIndex",
     "StrongSampler",
     "WeakSampler",
     "alpha_cut",
     "build_index",
     "different_target_pair_histogram",
+    "index_for_config",
     "pair_scores",
     "pair_similarity",
     "plot_histogram",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -59,11 +58,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, MiB (Linux ru_maxrss is KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def coverage(index, targets: np.ndarray) -> dict:
     """Share of sequences with at least one weak positive and with at least one strong one."""
     targets = np.asarray(targets)
@@ -81,12 +75,13 @@ def run(args: argparse.Namespace) -> int:
     from rclrec.config import ConfigError
     from rclrec.data.registry import load_dataset
     from rclrec.data.split import contrast_units, leave_one_out
+    from rclrec.provenance import peak_rss_mb
     from rclrec.similarity.index import build_index, default_cache_dir
+    from rclrec.similarity.spec import BuildOptions, IndexSpec
 
     t0 = time.perf_counter()
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
     inputs, targets = contrast_units(leave_one_out(ds).train)
-    params = {"n": args.n} if args.metric == "ngram" else {}
     client = None
     if args.dask_scheduler:
         try:
@@ -96,13 +91,15 @@ def run(args: argparse.Namespace) -> int:
                               "rclrec[distributed]") from e
         client = Client(args.dask_scheduler)
     try:
+        spec = IndexSpec(args.metric, alpha=args.alpha, selection=args.selection,
+                         max_neighbours=args.max_neighbours, ngram=args.n,
+                         exclude_same_target=not args.keep_same_target, approx=args.approx,
+                         candidate_budget=args.candidate_budget)
         index = build_index(
-            inputs, targets, args.metric, alpha=args.alpha, selection=args.selection,
-            max_neighbours=args.max_neighbours, exclude_same_target=not args.keep_same_target,
-            approx=args.approx, params=params,
+            inputs, targets, spec,
             cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
-            data_hash=ds.content_hash(), show_progress=not args.quiet,
-            candidate_budget=args.candidate_budget, client=client)
+            data_hash=ds.content_hash(),
+            build=BuildOptions(show_progress=not args.quiet, client=client))
     except ValueError as e:  # a setting the index refuses (e.g. --candidate-budget 0)
         raise ConfigError(str(e)) from e
     finally:
@@ -111,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     if args.out:
         index.save(args.out)
-    result = {"dataset": ds.name, "metric": args.metric,
-              **({"n": args.n} if args.metric == "ngram" else {}),
+    result = {"dataset": ds.name, "metric": args.metric, **spec.params(),
               "alpha": args.alpha, "selection": args.selection, "approx": args.approx,
               "candidate_budget": args.candidate_budget,
               "sequences": index.num_rows, "neighbours_total": index.nnz,

@@ -37,15 +37,13 @@ from rclrec.files import atomic_write
 from rclrec.similarity._kernels import HAVE_NUMBA, NUM_HI_BINS
 from rclrec.similarity.fused import FUSED_METRICS
 from rclrec.similarity.measures import (
-    DEFAULT_BLOCK_ENTRIES,
     ScoreBlock,
     check_metric,
     row_blocks,
     score_blocks,
 )
+from rclrec.similarity.spec import BuildOptions, IndexSpec
 
-SELECTIONS = ("row", "global")
-ENGINES = ("auto", "numba", "numpy")
 INDEX_VERSION = 1  # bump when the stored format or the selection rules change
 
 
@@ -240,15 +238,15 @@ def _eligible_pairs(targets: np.ndarray, exclude_same_target: bool) -> int:
     return n * (n - 1) - int((group * (group - 1)).sum())
 
 
-def _fused_parts(inputs, targets, metric, params, *, selection, k, alpha, max_neighbours,
-                 exclude_same_target, show_progress, candidate_budget, client=None,
-                 rows_per_block=4096):
+def _fused_parts(inputs, targets: np.ndarray, spec: IndexSpec, k: int, build: BuildOptions,
+                 rows_per_block: int = 4096):
     """Row or global selection with the numba kernel (jaccard / ngram / tfidf), one task per
-    block of rows: here in turn, or on the workers of a Dask ``client``."""
+    block of rows: here in turn, or on the workers of a Dask client."""
     from rclrec.similarity.fused import kernel_inputs, score_block
 
-    ki = kernel_inputs(inputs, targets, metric, params, exclude_same_target)
+    ki = kernel_inputs(inputs, targets, spec.metric, spec.params(), spec.exclude_same_target)
     n = ki.num_rows
+    client, budget = build.client, spec.candidate_budget
     if client is not None:
         from rclrec.similarity.distributed import dask_mapper, rows_per_task
 
@@ -258,23 +256,22 @@ def _fused_parts(inputs, targets, metric, params, *, selection, k, alpha, max_ne
               for s in range(0, n, rows_per_block)]
     if client is None:
         def run(blocks, **kw):
-            for ids in _progress_rows(blocks, show_progress, f"{metric} index"):
+            for ids in _progress_rows(blocks, build.show_progress, f"{spec.metric} index"):
                 yield score_block(ki, ids, **kw)
 
     info: dict[str, Any] = {"engine": "numba" if client is None else "numba+dask"}
-    if selection == "row":
-        parts = [(b.rows, b.cols, b.scores) for b in run(blocks, k=k, budget=candidate_budget)]
+    if spec.selection == "row":
+        parts = [(b.rows, b.cols, b.scores) for b in run(blocks, k=k, budget=budget)]
         return parts, info
     parts, hist_hi = [], np.zeros(NUM_HI_BINS, dtype=np.int64)
-    for b in run(blocks, k=max_neighbours, budget=candidate_budget, want_hist=True):
+    for b in run(blocks, k=spec.max_neighbours, budget=budget, want_hist=True):
         parts.append((b.rows, b.cols, b.scores))
         hist_hi += b.hist
 
     def lo_hist_of(bin_hi: int) -> np.ndarray:
-        return sum(b.lo_hist for b in run(blocks, k=0, budget=candidate_budget, hi_bin=bin_hi))
+        return sum(b.lo_hist for b in run(blocks, k=0, budget=budget, hi_bin=bin_hi))
 
-    return _apply_threshold(parts, hist_hi, targets, alpha, exclude_same_target, lo_hist_of,
-                            info)
+    return _apply_threshold(parts, hist_hi, targets, spec, lo_hist_of, info)
 
 
 def _progress_rows(blocks: list[np.ndarray], show: bool, desc: str):
@@ -285,9 +282,9 @@ def _progress_rows(blocks: list[np.ndarray], show: bool, desc: str):
     return tqdm(blocks, desc=desc, unit="block", leave=False)
 
 
-def _apply_threshold(parts, hist_hi, targets, alpha, exclude_same_target, lo_hist_of, info):
-    eligible = _eligible_pairs(targets, exclude_same_target)
-    p = max(1, math.ceil(alpha * eligible - 1e-9))
+def _apply_threshold(parts, hist_hi, targets, spec: IndexSpec, lo_hist_of, info):
+    eligible = _eligible_pairs(targets, spec.exclude_same_target)
+    p = max(1, math.ceil(spec.alpha * eligible - 1e-9))
     positives = int(hist_hi.sum())
     # fewer positive pairs than P: the threshold falls on a zero, so every positive pair passes
     threshold = 0.0 if p >= positives else _global_threshold(hist_hi, p, lo_hist_of)
@@ -297,14 +294,16 @@ def _apply_threshold(parts, hist_hi, targets, alpha, exclude_same_target, lo_his
     return parts, info
 
 
-def _levenshtein_candidate_blocks(inputs, targets, exclude_same_target, workers, engine,
-                                  candidates: int, pairs_per_block: int = 2_000_000):
-    """Levenshtein scores of each row's top ``candidates`` Jaccard neighbours (approx mode)."""
+def _levenshtein_candidate_blocks(inputs, targets, spec: IndexSpec, build: BuildOptions,
+                                  pairs_per_block: int = 2_000_000):
+    """Levenshtein scores of each row's top candidates by Jaccard (the approx mode)."""
     from rclrec.similarity.measures import levenshtein_pairs, levenshtein_strings
 
-    cand = build_index(inputs, targets, "jaccard", alpha=1.0, max_neighbours=candidates,
-                       exclude_same_target=exclude_same_target,
-                       engine="numpy" if engine == "numpy" else "auto")
+    candidates = spec.approx_candidates or 4 * spec.max_neighbours
+    cand = build_index(inputs, targets, IndexSpec(
+        "jaccard", alpha=1.0, max_neighbours=candidates,
+        exclude_same_target=spec.exclude_same_target),
+        build=BuildOptions(engine="numpy" if build.engine == "numpy" else "auto"))
     strings = levenshtein_strings(inputs)
     lengths = np.fromiter((len(s) for s in inputs), dtype=np.int64, count=len(inputs))
     degrees = cand.degrees()
@@ -312,86 +311,54 @@ def _levenshtein_candidate_blocks(inputs, targets, exclude_same_target, workers,
         lo, hi = cand.indptr[start], cand.indptr[stop]
         rows = np.repeat(np.arange(start, stop, dtype=np.int64), degrees[start:stop])
         cols = cand.indices[lo:hi].astype(np.int64)
-        s = levenshtein_pairs(strings, lengths, rows, cols, workers)
+        s = levenshtein_pairs(strings, lengths, rows, cols, build.workers)
         keep = s > 0
         yield ScoreBlock(start, stop, rows[keep], cols[keep], s[keep])
 
 
-def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str = "jaccard", *,
-                alpha: float = 0.05, selection: str = "row", max_neighbours: int = 256,
-                exclude_same_target: bool = True, approx: bool = False,
-                params: dict | None = None, cache_dir: str | os.PathLike | None = None,
-                data_hash: str | None = None, block_entries: int = DEFAULT_BLOCK_ENTRIES,
-                workers: int = -1, show_progress: bool = False,
-                approx_options: dict | None = None, engine: str = "auto",
-                candidate_budget: int | None = None, client: Any = None) -> SimilarityIndex:
+def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray,
+                spec: IndexSpec, *, representations: np.ndarray | None = None,
+                cache_dir: str | os.PathLike | None = None, data_hash: str | None = None,
+                build: BuildOptions | None = None) -> SimilarityIndex:
     """Build (or load from the cache) the weak-positive index WP_u of every sequence.
 
     Args:
         inputs: N int arrays, the input items of each training sequence (train[:-1]).
         targets: (N,) int target of each sequence (train[-1]).
-        metric: jaccard | tfidf | ngram | levenshtein | semantic.
-        alpha: fraction in (0, 1] of sequences (row) or of pairs (global) kept.
-        selection: "row" (paper) or "global" (official code).
-        max_neighbours: cap on neighbours per row (memory bound).
-        exclude_same_target: drop pairs whose targets are equal.
-        approx: levenshtein only: score only each row's top ``approx_options["candidates"]``
-            (default ``4 * max_neighbours``) Jaccard neighbours (exact mode scores every pair
-            sharing an item).
-        params: {"n": 2} for ngram; {"representations": (N, d)} for semantic.
+        spec: which neighbours to keep (metric, alpha, selection, ...): :class:`IndexSpec`.
+        representations: (N, d) sequence representations, for the semantic metric.
         cache_dir: if set, the index is read from / written to a file keyed by the data hash,
-            the metric and every option (semantic indexes are never cached).
+            the metric and every setting of ``spec`` (semantic indexes are never cached).
         data_hash: precomputed content hash (e.g. ``SequenceDataset.content_hash()``); by default
             a hash of ``inputs`` and ``targets``.
-        block_entries: bound on the entries of one block's sparse product.
-        workers: threads for rapidfuzz (levenshtein).
-        show_progress: tqdm bar over row blocks (stderr).
-        approx_options: ``{"candidates": C}`` for levenshtein's approx mode.
-        engine: "auto" (numba kernel for jaccard / ngram / tfidf when installed, else
-            SciPy blocks), "numba" or "numpy" (SciPy blocks; the reference fast path).
-        candidate_budget: None (default): exact. Otherwise, for very skewed data (numba
-            engine): each row scans its items rarest first and stops before the posting lists
-            would exceed this many entries; the candidates found are scored exactly (popular
-            items included), pairs sharing only the skipped popular items are missed. Postings
-            read are at most ``N * budget`` plus the rarest item of each row, and each
-            candidate's rescoring reads its own row; recall and cost against exact are in
-            ``benchmarks/similarity_bench.py skew`` (docs/RESULTS.md: no gain at Zipf 1.0).
-        client: a ``dask.distributed.Client`` (numba engine): the row blocks are scored on
-            its workers and merged into the same arrays as a local build
-            (``pip install rclrec[distributed]``).
+        build: engine, memory and parallelism (:class:`BuildOptions`, its defaults if None);
+            they do not change the result.
 
     Returns:
         The :class:`SimilarityIndex`; ``info["cache_hit"]`` says whether it was loaded.
     """
     import time
 
-    params = check_metric(metric, params)
-    if not 0 < alpha <= 1:
-        raise ConfigError(f"alpha must be in (0, 1], got {alpha}")
-    if selection not in SELECTIONS:
-        raise ConfigError(f"selection={selection!r} is not one of {', '.join(SELECTIONS)}")
-    if max_neighbours < 1:
-        raise ConfigError(f"max_neighbours must be >= 1, got {max_neighbours}")
-    if engine not in ENGINES:
-        raise ConfigError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
-    if approx and metric != "levenshtein":
-        raise ConfigError(f"approx mode is for levenshtein, not {metric!r} (for very skewed "
-                          f"jaccard / ngram / tfidf data use candidate_budget)")
-    if candidate_budget is not None and (candidate_budget < 1 or metric not in FUSED_METRICS
-                                         or engine == "numpy" or not HAVE_NUMBA):
+    build = build or BuildOptions()
+    metric = spec.metric
+    params = check_metric(metric, {**spec.params(), **(
+        {"representations": representations} if representations is not None else {})})
+    use_numba = (build.engine != "numpy" and not spec.approx and metric in FUSED_METRICS
+                 and HAVE_NUMBA)
+    if spec.candidate_budget is not None and (spec.candidate_budget < 1 or not use_numba):
         raise ConfigError(f"candidate_budget must be >= 1 and needs the numba engine and "
-                          f"metric {', '.join(FUSED_METRICS)} (got {candidate_budget}, "
-                          f"{metric!r}, engine {engine!r})")
+                          f"metric {', '.join(FUSED_METRICS)} (got {spec.candidate_budget}, "
+                          f"{metric!r}, engine {build.engine!r})")
+    if (build.engine == "numba" or build.client is not None) and not use_numba:
+        raise ConfigError(f"the numba engine (needed by a Dask client too) is not available "
+                          f"for metric {metric!r} "
+                          f"(approx={spec.approx}, numba installed: {HAVE_NUMBA})")
     targets = np.asarray(targets, dtype=np.int64)
     n = len(inputs)
     if len(targets) != n:
         raise ValueError(f"{len(targets)} targets for {n} inputs")
 
-    options = {"alpha": alpha, "selection": selection, "max_neighbours": max_neighbours,
-               "exclude_same_target": exclude_same_target, "approx": approx,
-               **({k: v for k, v in params.items() if k != "representations"}),
-               **({"approx_options": approx_options} if approx else {}),
-               **({"candidate_budget": candidate_budget} if candidate_budget else {})}
+    options = spec.cache_options()
     path = None
     if cache_dir is not None and metric != "semantic":
         path = cache_path(cache_dir, data_hash or sequences_hash(inputs, targets), metric, options)
@@ -402,48 +369,16 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
             return index
 
     t0 = time.perf_counter()
-
-    def blocks() -> Iterable[ScoreBlock]:
-        if approx and metric == "levenshtein":
-            src = _levenshtein_candidate_blocks(
-                inputs, targets, exclude_same_target, workers, engine,
-                **{"candidates": 4 * max_neighbours, **(approx_options or {})})
-        else:
-            src = score_blocks(inputs, metric, params=params, block_entries=block_entries,
-                               workers=workers)
-        for b in _progress(src, n, show_progress, f"{metric} index"):
-            yield _filter(b, targets, exclude_same_target)
-
     info: dict[str, Any] = {"metric": metric, **options, "sequences": n}
-    parts = []
-    k = row_k(alpha, n, max_neighbours)
-    if selection == "row":
+    k = row_k(spec.alpha, n, spec.max_neighbours)
+    if spec.selection == "row":
         info["k"] = k
-    use_numba = (engine != "numpy" and not approx and metric in FUSED_METRICS and HAVE_NUMBA)
-    if (engine == "numba" or client is not None) and not use_numba:
-        raise ConfigError(f"the numba engine (needed by a Dask client too) is not available "
-                          f"for metric {metric!r} "
-                          f"(approx={approx}, numba installed: {HAVE_NUMBA})")
     if use_numba:
-        parts, extra = _fused_parts(
-            inputs, targets, metric, params, selection=selection, k=k, alpha=alpha,
-            max_neighbours=max_neighbours, exclude_same_target=exclude_same_target,
-            show_progress=show_progress, candidate_budget=candidate_budget, client=client)
+        parts, extra = _fused_parts(inputs, targets, spec, k, build)
         info.update(extra)
-    elif selection == "row":
-        info["engine"] = "numpy"
-        for b in blocks():
-            keep = top_k_per_row(b.rows, b.cols, b.scores, k)
-            parts.append((b.rows[keep], b.cols[keep].astype(np.int32), b.scores[keep]))
     else:
         info["engine"] = "numpy"
-        hist_hi = np.zeros(NUM_HI_BINS, dtype=np.int64)
-        for b in blocks():
-            hist_hi += np.bincount(b.scores.view(np.uint32) >> 12, minlength=len(hist_hi))
-            keep = top_k_per_row(b.rows, b.cols, b.scores, max_neighbours)
-            parts.append((b.rows[keep], b.cols[keep].astype(np.int32), b.scores[keep]))
-        parts, info = _apply_threshold(parts, hist_hi, targets, alpha, exclude_same_target,
-                                       _numpy_lo_hist(blocks), info)
+        parts = _scipy_parts(inputs, targets, spec, params, k, build, info)
     info["seconds"] = time.perf_counter() - t0
     index = _to_index(parts, n, metric, info)
     index.info["neighbours_total"] = index.nnz
@@ -452,3 +387,30 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray, metric: str =
         index.info["cache_path"] = str(path)
     index.info["cache_hit"] = False
     return index
+
+
+def _scipy_parts(inputs, targets: np.ndarray, spec: IndexSpec, params: dict, k: int,
+                 build: BuildOptions, info: dict) -> list:
+    """Row or global selection from SciPy score blocks (every metric; the reference path)."""
+    def blocks() -> Iterable[ScoreBlock]:
+        if spec.approx:
+            src = _levenshtein_candidate_blocks(inputs, targets, spec, build)
+        else:
+            src = score_blocks(inputs, spec.metric, params=params,
+                               block_entries=build.block_entries, workers=build.workers)
+        for b in _progress(src, len(inputs), build.show_progress, f"{spec.metric} index"):
+            yield _filter(b, targets, spec.exclude_same_target)
+
+    parts = []
+    if spec.selection == "row":
+        for b in blocks():
+            keep = top_k_per_row(b.rows, b.cols, b.scores, k)
+            parts.append((b.rows[keep], b.cols[keep].astype(np.int32), b.scores[keep]))
+        return parts
+    hist_hi = np.zeros(NUM_HI_BINS, dtype=np.int64)
+    for b in blocks():
+        hist_hi += np.bincount(b.scores.view(np.uint32) >> 12, minlength=len(hist_hi))
+        keep = top_k_per_row(b.rows, b.cols, b.scores, spec.max_neighbours)
+        parts.append((b.rows[keep], b.cols[keep].astype(np.int32), b.scores[keep]))
+    parts, _ = _apply_threshold(parts, hist_hi, targets, spec, _numpy_lo_hist(blocks), info)
+    return parts

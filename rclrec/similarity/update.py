@@ -25,6 +25,7 @@ import numpy as np
 from rclrec.similarity.fused import kernel_inputs, kernel_rows
 from rclrec.similarity.index import SimilarityIndex, row_k, top_k_per_row
 from rclrec.similarity.measures import incidence, row_blocks
+from rclrec.similarity.spec import IndexSpec
 
 UPDATABLE_METRICS = ("jaccard", "ngram")
 
@@ -65,9 +66,9 @@ def update_index(index: SimilarityIndex, inputs: Sequence[np.ndarray], targets: 
     is_changed = np.zeros(n_new, dtype=bool)
     is_changed[changed] = True
     is_changed[n_old:] = True
-    exclude = bool(info["exclude_same_target"])
-    params = {"n": info["n"]} if metric == "ngram" else {}
-    k_old, k_new = info["k"], row_k(info["alpha"], n_new, info["max_neighbours"])
+    spec = IndexSpec.of_index(metric, info)
+    exclude = spec.exclude_same_target
+    k_old, k_new = info["k"], row_k(spec.alpha, n_new, spec.max_neighbours)
 
     # old entries whose neighbour did not change are still valid
     old_rows = np.repeat(np.arange(n_old, dtype=np.int64), index.degrees())
@@ -79,14 +80,14 @@ def update_index(index: SimilarityIndex, inputs: Sequence[np.ndarray], targets: 
 
     # scores of every row against the changed rows, from the changed rows' side
     c_rows, c_cols, c_scores = _changed_scores(inputs, targets, np.flatnonzero(is_changed),
-                                               params.get("n", 1), exclude, block_entries)
+                                               spec.params().get("n", 1), exclude, block_entries)
     keep = valid & ~rescore[old_rows]  # rows to rescore get their whole list from the kernel
     gain = ~rescore[c_cols]  # a kept row gains the changed row as a candidate
     rows = np.r_[old_rows[keep], c_cols[gain]]
     cols = np.r_[index.indices[keep], c_rows[gain]]
     scores = np.r_[index.scores[keep], c_scores[gain]]
     best = top_k_per_row(rows, cols, scores, k_new)
-    ki = kernel_inputs(inputs, targets, metric, params, exclude)
+    ki = kernel_inputs(inputs, targets, metric, spec.params(), exclude)
     r_rows, r_cols, r_scores = kernel_rows(ki, np.flatnonzero(rescore), k_new)
 
     rows = np.r_[rows[best], r_rows]

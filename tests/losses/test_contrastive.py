@@ -9,6 +9,7 @@ import torch
 
 from rclrec.losses.contrastive import (
     VARIANTS,
+    ContrastBatch,
     RCLLossConfig,
     fill_missing_strong,
     member_columns,
@@ -144,11 +145,11 @@ def test_hand_computed_two_by_two():
     assert weighted_pair_losses(logits, sim, weak_col).tolist() == pytest.approx([0.0, l_wb])
 
     cfg = RCLLossConfig(tau=tau)
-    loss, stats = relative_contrastive_loss(hc, hs, has_s, hw, has_w, sim, cfg)
+    loss, stats = relative_contrastive_loss(ContrastBatch(hc, hs, has_s, hw, has_w, sim), cfg)
     assert loss.item() == pytest.approx((l_a + l_wb) / 2)
     assert stats["contributing"] == 1.0 and stats["both"] == 0.0 and stats["members"] == 4.0
-    loss, _ = relative_contrastive_loss(hc, hs, has_s, hw, has_w, None,
-                                        RCLLossConfig(variant="unweight", tau=tau))
+    loss, _ = relative_contrastive_loss(
+        ContrastBatch(hc, hs, has_s, hw, has_w, None), RCLLossConfig(variant="unweight", tau=tau))
     assert loss.item() == pytest.approx((l_a + l_b) / 2)
 
 
@@ -169,7 +170,8 @@ def test_matches_loop_reference(variant, options):
                         mask_same_target=options.get("mask", False),
                         similarity="cosine" if options.get("cosine") else "dot",
                         weight_floor=options.get("floor", 0.0))
-    loss, _ = relative_contrastive_loss(hc, hs, has_s, hw, has_w, sim, cfg, ct, mt)
+    loss, _ = relative_contrastive_loss(
+        ContrastBatch(hc, hs, has_s, hw, has_w, sim, centre_targets=ct, member_targets=mt), cfg)
     expected = _ref(batch, variant=variant, ct=ct.tolist(), mt=mt.tolist(), **options)
     assert loss.item() == pytest.approx(expected, rel=1e-9)
 
@@ -177,9 +179,10 @@ def test_matches_loop_reference(variant, options):
 def test_unit_weights_give_unweighted_loss():
     hc, hs, has_s, hw, has_w, sim = _batch()
     ones = torch.ones_like(sim)
-    rcl, _ = relative_contrastive_loss(hc, hs, has_s, hw, has_w, ones, RCLLossConfig())
-    unweight, _ = relative_contrastive_loss(hc, hs, has_s, hw, has_w, None,
-                                            RCLLossConfig(variant="unweight"))
+    rcl, _ = relative_contrastive_loss(
+        ContrastBatch(hc, hs, has_s, hw, has_w, ones), RCLLossConfig())
+    unweight, _ = relative_contrastive_loss(
+        ContrastBatch(hc, hs, has_s, hw, has_w, None), RCLLossConfig(variant="unweight"))
     assert rcl.item() == pytest.approx(unweight.item(), rel=1e-12)
     logits = pair_logits(hc, stack_members(hc, hs, has_s, hw, has_w), 1.0)
     _, weak_col = member_columns(has_s, has_w)
@@ -189,8 +192,9 @@ def test_unit_weights_give_unweighted_loss():
 
 def test_three_pairs_differs_from_rcl():
     batch = _batch()
-    rcl, _ = relative_contrastive_loss(*batch, RCLLossConfig())
-    three, _ = relative_contrastive_loss(*batch, RCLLossConfig(variant="three_pairs"))
+    rcl, _ = relative_contrastive_loss(ContrastBatch(*batch), RCLLossConfig())
+    three, _ = relative_contrastive_loss(
+        ContrastBatch(*batch), RCLLossConfig(variant="three_pairs"))
     assert torch.isfinite(three) and abs(three.item() - rcl.item()) > 1e-3
 
 
@@ -212,7 +216,8 @@ def _boundary_case(weak_close: bool):
     ct = torch.tensor([3, 4])
     mt = torch.tensor([3, 4, 3, 3])
     cfg = RCLLossConfig(mask_same_target=True)
-    loss, stats = relative_contrastive_loss(hc, hs, has_s, hw, has_w, sim, cfg, ct, mt)
+    loss, stats = relative_contrastive_loss(
+        ContrastBatch(hc, hs, has_s, hw, has_w, sim, centre_targets=ct, member_targets=mt), cfg)
     loss.backward()
     return loss, stats, hs.grad[0], hw.grad[0]
 
@@ -243,7 +248,8 @@ def test_boundary_without_masking_weak_gets_only_denominator_gradient():
     hw = torch.tensor([[2.0, 0.0]], dtype=torch.float64, requires_grad=True)
     yes = torch.tensor([True])
     sim = torch.tensor([[0.0, 1.0, 1.0]], dtype=torch.float64)
-    loss, stats = relative_contrastive_loss(hc, hs, yes, hw, yes, sim, RCLLossConfig())
+    loss, stats = relative_contrastive_loss(
+        ContrastBatch(hc, hs, yes, hw, yes, sim), RCLLossConfig())
     assert stats["boundary_active"] == 1.0
     (grad_b,) = torch.autograd.grad(loss, hw)
     members = stack_members(hc, hs, yes, hw, yes)
@@ -266,8 +272,9 @@ def test_missing_positives_stay_finite(variant):
         hc_, hs_, hw_ = (t.clone().requires_grad_() for t in (hc, hs, hw))
         m = 4 + int(has_s.sum()) + int(has_w.sum())
         sim = torch.ones(4, m, dtype=hc.dtype)
-        loss, stats = relative_contrastive_loss(hc_, hs_, has_s, hw_, has_w, sim,
-                                                RCLLossConfig(variant=variant, tau=0.05))
+        loss, stats = relative_contrastive_loss(
+            ContrastBatch(hc_, hs_, has_s, hw_, has_w, sim),
+            RCLLossConfig(variant=variant, tau=0.05))
         loss.backward()
         assert torch.isfinite(loss)
         for t in (hc_, hs_, hw_):
@@ -280,7 +287,8 @@ def test_missing_positives_stay_finite(variant):
 
 def test_none_positives_and_single_centre():
     h = torch.randn(1, 3, requires_grad=True)
-    loss, stats = relative_contrastive_loss(h, None, None, None, None, torch.zeros(1, 1))
+    loss, stats = relative_contrastive_loss(
+        ContrastBatch(h, None, None, None, None, torch.zeros(1, 1)))
     loss.backward()
     assert loss.item() == 0.0 and torch.isfinite(h.grad).all() and stats["members"] == 1.0
 
@@ -291,7 +299,8 @@ def test_zero_weight_on_weak_positive_is_dropped_not_nan():
     _, weak_col = member_columns(has_s, has_w)
     sim[0, weak_col[0]] = 0.0  # s_ub = 0 for centre 0 (which also has a strong positive)
     hc.requires_grad_()
-    loss, stats = relative_contrastive_loss(hc, hs, has_s, hw, has_w, sim, RCLLossConfig())
+    loss, stats = relative_contrastive_loss(
+        ContrastBatch(hc, hs, has_s, hw, has_w, sim), RCLLossConfig())
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(hc.grad).all()
     assert stats["weak_zero_weight"] == 1.0
@@ -312,7 +321,8 @@ def test_gradcheck(cfg):
     hc, hs, hw = (t.requires_grad_() for t in (hc, hs, hw))
 
     def f(a, s, w):
-        return relative_contrastive_loss(a, s, has_s, w, has_w, sim, cfg, ct, mt)[0]
+        return relative_contrastive_loss(
+            ContrastBatch(a, s, has_s, w, has_w, sim, centre_targets=ct, member_targets=mt), cfg)[0]
 
     assert torch.autograd.gradcheck(f, (hc, hs, hw))
 
@@ -326,9 +336,9 @@ def test_strong_variant_with_dropout_views():
     h_s, has_all, is_view = fill_missing_strong(hs, has_s, h_view)
     assert has_all.all() and is_view.tolist() == (~has_s).tolist()
     none = torch.zeros(4, dtype=torch.bool)
-    loss, stats = relative_contrastive_loss(hc, h_s, has_all, None, None, None,
-                                            RCLLossConfig(variant="strong"),
-                                            strong_is_view=is_view)
+    loss, stats = relative_contrastive_loss(
+        ContrastBatch(hc, h_s, has_all, None, None, None, strong_is_view=is_view),
+        RCLLossConfig(variant="strong"))
     expected = reference_loss(hc.tolist(), h_s.tolist(), [True] * 4, hw.tolist(), none.tolist(),
                               None, variant="strong")
     assert loss.item() == pytest.approx(expected)
@@ -344,14 +354,15 @@ def test_bad_settings_raise():
         RCLLossConfig(tau=0.0)
     hc, hs, has_s, hw, has_w, sim = _batch()
     with pytest.raises(ValueError, match="similarity weights"):
-        relative_contrastive_loss(hc, hs, has_s, hw, has_w, None, RCLLossConfig())
+        relative_contrastive_loss(ContrastBatch(hc, hs, has_s, hw, has_w, None), RCLLossConfig())
     with pytest.raises(ValueError, match="shape"):
-        relative_contrastive_loss(hc, hs, has_s, hw, has_w, sim[:, :-1], RCLLossConfig())
+        relative_contrastive_loss(
+            ContrastBatch(hc, hs, has_s, hw, has_w, sim[:, :-1]), RCLLossConfig())
     with pytest.raises(ValueError, match="targets"):
-        relative_contrastive_loss(hc, hs, has_s, hw, has_w, sim,
-                                  RCLLossConfig(mask_same_target=True))
+        relative_contrastive_loss(
+            ContrastBatch(hc, hs, has_s, hw, has_w, sim), RCLLossConfig(mask_same_target=True))
     with pytest.raises(ValueError, match=">= 0"):
-        relative_contrastive_loss(hc, hs, has_s, hw, has_w, -sim, RCLLossConfig())
+        relative_contrastive_loss(ContrastBatch(hc, hs, has_s, hw, has_w, -sim), RCLLossConfig())
 
 
 # ---------------------------------------------------------------- the official code's loss
@@ -386,8 +397,8 @@ def test_official_matches_loop_reference():
     h_s, has_all, _ = fill_missing_strong(hs, has_s, hc)
     m = 4 + 4 + int(has_w.sum())
     sim = torch.rand(4, m, dtype=hc.dtype) + 0.1
-    loss, stats = relative_contrastive_loss(hc, h_s, has_all, hw, has_w, sim,
-                                            RCLLossConfig(variant="official", tau=0.1))
+    loss, stats = relative_contrastive_loss(
+        ContrastBatch(hc, h_s, has_all, hw, has_w, sim), RCLLossConfig(variant="official", tau=0.1))
     _, weak_col = member_columns(has_all, has_w)
     weights = [sim[i, weak_col[i]].item() ** 0.1 if has_w[i] else 0.0 for i in range(4)]
     keys = torch.where(has_w[:, None], hw, hc)
@@ -400,7 +411,7 @@ def test_official_edge_cases():
     hc, hs, has_s, hw, has_w, _ = _batch()
     cfg = RCLLossConfig(variant="official", tau=0.1)
     with pytest.raises(ValueError, match="fill_missing_strong"):
-        relative_contrastive_loss(hc, hs, has_s, hw, has_w, None, cfg)
+        relative_contrastive_loss(ContrastBatch(hc, hs, has_s, hw, has_w, None), cfg)
     with pytest.raises(ValueError, match="official"):
         RCLLossConfig(variant="official", mask_same_target=True)
     # no weak positive anywhere: the weak term is 0, not NaN

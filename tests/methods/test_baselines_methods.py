@@ -195,7 +195,8 @@ def test_masking_methods_train_a_mask_row_that_is_never_scored(tmp_path, split, 
     # A trained run saves the extra row and scores num_items items.
     cfg = load_config(overrides={**TINY, "method": name})
     run_training(cfg, tmp_path / "r", show_progress=False)
-    from rclrec.run import evaluate_run, load_model
+    from rclrec.eval.saved import evaluate_run
+    from rclrec.model_file import load_model
     loaded, _ = load_model(tmp_path / "r")
     assert loaded.item_embedding.num_embeddings == split.num_items + 2
     assert 0 <= evaluate_run(tmp_path / "r", device="cpu")["test"]["NDCG@10"] <= 1

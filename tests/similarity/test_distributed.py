@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rclrec.similarity import build_index
+from rclrec.similarity import BuildOptions, IndexSpec, build_index
 
 distributed = pytest.importorskip("dask.distributed")  # optional extra rclrec[distributed]
 
@@ -21,10 +21,9 @@ def test_dask_build_equals_single_machine_build():
             distributed.Client(cluster) as client:
         for metric, selection in [("jaccard", "row"), ("ngram", "row"), ("tfidf", "row"),
                                   ("jaccard", "global")]:
-            local = build_index(inputs, targets, metric, alpha=0.01, selection=selection,
-                                max_neighbours=20)
-            remote = build_index(inputs, targets, metric, alpha=0.01, selection=selection,
-                                 max_neighbours=20, client=client)
+            spec = IndexSpec(metric, alpha=0.01, selection=selection, max_neighbours=20)
+            local = build_index(inputs, targets, spec)
+            remote = build_index(inputs, targets, spec, build=BuildOptions(client=client))
             assert remote.info["engine"] == "numba+dask"
             for name in ("indptr", "indices", "scores"):
                 np.testing.assert_array_equal(getattr(remote, name), getattr(local, name),

@@ -8,6 +8,7 @@ import json
 import numpy as np
 
 from rclrec.similarity import (
+    IndexSpec,
     alpha_cut,
     build_index,
     different_target_pair_histogram,
@@ -86,7 +87,7 @@ def test_weak_candidate_counts_match_brute_force_and_the_uncut_index():
         want = [sum(1 for j in range(60) if j != i and targets[j] != targets[i] and sim[i, j] > 0)
                 for i in range(60)]
         assert counts.tolist() == want
-        index = build_index(inputs, targets, metric, alpha=1.0, max_neighbours=60)
+        index = build_index(inputs, targets, IndexSpec(metric, alpha=1.0, max_neighbours=60))
         assert index.degrees().tolist() == want
 
 

@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rclrec.similarity import SimilarityIndex, build_index, pair_scores, score_blocks
+from rclrec.similarity import (
+    BuildOptions,
+    IndexSpec,
+    SimilarityIndex,
+    build_index,
+    pair_scores,
+    score_blocks,
+)
 from rclrec.similarity._kernels import HAVE_NUMBA
 from rclrec.similarity.index import top_k_per_row
 
@@ -56,16 +63,14 @@ def check_against_reference(index: SimilarityIndex, sim, targets, alpha, selecti
 def test_index_matches_brute_force(metric, data, alpha, selection, cap, exclude, n, block,
                                    engine):
     inputs, targets = data
-    params, reps = {}, None
-    if metric == "ngram":
-        params = {"n": n}
+    reps = None
     if metric == "semantic":
         reps = np.random.default_rng(len(inputs)).normal(size=(len(inputs), 3))
-        params = {"representations": reps}
     sim = similarity_matrix(inputs, metric, n=n, reps=reps)
-    index = build_index(inputs, targets, metric, alpha=alpha, selection=selection,
-                        max_neighbours=cap, exclude_same_target=exclude, params=params,
-                        block_entries=block, workers=1, engine=engine)
+    spec = IndexSpec(metric, alpha=alpha, selection=selection, max_neighbours=cap, ngram=n,
+                     exclude_same_target=exclude)
+    index = build_index(inputs, targets, spec, representations=reps,
+                        build=BuildOptions(block_entries=block, workers=1, engine=engine))
     check_against_reference(index, sim, targets, alpha, selection, cap, exclude,
                             exact=metric in EXACT)
 
@@ -97,8 +102,9 @@ def test_global_threshold_is_exact_with_many_distinct_values():
     sim = similarity_matrix(inputs, "tfidf")
     for alpha in (0.01, 0.05, 0.3):
         for engine in ("auto", "numpy"):
-            index = build_index(inputs, targets, "tfidf", alpha=alpha, selection="global",
-                                max_neighbours=60, block_entries=50, engine=engine)
+            spec = IndexSpec("tfidf", alpha=alpha, selection="global", max_neighbours=60)
+            index = build_index(inputs, targets, spec,
+                                build=BuildOptions(block_entries=50, engine=engine))
             ref, t = select(sim, targets, alpha, "global", 60, True)
             assert abs(index.info["threshold"] - t) < 1e-6
             check_against_reference(index, sim, targets, alpha, "global", 60, True,
@@ -119,7 +125,8 @@ def test_top_k_per_row_prefilter_keeps_ties_in_col_order():
 
 def test_levenshtein_uses_edit_distance_over_items():
     inputs = [np.array([1, 2, 3, 4]), np.array([1, 3, 4]), np.array([5, 6]), np.array([], int)]
-    index = build_index(inputs, np.array([9, 8, 7, 6]), "levenshtein", alpha=1.0, workers=1)
+    index = build_index(inputs, np.array([9, 8, 7, 6]), IndexSpec("levenshtein", alpha=1.0),
+                        build=BuildOptions(workers=1))
     ids, scores = index.neighbours(0)
     assert ids.tolist() == [1] and scores.tolist() == pytest.approx([0.75])
     assert index.degrees().tolist() == [1, 1, 0, 0]
@@ -127,10 +134,10 @@ def test_levenshtein_uses_edit_distance_over_items():
 
 def test_same_target_and_self_are_excluded_by_default():
     inputs = [np.array([1, 2]), np.array([1, 2]), np.array([1, 2])]
-    index = build_index(inputs, np.array([5, 5, 6]), "jaccard", alpha=1.0)
+    index = build_index(inputs, np.array([5, 5, 6]), IndexSpec("jaccard", alpha=1.0))
     assert index.neighbours(0)[0].tolist() == [2]
-    index = build_index(inputs, np.array([5, 5, 6]), "jaccard", alpha=1.0,
-                        exclude_same_target=False)
+    index = build_index(inputs, np.array([5, 5, 6]), IndexSpec("jaccard", alpha=1.0,
+                                                               exclude_same_target=False))
     assert index.neighbours(0)[0].tolist() == [1, 2]
 
 
@@ -138,22 +145,22 @@ def test_row_k_and_cap():
     rng = np.random.default_rng(2)
     inputs = [rng.integers(1, 4, size=3) for _ in range(41)]
     targets = np.arange(41)
-    index = build_index(inputs, targets, "jaccard", alpha=0.05)  # ceil(0.05 * 40) = 2
+    index = build_index(inputs, targets, IndexSpec("jaccard", alpha=0.05))  # ceil(0.05 * 40) = 2
     assert index.info["k"] == 2 and index.degrees().max() <= 2
-    index = build_index(inputs, targets, "jaccard", alpha=1.0, max_neighbours=5)
+    index = build_index(inputs, targets, IndexSpec("jaccard", alpha=1.0, max_neighbours=5))
     assert index.degrees().max() <= 5
 
 
 def test_cache_roundtrip(tmp_path):
     inputs = [np.array([1, 2, 3]), np.array([2, 3]), np.array([3, 4])]
     targets = np.array([1, 2, 3])
-    a = build_index(inputs, targets, "ngram", alpha=1.0, cache_dir=tmp_path)
+    a = build_index(inputs, targets, IndexSpec("ngram", alpha=1.0), cache_dir=tmp_path)
     assert not a.info["cache_hit"] and len(list(tmp_path.glob("*.npz"))) == 1
-    b = build_index(inputs, targets, "ngram", alpha=1.0, cache_dir=tmp_path)
+    b = build_index(inputs, targets, IndexSpec("ngram", alpha=1.0), cache_dir=tmp_path)
     assert b.info["cache_hit"]
     for name in ("indptr", "indices", "scores"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    c = build_index(inputs, targets, "ngram", alpha=1.0, cache_dir=tmp_path, params={"n": 1})
+    c = build_index(inputs, targets, IndexSpec("ngram", alpha=1.0, ngram=1), cache_dir=tmp_path)
     assert not c.info["cache_hit"]  # parameters are part of the key
     assert b.indices.dtype == np.int32 and b.scores.dtype == np.float32
     assert b.indptr.dtype == np.int64
@@ -174,9 +181,10 @@ def test_candidate_budget_keeps_exact_scores_on_skewed_data(metric):
     for seed in range(3):
         inputs, targets = skewed(250, seed)
         sim = similarity_matrix(inputs, metric)
-        exact = build_index(inputs, targets, metric, alpha=0.02)
+        exact = build_index(inputs, targets, IndexSpec(metric, alpha=0.02))
         for budget in (1, 7, 60, 10**9):
-            index = build_index(inputs, targets, metric, alpha=0.02, candidate_budget=budget)
+            index = build_index(inputs, targets, IndexSpec(metric, alpha=0.02,
+                                                           candidate_budget=budget))
             for i in range(index.num_rows):
                 ids, scores = index.neighbours(i)
                 # every kept pair has its full score, popular (skipped) items included
@@ -188,11 +196,11 @@ def test_candidate_budget_keeps_exact_scores_on_skewed_data(metric):
 @pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
 def test_candidate_budget_scores_exactly_and_loses_only_hub_pairs():
     inputs, targets = skewed(300, 7)
-    exact = build_index(inputs, targets, "jaccard", alpha=0.05)
+    exact = build_index(inputs, targets, IndexSpec("jaccard", alpha=0.05))
     sim = similarity_matrix(inputs, "jaccard")
-    wide = build_index(inputs, targets, "jaccard", alpha=0.05, candidate_budget=10**9)
+    wide = build_index(inputs, targets, IndexSpec("jaccard", alpha=0.05, candidate_budget=10**9))
     np.testing.assert_array_equal(wide.indices, exact.indices)
-    narrow = build_index(inputs, targets, "jaccard", alpha=0.05, candidate_budget=5)
+    narrow = build_index(inputs, targets, IndexSpec("jaccard", alpha=0.05, candidate_budget=5))
     assert narrow.info["candidate_budget"] == 5
     lost = 0
     for i in range(narrow.num_rows):
@@ -201,39 +209,41 @@ def test_candidate_budget_scores_exactly_and_loses_only_hub_pairs():
         lost += len(set(exact.neighbours(i)[0].tolist()) - set(ids.tolist()))
     assert lost > 0  # a budget of 5 postings cannot reach the hub items' partners
     with pytest.raises(ValueError, match="candidate_budget"):
-        build_index(inputs, targets, "levenshtein", candidate_budget=5)
+        build_index(inputs, targets, IndexSpec("levenshtein", candidate_budget=5))
     with pytest.raises(ValueError, match="approx"):
-        build_index(inputs, targets, "jaccard", approx=True)
+        build_index(inputs, targets, IndexSpec("jaccard", approx=True))
 
 
 def test_levenshtein_approx_scores_jaccard_candidates_exactly():
     rng = np.random.default_rng(4)
     inputs = [rng.integers(1, 15, size=rng.integers(1, 8)) for _ in range(80)]
     targets = rng.integers(0, 10, size=80)
-    exact = build_index(inputs, targets, "levenshtein", alpha=0.05, workers=1)
-    wide = build_index(inputs, targets, "levenshtein", alpha=0.05, workers=1, approx=True,
-                       approx_options={"candidates": 80})  # every candidate: same as exact
+    one = BuildOptions(workers=1)
+    exact = build_index(inputs, targets, IndexSpec("levenshtein", alpha=0.05), build=one)
+    wide = build_index(inputs, targets, IndexSpec("levenshtein", alpha=0.05, approx=True,
+                                                  approx_candidates=80),
+                       build=one)  # every candidate: same as exact
     for name in ("indptr", "indices", "scores"):
         np.testing.assert_array_equal(getattr(exact, name), getattr(wide, name))
-    narrow = build_index(inputs, targets, "levenshtein", alpha=0.05, workers=1, approx=True,
-                         approx_options={"candidates": 2})
+    narrow = build_index(inputs, targets, IndexSpec("levenshtein", alpha=0.05, approx=True,
+                                                    approx_candidates=2), build=one)
     assert narrow.nnz <= exact.nnz and narrow.degrees().max() <= 2
 
 
 def test_bad_arguments():
     inputs, targets = [np.array([1]), np.array([1])], np.array([1, 2])
     with pytest.raises(ValueError, match="metric"):
-        build_index(inputs, targets, "cosine")
+        build_index(inputs, targets, IndexSpec("cosine"))
     with pytest.raises(ValueError, match="alpha"):
-        build_index(inputs, targets, alpha=0)
+        build_index(inputs, targets, IndexSpec(alpha=0))
     with pytest.raises(ValueError, match="selection"):
-        build_index(inputs, targets, selection="col")
+        build_index(inputs, targets, IndexSpec(selection="col"))
     with pytest.raises(ValueError, match="representations"):
-        build_index(inputs, targets, "semantic")
+        build_index(inputs, targets, IndexSpec("semantic"))
     with pytest.raises(ValueError, match="engine"):
-        build_index(inputs, targets, engine="gpu")
+        build_index(inputs, targets, IndexSpec(), build=BuildOptions(engine="gpu"))
     with pytest.raises(ValueError, match="numba"):
-        build_index(inputs, targets, "levenshtein", engine="numba")
+        build_index(inputs, targets, IndexSpec("levenshtein"), build=BuildOptions(engine="numba"))
 
 
 @pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
@@ -243,9 +253,9 @@ def test_engines_agree_on_random_data():
     targets = rng.integers(0, 20, size=300)
     for metric in ("jaccard", "ngram"):
         for selection in ("row", "global"):
-            a = build_index(inputs, targets, metric, alpha=0.02, selection=selection,
-                            engine="numpy", block_entries=500)
-            b = build_index(inputs, targets, metric, alpha=0.02, selection=selection)
+            a = build_index(inputs, targets, IndexSpec(metric, alpha=0.02, selection=selection),
+                            build=BuildOptions(engine="numpy", block_entries=500))
+            b = build_index(inputs, targets, IndexSpec(metric, alpha=0.02, selection=selection))
             assert b.info["engine"] == "numba"
             for name in ("indptr", "indices", "scores"):
                 np.testing.assert_array_equal(getattr(a, name), getattr(b, name))

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rclrec.similarity import build_index
+from rclrec.similarity import IndexSpec, build_index
 from rclrec.similarity.update import update_index
 
 
@@ -41,12 +41,12 @@ def test_update_equals_full_rebuild(seed, n, n_changed, n_new, items, alpha, cap
     rng = np.random.default_rng(seed)
     inputs = [rng.integers(1, items + 1, size=rng.integers(0, 8)) for _ in range(n)]
     targets = rng.integers(1, items + 1, size=n)
-    opts = {"alpha": alpha, "max_neighbours": cap, "exclude_same_target": exclude}
-    old = build_index(inputs, targets, metric, **opts)
+    spec = IndexSpec(metric, alpha=alpha, max_neighbours=cap, exclude_same_target=exclude)
+    old = build_index(inputs, targets, spec)
     new_inputs, new_targets, changed = grow(rng, inputs, targets, min(n_changed, n), n_new,
                                             items)
     updated = update_index(old, new_inputs, new_targets, changed)
-    assert_same(updated, build_index(new_inputs, new_targets, metric, **opts))
+    assert_same(updated, build_index(new_inputs, new_targets, spec))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -54,11 +54,11 @@ def test_update_rescores_few_rows_on_larger_data(seed):
     rng = np.random.default_rng(seed)
     inputs = [rng.integers(1, 200, size=rng.integers(1, 15)) for _ in range(2000)]
     targets = rng.integers(1, 200, size=2000)
-    old = build_index(inputs, targets, "jaccard", alpha=0.05, max_neighbours=20)
+    old = build_index(inputs, targets, IndexSpec("jaccard", alpha=0.05, max_neighbours=20))
     new_inputs, new_targets, changed = grow(rng, inputs, targets, 10, 20, 199)
     updated = update_index(old, new_inputs, new_targets, changed)
-    assert_same(updated, build_index(new_inputs, new_targets, "jaccard", alpha=0.05,
-                                     max_neighbours=20))
+    assert_same(updated, build_index(new_inputs, new_targets, IndexSpec("jaccard", alpha=0.05,
+                                                                        max_neighbours=20)))
     assert updated.info["rows_rescored"] < len(new_inputs) // 2  # not a full rebuild
 
 
@@ -67,10 +67,10 @@ def test_update_refuses_what_it_cannot_do():
     targets = np.array([1, 2, 3])
     for kwargs in ({"metric": "tfidf"}, {"selection": "global"},
                    {"candidate_budget": 3}):
-        index = build_index(inputs, targets, **{"metric": "jaccard", **kwargs})
+        index = build_index(inputs, targets, IndexSpec(**{"metric": "jaccard", **kwargs}))
         with pytest.raises(ValueError, match="incremental update"):
             update_index(index, inputs, targets)
-    index = build_index(inputs, targets, "jaccard")
+    index = build_index(inputs, targets, IndexSpec("jaccard"))
     with pytest.raises(ValueError, match="old rows"):
         update_index(index, inputs[:2], targets[:2])
     with pytest.raises(ValueError, match="changed rows"):

@@ -10,7 +10,8 @@ import torch
 from rclrec.data.registry import load_dataset
 from rclrec.data.split import leave_one_out
 from rclrec.eval.metrics import metrics_from_ranks
-from rclrec.run import evaluate_run, run_training
+from rclrec.eval.saved import evaluate_run
+from rclrec.run import run_training
 
 # Runs that learn the planted structure: the tiny run with a wider encoder, light dropout and
 # whole epochs (each test sets their number).
@@ -118,7 +119,7 @@ def test_resume_ignores_settings_of_other_methods(tmp_path, config):
 
 
 def test_git_commit_comes_from_the_environment_where_git_is_absent(monkeypatch):
-    from rclrec.run import git_commit
+    from rclrec.provenance import git_commit
 
     monkeypatch.setenv("RCLREC_GIT_COMMIT", "abc123")
     assert git_commit() == "abc123"
