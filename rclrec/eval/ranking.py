@@ -53,11 +53,76 @@ def target_ranks(scores: torch.Tensor, history: torch.Tensor, targets: torch.Ten
     Raises:
         NonFiniteScores: some score of a real item is NaN or infinite.
     """
-    real = scores[:, PAD + 1:]  # padding is never ranked: only real items are counted
+    columns = history_columns(history, targets) if exclude_history else None
+    higher, alike = block_counts(scores, PAD, scores.gather(1, targets[:, None]), columns)
+    return higher, alike - 1  # minus the target itself
+
+
+# Scores held at once while ranking (users x items): a larger catalogue is scored in blocks of
+# items, so ranking a million items needs no (users, items) matrix.
+SCORE_ELEMENTS = 1 << 26
+
+
+def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tensor,
+                 targets: torch.Tensor, exclude_history: bool = True,
+                 item_block: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`target_ranks` of the scores ``states @ table.T``, in blocks of items.
+
+    Args:
+        states: (B, D) sequence representations.
+        table: (num_items + 1, D) item table; row 0 is padding.
+        history, targets, exclude_history: as in :func:`target_ranks`.
+        item_block: items scored per product [the whole table if B x (num_items + 1) fits in
+            ``SCORE_ELEMENTS``, else as many items as fit beside the B target columns].
+
+    Returns:
+        higher, tied as :func:`target_ranks` gives them for the whole score matrix.
+    """
+    b, n = states.shape[0], table.shape[0]
+    if item_block is None:
+        if b * n <= SCORE_ELEMENTS:
+            return target_ranks(states @ table.T, history, targets, exclude_history)
+        item_block = max(1, SCORE_ELEMENTS // max(b, 1) - b)
+    columns = history_columns(history, targets) if exclude_history else None
+    # Each block's product scores the targets too: every comparison of a target with an item
+    # is between two values of one matrix product, so equal vectors stay exact ties.
+    with_targets = table[targets]
+    own = torch.arange(b, device=states.device)
+    higher = torch.zeros(b, dtype=torch.long, device=states.device)
+    alike = torch.zeros_like(higher)
+    for start in range(0, n, item_block):
+        stop = min(start + item_block, n)
+        scores = states @ torch.cat([table[start:stop], with_targets]).T  # (B, W + B)
+        target_scores = scores[own, stop - start + own][:, None]
+        h, a = block_counts(scores[:, :stop - start], start, target_scores, columns)
+        higher += h
+        alike += a
+    return higher, alike - 1  # minus the target itself
+
+
+def block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
+                 columns: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """How many rankable items of one block of the catalogue score above, and exactly as high
+    as, each target.
+
+    Args:
+        block: (B, W) scores of the items ``start .. start + W - 1``; item 0 (padding) is
+            never counted.
+        start: the item id of the block's first column.
+        target_scores: (B, 1) each target's score, from the same product as ``block``.
+        columns: (B, H) history items left out of the ranking (:func:`history_columns`), or
+            None to rank every item.
+
+    Returns:
+        higher, alike: (B,) long; ``alike`` counts the target itself when it is in the block.
+
+    Raises:
+        NonFiniteScores: some score of a real item is NaN or infinite.
+    """
+    real = block[:, PAD + 1 - start:] if start <= PAD else block
     if real.numel() and not bool(torch.isfinite(torch.stack(torch.aminmax(real))).all()):
         # (min and max are NaN if any score is, and infinite if any score is: one pass.)
         raise NonFiniteScores("the model's scores contain NaN or infinite values")
-    target_scores = scores.gather(1, targets[:, None])
     if real.shape[1] < EXACT_FLOAT_COUNT:
         # sign(s - t) is +1 above, 0 tied, -1 below: two float sums give both counts, faster
         # than summing two boolean masks (exact: integers below 2^24 in float32).
@@ -65,18 +130,18 @@ def target_ranks(scores: torch.Tensor, history: torch.Tensor, targets: torch.Ten
         above_minus_below = sign.sum(dim=1)
         differing = sign.abs_().sum(dim=1)
         higher = ((above_minus_below + differing) / 2).long()
-        tied = real.shape[1] - differing.long() - 1  # minus the target itself
+        alike = real.shape[1] - differing.long()
     else:
         higher = (real > target_scores).sum(dim=1)
-        tied = (real == target_scores).sum(dim=1) - 1
-    if exclude_history:
+        alike = (real == target_scores).sum(dim=1)
+    if columns is not None:
         # Take back the history items (but the target): a few gathered columns per row
         # instead of a masked copy of all the scores.
-        columns = history_columns(history, targets)
-        masked = scores.gather(1, columns.clamp(min=0))
-        higher -= ((masked > target_scores) & (columns > PAD)).sum(dim=1)
-        tied -= ((masked == target_scores) & (columns > PAD)).sum(dim=1)
-    return higher, tied
+        inside = (columns > PAD) & (columns >= start) & (columns < start + block.shape[1])
+        masked = block.gather(1, (columns - start).clamp(0, block.shape[1] - 1))
+        higher -= ((masked > target_scores) & inside).sum(dim=1)
+        alike -= ((masked == target_scores) & inside).sum(dim=1)
+    return higher, alike
 
 
 EXACT_FLOAT_COUNT = 1 << 24
@@ -115,7 +180,7 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
         y = torch.from_numpy(targets[rows]).to(device)
         chunk = [inputs[r] for r in rows]
         history = torch.from_numpy(left_pad(chunk, max(1, max(len(s) for s in chunk))))
-        higher, tied = target_ranks(h @ table.T, history.to(device), y, exclude_history)
+        higher, tied = rank_targets(h, table, history.to(device), y, exclude_history)
         ranks[rows], ties[rows] = higher.cpu(), tied.cpu()
     encoder.train(was_training)
     metrics = metrics_from_ranks(ranks, ks, ties)

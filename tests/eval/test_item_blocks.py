@@ -1,0 +1,89 @@
+"""Ranking a catalogue in blocks of items gives the whole score matrix's ranks, ties included."""
+
+import numpy as np
+import pytest
+import torch
+
+from rclrec.eval import ranking
+from rclrec.eval.ranking import (
+    NonFiniteScores,
+    evaluate_ranking,
+    rank_targets,
+    target_ranks,
+)
+
+NUM_ITEMS = 60
+
+
+def tied_table(seed: int = 0) -> torch.Tensor:
+    """An item table where many items score exactly alike: repeated rows and zeroed rows."""
+    gen = torch.Generator().manual_seed(seed)
+    table = torch.randn(NUM_ITEMS + 1, 8, generator=gen)
+    table[10:30] = table[5]  # twenty copies of item 5, across several blocks
+    table[40:45] = 0.0
+    return table
+
+
+def cases(b: int = 33, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    histories = [rng.integers(1, NUM_ITEMS + 1, size=rng.integers(1, 9)) for _ in range(b)]
+    targets = rng.integers(1, NUM_ITEMS + 1, size=b)
+    targets[:6] = [5, 12, 29, 41, 1, NUM_ITEMS]  # tied targets, first and last items
+    histories[0] = np.array([5, 11, 12])  # the target is in its own history
+    width = max(len(h) for h in histories)
+    history = torch.zeros(b, width, dtype=torch.long)
+    for i, h in enumerate(histories):
+        history[i, width - len(h):] = torch.from_numpy(h)
+    return histories, history, torch.from_numpy(targets)
+
+
+@pytest.mark.parametrize("exclude_history", [True, False])
+@pytest.mark.parametrize("item_block", [1, 2, 7, 16, 61, 500])
+def test_blocks_give_the_whole_matrix_ranks(item_block, exclude_history):
+    table = tied_table()
+    _, history, targets = cases()
+    states = table[targets] + 0.0  # a target scores exactly like its copies
+    states[1::2] = torch.randn(len(states[1::2]), 8, generator=torch.Generator().manual_seed(3))
+    whole = target_ranks(states @ table.T, history, targets, exclude_history)
+    blocked = rank_targets(states, table, history, targets, exclude_history, item_block)
+    assert torch.equal(blocked[0], whole[0]) and torch.equal(blocked[1], whole[1])
+    assert whole[1].max() >= 19  # the copies of item 5 are counted as ties
+
+
+def test_a_zero_model_gets_chance_level_in_blocks_too():
+    table = torch.zeros(NUM_ITEMS + 1, 4)
+    _, history, targets = cases()
+    states = torch.ones(len(targets), 4)
+    higher, tied = rank_targets(states, table, history, targets, False, item_block=7)
+    assert higher.eq(0).all() and tied.eq(NUM_ITEMS - 1).all()
+
+
+class LookupEncoder(torch.nn.Module):
+    """The state after a history is its last item's row: ties are easy to make."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.item_table = table
+
+    def last_state(self, x: torch.Tensor) -> torch.Tensor:
+        return self.item_table[x[:, -1]]
+
+
+def test_evaluate_ranking_in_small_blocks_matches_one_block(monkeypatch):
+    encoder = LookupEncoder(tied_table())
+    histories, _, targets = cases(b=70)
+    args = (encoder, histories, targets.numpy(), 5)
+    one, one_ranks = evaluate_ranking(*args, batch_size=16, return_ranks=True)
+    monkeypatch.setattr(ranking, "SCORE_ELEMENTS", 16 * 20)  # a 4-item block beside 16 targets
+    blocked, blocked_ranks = evaluate_ranking(*args, batch_size=16, return_ranks=True)
+    assert blocked == one
+    np.testing.assert_array_equal(blocked_ranks, one_ranks)
+
+
+def test_a_non_finite_score_in_a_later_block_is_an_error():
+    table = tied_table()
+    table[NUM_ITEMS] = float("nan")
+    _, history, targets = cases()
+    states = torch.randn(len(targets), 8, generator=torch.Generator().manual_seed(4))
+    with pytest.raises(NonFiniteScores):
+        rank_targets(states, table, history, targets, True, item_block=7)
