@@ -3,7 +3,8 @@ evaluate_ranking, this tree's (items scored in blocks) against another tree's (o
 score matrix per batch), each in a fresh process.
 
     git worktree add /tmp/old 20e2562
-    python benchmarks/large_catalog_ranking.py --items 1000000 --users 2048 --old /tmp/old
+    python benchmarks/large_catalog_ranking.py --items 1000000 --users 1024 --old /tmp/old \
+        --batches 256,1024 --old-batches 256 --rounds 2
 
 Every version ranks the same users with the same (untrained, seeded) SASRec whose item table
 holds exact ties (copies of item 7, the target of every fourth user); at equal batch sizes the
@@ -63,12 +64,12 @@ def worker(args) -> None:
     targets = rng.integers(1, args.items + 1, size=args.users)
     targets[::4] = 7  # a tied target
     rss_before = memory_mb("VmRSS")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     metrics, ranks = evaluate_ranking(encoder, inputs, targets, 50, batch_size=args.batch,
                                       return_ranks=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     # The untrained model ranks few targets in the top 20: the expected ranks are compared.
-    print(json.dumps({"seconds": seconds, "rss_before_mb": rss_before,
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rss_before_mb": rss_before,
                       "peak_rss_mb": memory_mb("VmHWM"), "metrics": metrics,
                       "ranks_sha256": hashlib.sha256(ranks.tobytes()).hexdigest(),
                       "mean_expected_rank": float(ranks.mean())}))
@@ -83,6 +84,9 @@ def main() -> int:
     p.add_argument("--old-batches", default="256", help="its batch sizes (its memory grows "
                    "with batch x items)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=1, help="each version this many times, "
+                   "alternated (the machine's load changes)")
+    p.add_argument("--name", help="result file name [large_catalog_ranking_<items>]")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--tree", help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
@@ -90,9 +94,11 @@ def main() -> int:
     if args.worker:
         worker(args)
         return 0
-    runs = [("new", None, int(b)) for b in args.batches.split(",")]
-    if args.old:
-        runs += [("old", str(args.old), int(b)) for b in args.old_batches.split(",")]
+    runs = []
+    for _ in range(args.rounds):
+        runs += [("new", None, int(b)) for b in args.batches.split(",")]
+        if args.old:
+            runs += [("old", str(args.old), int(b)) for b in args.old_batches.split(",")]
     rows = []
     for name, tree, batch in runs:
         cmd = [sys.executable, __file__, "--worker", "--items", str(args.items), "--users",
@@ -102,9 +108,9 @@ def main() -> int:
         out = json.loads(subprocess.run(cmd, check=True, capture_output=True,
                                         text=True).stdout.strip().splitlines()[-1])
         rows.append({"version": name, "batch": batch, **out})
-        print(f"{name} batch {batch}: {out['seconds']:.1f} s, peak RSS {out['peak_rss_mb']:.0f} MB"
-              f" (+{out['peak_rss_mb'] - out['rss_before_mb']:.0f} MB while ranking)",
-              flush=True)
+        print(f"{name} batch {batch}: {out['seconds']:.1f} s ({out['cpu_seconds']:.1f} CPU s), "
+              f"peak RSS {out['peak_rss_mb']:.0f} MB "
+              f"(+{out['peak_rss_mb'] - out['rss_before_mb']:.0f} MB while ranking)", flush=True)
     # The encoder's states depend on the batch (its padding width may change SASRec's last
     # float bits), so the versions are compared at equal batch sizes.
     for r in rows:
@@ -117,7 +123,7 @@ def main() -> int:
           f"sizes (mean expected rank {rows[0]['mean_expected_rank']:.1f})")
     from result_file import write_result
 
-    write_result(f"large_catalog_ranking_{args.items}", {
+    write_result(args.name or f"large_catalog_ranking_{args.items}", {
         "items": args.items, "users": args.users, "threads": args.threads, "runs": rows,
         "old_tree": str(args.old) if args.old else None})
     return 0

@@ -87,12 +87,13 @@ def write_dataset_record(results: Path, dataset: str, histogram_metrics: tuple[s
     if todo:
         from rclrec.data.split import contrast_units, leave_one_out
         from rclrec.similarity.histogram import alpha_cut, similarity_profile
+        from rclrec.similarity.spec import IndexSpec
 
         inputs, targets = contrast_units(leave_one_out(ds).train)
         for metric in todo:
-            params = {"n": 2} if metric == "ngram" else {}
             log(f"[datasets] {dataset}: Figure 1 histogram and alpha cut by {metric}")
-            hist[metric], candidates = similarity_profile(inputs, targets, metric, **params)
+            hist[metric], candidates = similarity_profile(inputs, targets, metric,
+                                                          **IndexSpec(metric).params())
             cuts[metric] = alpha_cut(candidates, ALPHAS)
     write_json_atomic(path, record)
     return record
