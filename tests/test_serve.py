@@ -370,3 +370,23 @@ def test_recommend_command_says_when_the_history_holds_every_item(run_dir, tmp_p
     captured = capsys.readouterr()
     assert json.loads(captured.out)["items"] == []
     assert "h.txt line 1: every item the model knows is in the history" in captured.err
+
+
+@pytest.mark.parametrize("exclude_history", [True, False])
+def test_a_large_catalogue_is_scored_in_blocks_with_the_same_top_k(monkeypatch, exclude_history):
+    from rclrec.config import EncoderConfig
+    from rclrec.eval import ranking
+    from rclrec.models import build_encoder
+
+    torch.manual_seed(0)
+    encoder = build_encoder(EncoderConfig(max_len=8, hidden_dim=16, inner_dim=32), 50)
+    rec = Recommender(encoder, [str(i) for i in range(1, 51)], 8)
+    histories = [["1", "17", "33", "50"], ["9"], ["2", "40", "41", "3", "18"]]
+    whole = rec.recommend(histories, k=12, exclude_history=exclude_history)
+    monkeypatch.setattr(ranking, "SCORE_ELEMENTS", 3 * 7)  # 12-item blocks (at least k)
+    blocked = rec.recommend(histories, k=12, exclude_history=exclude_history)
+    assert [r.items for r in blocked] == [r.items for r in whole]
+    for b, w in zip(blocked, whole, strict=True):  # a narrower product may round the last bit
+        assert b.scores == pytest.approx(w.scores, rel=1e-6)
+    if exclude_history:
+        assert not set(whole[0].items) & set(histories[0])

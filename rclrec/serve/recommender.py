@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from rclrec.data.dataset import PAD
+from rclrec.eval import ranking
 from rclrec.models.encode import encode_histories
 
 # Histories scored per forward pass: bounds the (rows, items) score matrix whatever the
@@ -94,16 +95,30 @@ class Recommender:
         """(rows, k) best scores and item rows for non-empty index sequences."""
         states = encode_histories(self.encoder, seqs, self.max_len, device=self.device,
                                   chunk=len(seqs))
+        table = self.encoder.item_table
+        # Every item of the history, not only the last max_len. (row, item) pairs cost memory
+        # in proportion to the items given; a (rows, longest history) matrix would let one long
+        # history multiply the memory of the whole batch.
+        lengths = torch.tensor([len(s) for s in seqs])
+        row = torch.repeat_interleave(torch.arange(len(seqs)), lengths).to(self.device)
+        item = torch.from_numpy(np.concatenate(seqs)).to(self.device)
+        # A large catalogue is scored in blocks of items, keeping a running top k, so no
+        # (rows, items) matrix is held (the bound of the evaluation's ranking).
+        block = max(k, ranking.SCORE_ELEMENTS // len(seqs))
+        best: tuple[torch.Tensor, torch.Tensor] | None = None
         with torch.no_grad():
-            scores = states @ self.encoder.item_table.T
-            scores[:, PAD] = -torch.inf
-            if exclude_history:
-                # Every item of the history, not only the last max_len. (row, item) pairs cost
-                # memory in proportion to the items given; a (rows, longest history) matrix
-                # would let one long history multiply the memory of the whole batch.
-                lengths = torch.tensor([len(s) for s in seqs])
-                row = torch.repeat_interleave(torch.arange(len(seqs)), lengths)
-                item = torch.from_numpy(np.concatenate(seqs))
-                scores[row.to(self.device), item.to(self.device)] = -torch.inf
-            top = torch.topk(scores, k, dim=1)
-        return top.values.cpu().numpy(), top.indices.cpu().numpy()
+            for start in range(0, table.shape[0], block):
+                scores = states @ table[start:start + block].T
+                if start == PAD:
+                    scores[:, PAD] = -torch.inf
+                if exclude_history:
+                    inside = (item >= start) & (item < start + scores.shape[1])
+                    scores[row[inside], item[inside] - start] = -torch.inf
+                values, ids = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+                if best is not None:  # merge with the best of the earlier blocks
+                    values = torch.cat([best[0], values], 1)
+                    ids = torch.cat([best[1], ids + start], 1)
+                    values, pick = torch.topk(values, k, dim=1)
+                    ids = ids.gather(1, pick)
+                best = values, ids
+        return best[0].cpu().numpy(), best[1].cpu().numpy()
