@@ -1,10 +1,10 @@
 """The index build on a Dask cluster (optional extra ``rclrec[distributed]``).
 
-Used through ``build_index(..., client=client)``: the kernel inputs (two CSR matrices) are
-broadcast to every worker once, each row block is one task (:func:`score_block`), and the
-driver reads the results back in row order, so the merged CSR index is the same as the
-single-machine build's (the global threshold's histograms are summed the same way). Dask does
-the scheduling, transfers and retries; there is no cluster code here.
+Used through ``build_index(..., build=BuildOptions(client=client))``: the kernel inputs (two
+CSR matrices) are broadcast to every worker once, each row block is one task
+(:func:`score_block`), and the driver reads the results back in row order, so the merged CSR
+index is the same as the single-machine build's (the global threshold's histograms are summed
+the same way). Dask does the scheduling, transfers and retries; there is no cluster code here.
 """
 
 from __future__ import annotations
