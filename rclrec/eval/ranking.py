@@ -61,6 +61,9 @@ def target_ranks(scores: torch.Tensor, history: torch.Tensor, targets: torch.Ten
 # Scores held at once while ranking (users x items): a larger catalogue is scored in blocks of
 # items, so ranking a million items needs no (users, items) matrix.
 SCORE_ELEMENTS = 1 << 26
+# Users per block product: each product also scores the users' targets (users x users), which
+# must stay a small share of it however large the evaluation batch.
+BLOCK_ROWS = 4096
 
 
 def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tensor,
@@ -73,7 +76,8 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
         table: (num_items + 1, D) item table; row 0 is padding.
         history, targets, exclude_history: as in :func:`target_ranks`.
         item_block: items scored per product [the whole table if B x (num_items + 1) fits in
-            ``SCORE_ELEMENTS``, else as many items as fit beside the B target columns].
+            ``SCORE_ELEMENTS``, else as many items as fit beside the target columns, the users
+            taken ``BLOCK_ROWS`` at a time].
 
     Returns:
         higher, tied as :func:`target_ranks` gives them for the whole score matrix.
@@ -82,7 +86,12 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
     if item_block is None:
         if b * n <= SCORE_ELEMENTS:
             return target_ranks(states @ table.T, history, targets, exclude_history)
-        item_block = max(1, SCORE_ELEMENTS // max(b, 1) - b)
+        if b > BLOCK_ROWS:
+            parts = [rank_targets(states[i:i + BLOCK_ROWS], table, history[i:i + BLOCK_ROWS],
+                                  targets[i:i + BLOCK_ROWS], exclude_history)
+                     for i in range(0, b, BLOCK_ROWS)]
+            return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+        item_block = max(1, SCORE_ELEMENTS // b - b)
     columns = history_columns(history, targets) if exclude_history else None
     # Each block's product scores the targets too: every comparison of a target with an item
     # is between two values of one matrix product, so equal vectors stay exact ties.

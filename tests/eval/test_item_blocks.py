@@ -87,3 +87,14 @@ def test_a_non_finite_score_in_a_later_block_is_an_error():
     states = torch.randn(len(targets), 8, generator=torch.Generator().manual_seed(4))
     with pytest.raises(NonFiniteScores):
         rank_targets(states, table, history, targets, True, item_block=7)
+
+
+def test_a_large_batch_is_ranked_in_row_blocks_too(monkeypatch):
+    table = tied_table()
+    _, history, targets = cases(b=45)
+    states = table[targets] + 0.0
+    whole = target_ranks(states @ table.T, history, targets, True)
+    monkeypatch.setattr(ranking, "SCORE_ELEMENTS", 200)  # 10 users: 10-item blocks
+    monkeypatch.setattr(ranking, "BLOCK_ROWS", 10)
+    blocked = rank_targets(states, table, history, targets, True)
+    assert torch.equal(blocked[0], whole[0]) and torch.equal(blocked[1], whole[1])
