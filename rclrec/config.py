@@ -68,7 +68,7 @@ DATA_COLUMNS_BEFORE_AUTO = {"user_col": "user", "item_col": "item", "time_col": 
 
 # Every setting added after the first benchmark cells, per section: a hash leaves each out
 # while it is at its default, so the cells made before it keep their names.
-SETTINGS_ADDED = {"data": DATA_SETTINGS_ADDED, "train": ("precision",)}
+SETTINGS_ADDED = {"data": DATA_SETTINGS_ADDED, "train": ("precision", "negatives", "gbce_t")}
 
 
 def settings_as_hashed(config: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +122,11 @@ class TrainConfig:
     lr: float = 1e-3  # (float) Adam learning rate
     weight_decay: float = 0.0  # (float) Adam weight decay
     patience: int = 10  # (int) epochs without a better validation NDCG@10 before stopping
-    loss: str = "ce"  # (str) ce = full softmax over all items | bce = one sampled negative
+    # (str) ce = full softmax over all items | bce = one sampled negative | sampled = softmax over
+    # in-batch and uniform negatives, log-Q corrected | gbce = gSASRec's gBCE (docs/LOSSES.md)
+    loss: str = "ce"
+    negatives: int = 256  # (int) sampled, gbce: uniform negatives per step (shared by the batch)
+    gbce_t: float = 0.75  # (float) gbce: calibration t in [0, 1] (0 = BCE, 1 = fully calibrated)
     instances: str = "auto"  # (str) windows | prefixes | auto (windows for causal encoders)
     max_steps: int | None = None  # (int) cap on steps per epoch (smoke runs)
     seed: int = 0  # (int) seeds torch and numpy
@@ -136,7 +140,7 @@ class TrainConfig:
         from rclrec.tracking import TRACKERS  # here: tracking imports this module
 
         _check_finite(self, "train")
-        _choice("train.loss", self.loss, ("ce", "bce"))
+        _choice("train.loss", self.loss, ("ce", "bce", "sampled", "gbce"))
         _choice("train.track", self.track, tuple(TRACKERS))
         _choice("train.instances", self.instances, ("auto", "windows", "prefixes"))
         _choice("train.precision", self.precision, ("fp32", "bf16"))
@@ -147,6 +151,11 @@ class TrainConfig:
             raise ConfigError("train.max_steps must be >= 1")
         if self.lr <= 0:
             raise ConfigError("train.lr must be > 0")
+        if self.negatives < (1 if self.loss == "gbce" else 0):
+            raise ConfigError(f"train.negatives must be >= {1 if self.loss == 'gbce' else 0}, "
+                              f"got {self.negatives}")
+        if not 0.0 <= self.gbce_t <= 1.0:
+            raise ConfigError(f"train.gbce_t must be in [0, 1], got {self.gbce_t}")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
-"""Next-item losses: full-softmax cross-entropy (Eq. 3-4) and SASRec's BCE with one negative."""
+"""Next-item losses: full-softmax cross-entropy (Eq. 3-4), SASRec's BCE with one negative, and
+for large catalogs sampled softmax with log-Q correction and gBCE (docs/LOSSES.md)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
@@ -98,14 +102,133 @@ def bce_one_negative_loss(states: torch.Tensor, targets: torch.Tensor, item_tabl
     return -(F.logsigmoid(pos) + F.logsigmoid(-neg)).mean()
 
 
-def recommendation_loss(kind: str, states: torch.Tensor, targets: torch.Tensor,
-                        item_table: torch.Tensor) -> torch.Tensor:
-    """The next-item loss that ``train.loss`` names: ``ce`` (full softmax) or ``bce``."""
-    if kind == "ce":
-        return cross_entropy_loss(states, targets, item_table)
-    if kind == "bce":
-        return bce_one_negative_loss(states, targets, item_table)
-    raise ValueError(f"train.loss must be ce or bce, got {kind!r}")
+def sampled_softmax_loss(states: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor,
+                         sampled: torch.Tensor, target_frequency: torch.Tensor) -> torch.Tensor:
+    """Softmax over the target, the other targets of the batch and shared uniform samples, each
+    negative's logit corrected by the log of its expected count (docs/LOSSES.md).
+
+    A negative j's logit is ``s_j - log(K / N + (P - 1) p(j))``: the expected number of times j
+    is drawn by the mixture of K uniform draws and the P - 1 other in-batch targets (each drawn
+    with the training-target frequency p). The target's own logit is not corrected (it is
+    always present, never drawn). Negatives equal to the row's target (its own in-batch column,
+    the same item as another position's target, a uniform draw of it) are masked.
+
+    Args:
+        states: (P, D) encoder states of the positions that have a target.
+        targets: (P,) target item ids in 1..num_items.
+        item_table: (num_items + 1, D) item embeddings.
+        sampled: (K,) uniform item ids in 1..num_items, shared by every row.
+        target_frequency: (num_items + 1,) share of each item among the training targets.
+    """
+    num_items = item_table.shape[0] - 1
+    dtype = torch.promote_types(torch.promote_types(states.dtype, item_table.dtype),
+                                torch.float32)
+    with torch.autocast(states.device.type, enabled=False):
+        states, item_table = states.to(dtype), item_table.to(dtype)
+        candidates = torch.cat([targets, sampled])  # (P + K,): in-batch, then uniform
+        scores = states @ item_table[candidates].T  # (P, P + K)
+        positive = scores.diagonal()  # column i is row i's own target
+        expected = (len(sampled) / num_items
+                    + (len(targets) - 1) * target_frequency[candidates].to(dtype))
+        negatives = (scores - expected.clamp_min(torch.finfo(dtype).tiny).log()).masked_fill(
+            candidates[None, :] == targets[:, None], float("-inf"))
+        logits = torch.cat([positive[:, None], negatives], dim=1)
+        return (torch.logsumexp(logits, dim=1) - positive).mean()
+
+
+def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
+    """gSASRec's power of the positive's probability: beta = alpha (t (1 - 1/alpha) + 1/alpha),
+    with alpha = K / (num_items - 1) the negative sampling rate (Petrov & Macdonald 2023)."""
+    alpha = num_negatives / (num_items - 1)
+    return alpha * (t * (1 - 1 / alpha) + 1 / alpha)
+
+
+def gbce_loss(states: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor,
+              sampled: torch.Tensor, beta: float) -> torch.Tensor:
+    """Generalised BCE (gSASRec): -(beta log sigma(s+) + sum_neg log(1 - sigma(s-))) / (K + 1),
+    averaged over positions; a negative equal to the row's target is left out.
+
+    Args:
+        states: (P, D); targets: (P,); item_table: (num_items + 1, D).
+        sampled: (K,) uniform item ids, shared by every row.
+        beta: ``gbce_beta`` (1 = plain BCE with K negatives).
+    """
+    dtype = torch.promote_types(torch.promote_types(states.dtype, item_table.dtype),
+                                torch.float32)
+    with torch.autocast(states.device.type, enabled=False):
+        states, item_table = states.to(dtype), item_table.to(dtype)
+        positive = (states * item_table[targets]).sum(-1)  # (P,)
+        negative = states @ item_table[sampled].T  # (P, K)
+        # -log(1 - sigma(s)) = softplus(s); -log sigma(s) = softplus(-s)
+        negative_terms = F.softplus(negative).masked_fill(sampled[None, :] == targets[:, None], 0)
+        per_position = beta * F.softplus(-positive) + negative_terms.sum(dim=1)
+        return (per_position / (len(sampled) + 1)).mean()
+
+
+LOSSES = ("ce", "bce", "sampled", "gbce")
+
+
+@dataclass(frozen=True)
+class RecommendationLoss:
+    """``train.loss`` with what it needs beyond the tensors of a step, built once per run.
+
+    The uniform negatives are drawn from torch's default generator on the states' device: the
+    trainer checkpoints its state and, data-parallel, seeds it per rank and epoch, so a resumed
+    run draws the same negatives.
+
+    Attributes:
+        kind: ce | bce | sampled | gbce.
+        negatives: K, the uniform negatives of ``sampled`` and ``gbce`` (per step, shared).
+        gbce_t: gBCE's calibration t.
+        target_frequency: (num_items + 1,) share of each item among the training targets
+            (the in-batch negatives' sampling distribution); None for the other kinds.
+    """
+
+    kind: str
+    negatives: int = 0
+    gbce_t: float = 0.0
+    target_frequency: torch.Tensor | None = None
+
+    @classmethod
+    def build(cls, train_cfg, targets: np.ndarray, num_items: int,
+              device: torch.device | str = "cpu") -> RecommendationLoss:
+        """From the train config and every training target (0 = none)."""
+        frequency = None
+        if train_cfg.loss == "sampled":
+            counts = np.bincount(targets[targets > 0].ravel(), minlength=num_items + 1)
+            frequency = torch.from_numpy(counts / max(counts.sum(), 1)).to(device, torch.float32)
+        return cls(train_cfg.loss, train_cfg.negatives, train_cfg.gbce_t, frequency)
+
+    def __call__(self, states: torch.Tensor, targets: torch.Tensor,
+                 item_table: torch.Tensor) -> torch.Tensor:
+        if self.kind == "ce":
+            return cross_entropy_loss(states, targets, item_table)
+        if self.kind == "bce":
+            return bce_one_negative_loss(states, targets, item_table)
+        num_items = item_table.shape[0] - 1
+        sampled = torch.randint(1, num_items + 1, (self.negatives,), device=targets.device)
+        if self.kind == "sampled":
+            return sampled_softmax_loss(states, targets, item_table, sampled,
+                                        self.target_frequency)
+        if self.kind == "gbce":
+            return gbce_loss(states, targets, item_table, sampled,
+                             gbce_beta(self.negatives, num_items, self.gbce_t))
+        raise ValueError(f"train.loss must be one of {', '.join(LOSSES)}, got {self.kind!r}")
+
+
+def recommendation_loss(kind: str | RecommendationLoss, states: torch.Tensor,
+                        targets: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
+    """The next-item loss that ``train.loss`` names.
+
+    ``kind`` is a built ``RecommendationLoss`` (every kind), or the name ``ce`` or ``bce``
+    (these two need nothing but the tensors).
+    """
+    if isinstance(kind, RecommendationLoss):
+        return kind(states, targets, item_table)
+    if kind in ("ce", "bce"):
+        return RecommendationLoss(kind)(states, targets, item_table)
+    raise ValueError(f"train.loss={kind!r} needs the RecommendationLoss built for the run "
+                     f"(item frequencies); ce and bce can be named")
 
 
 def select_target_positions(hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor,

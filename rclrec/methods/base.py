@@ -11,6 +11,7 @@ from torch import nn
 from rclrec.config import ExperimentConfig
 from rclrec.data.batches import TrainingInstances
 from rclrec.data.split import LeaveOneOutSplit
+from rclrec.losses.recommendation import RecommendationLoss
 
 
 @dataclass
@@ -41,6 +42,10 @@ class Method:
         self.split = split
         self.instances = instances
         self.device = device
+        # train.loss, built once (item frequencies): the trainer and the method's own rec. terms
+        # (RCL's positives) call this same object.
+        self.rec_loss = RecommendationLoss.build(cfg.train, instances.targets, split.num_items,
+                                                 device)
 
     # The trainer's recommendation loss is multiplied by this (CT4Rec averages it with the
     # loss of its second dropout pass, so it takes half here and adds the other half itself).

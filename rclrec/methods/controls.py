@@ -104,7 +104,7 @@ class RandomPositives(RCL):
             return None, stats
         _, states, targets = self.encode(encoder, units, with_targets=True)
         stats["extra_positions"] = len(targets) / len(rows)  # CE target positions
-        loss = recommendation_loss(self.cfg.train.loss, states, targets, encoder.item_table)
+        loss = recommendation_loss(self.rec_loss, states, targets, encoder.item_table)
         return loss, stats
 
 

@@ -61,7 +61,7 @@ class CT4Rec(BaselineMethod):
         hidden2 = encoder(batch.inputs)  # (B, L, D), a second dropout mask
         s1, targets = select_target_positions(hidden, batch.targets)
         s2, _ = select_target_positions(hidden2, batch.targets)
-        rec2 = recommendation_loss(self.cfg.train.loss, s2, targets, encoder.item_table)
+        rec2 = recommendation_loss(self.rec_loss, s2, targets, encoder.item_table)
         rd = ct4rec_rd_loss(*self.candidate_scores(encoder, targets, s1, s2), clip=self.clip)
         if self.ur_positions == "all":
             ur = ct4rec_ur_loss(s1, s2, tau=self.ur_tau)

@@ -221,7 +221,7 @@ class RCL(Method):
             if self.rec_on_positives:
                 encoded, pos_states, pos_targets = self.encode(encoder, to_encode,
                                                                with_targets=True)
-                extra_rec = recommendation_loss(self.cfg.train.loss, pos_states, pos_targets,
+                extra_rec = recommendation_loss(self.rec_loss, pos_states, pos_targets,
                                                 encoder.item_table)
                 extra = {"extra_sequences": len(to_encode) / len(rows),
                          "extra_positions": len(pos_targets) / len(rows)}

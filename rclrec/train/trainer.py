@@ -203,7 +203,7 @@ class Trainer:
         with self.autocast():
             hidden = self.encoder(batch.inputs)  # (B, L, D)
             states, targets = select_target_positions(hidden, batch.targets)
-            rec = recommendation_loss(self.cfg.train.loss, states, targets,
+            rec = recommendation_loss(self.method.rec_loss, states, targets,
                                       self.encoder.item_table)
             extra, stats = self.method.extra_loss(batch, hidden, self.encoder)
         stats = {"rec": rec.detach(), **stats}
