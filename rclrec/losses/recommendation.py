@@ -127,13 +127,14 @@ def sampled_softmax_loss(states: torch.Tensor, targets: torch.Tensor, item_table
         states, item_table = states.to(dtype), item_table.to(dtype)
         candidates = torch.cat([targets, sampled])  # (P + K,): in-batch, then uniform
         scores = states @ item_table[candidates].T  # (P, P + K)
-        positive = scores.diagonal()  # column i is row i's own target
+        positive = scores.diagonal().clone()  # column i is row i's own target
         expected = (len(sampled) / num_items
                     + (len(targets) - 1) * target_frequency[candidates].to(dtype))
-        negatives = (scores - expected.clamp_min(torch.finfo(dtype).tiny).log()).masked_fill(
-            candidates[None, :] == targets[:, None], float("-inf"))
-        logits = torch.cat([positive[:, None], negatives], dim=1)
-        return (torch.logsumexp(logits, dim=1) - positive).mean()
+        # In place: the (P, P + K) block is the step's largest tensor. A masked entry gets the
+        # lowest finite value, not -inf: a row left without negatives then has loss 0, not NaN.
+        negatives = scores.sub_(expected.clamp_min(torch.finfo(dtype).tiny).log()).masked_fill_(
+            candidates[None, :] == targets[:, None], torch.finfo(dtype).min)
+        return (torch.logaddexp(positive, torch.logsumexp(negatives, dim=1)) - positive).mean()
 
 
 def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
@@ -227,8 +228,10 @@ def recommendation_loss(kind: str | RecommendationLoss, states: torch.Tensor,
         return kind(states, targets, item_table)
     if kind in ("ce", "bce"):
         return RecommendationLoss(kind)(states, targets, item_table)
-    raise ValueError(f"train.loss={kind!r} needs the RecommendationLoss built for the run "
-                     f"(item frequencies); ce and bce can be named")
+    if kind in LOSSES:
+        raise ValueError(f"train.loss={kind!r} needs the RecommendationLoss built for the run "
+                         f"(its settings, item frequencies); only ce and bce can be named")
+    raise ValueError(f"train.loss must be one of {', '.join(LOSSES)}, got {kind!r}")
 
 
 def select_target_positions(hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor,
