@@ -125,7 +125,7 @@ class TrainConfig:
     # (str) ce = full softmax over all items | bce = one sampled negative | sampled = softmax over
     # in-batch and uniform negatives, log-Q corrected | gbce = gSASRec's gBCE (docs/LOSSES.md)
     loss: str = "ce"
-    negatives: int = 256  # (int) sampled, gbce: uniform negatives per step (shared by the batch)
+    negatives: int = 256  # (int) uniform negatives: sampled = per step, shared; gbce = per position
     gbce_t: float = 0.75  # (float) gbce: calibration t in [0, 1] (0 = BCE, 1 = fully calibrated)
     instances: str = "auto"  # (str) windows | prefixes | auto (windows for causal encoders)
     max_steps: int | None = None  # (int) cap on steps per epoch (smoke runs)

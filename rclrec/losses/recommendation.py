@@ -121,20 +121,68 @@ def sampled_softmax_loss(states: torch.Tensor, targets: torch.Tensor, item_table
         target_frequency: (num_items + 1,) share of each item among the training targets.
     """
     num_items = item_table.shape[0] - 1
-    dtype = torch.promote_types(torch.promote_types(states.dtype, item_table.dtype),
-                                torch.float32)
+    dtype = _loss_dtype(states, item_table)
     with torch.autocast(states.device.type, enabled=False):
-        states, item_table = states.to(dtype), item_table.to(dtype)
         candidates = torch.cat([targets, sampled])  # (P + K,): in-batch, then uniform
-        scores = states @ item_table[candidates].T  # (P, P + K)
-        positive = scores.diagonal().clone()  # column i is row i's own target
         expected = (len(sampled) / num_items
                     + (len(targets) - 1) * target_frequency[candidates].to(dtype))
-        # In place: the (P, P + K) block is the step's largest tensor. A masked entry gets the
-        # lowest finite value, not -inf: a row left without negatives then has loss 0, not NaN.
-        negatives = scores.sub_(expected.clamp_min(torch.finfo(dtype).tiny).log()).masked_fill_(
-            candidates[None, :] == targets[:, None], torch.finfo(dtype).min)
-        return (torch.logaddexp(positive, torch.logsumexp(negatives, dim=1)) - positive).mean()
+        log_expected = expected.clamp_min(torch.finfo(dtype).tiny).log()
+        return _SampledSoftmax.apply(states.to(dtype), item_table[candidates].to(dtype),
+                                     log_expected, candidates, targets)
+
+
+def _loss_dtype(states: torch.Tensor, item_table: torch.Tensor) -> torch.dtype:
+    """float32 under bf16 autocast too (as the CE); float64 stays float64."""
+    return torch.promote_types(torch.promote_types(states.dtype, item_table.dtype),
+                               torch.float32)
+
+
+class _SampledSoftmax(torch.autograd.Function):
+    """mean over rows of logsumexp([s_i, corrected negatives]) - s_i, in row blocks.
+
+    As ``_FullSoftmaxCrossEntropy``: the (P, P + K) scores (P grows with the batch's positions,
+    so the whole matrix can reach gigabytes) are never held whole; each block's softmax goes
+    straight into both gradients. Row i's positive is column i (its own in-batch target).
+    """
+
+    @staticmethod
+    def forward(ctx, states: torch.Tensor, candidates_emb: torch.Tensor,
+                log_expected: torch.Tensor, candidates: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
+        want_grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        count = len(targets)
+        rows = chunk_rows(len(candidates))
+        lowest = torch.finfo(states.dtype).min  # masked: exp() = 0, and no inf - inf = NaN
+        total = states.new_zeros(())
+        grad_states = torch.empty_like(states) if want_grads else None
+        grad_candidates = torch.zeros_like(candidates_emb) if want_grads else None
+        for start in range(0, count, rows):
+            s, t = states[start:start + rows], targets[start:start + rows]
+            own = (torch.arange(len(t), device=t.device), torch.arange(start, start + len(t),
+                                                                        device=t.device))
+            scores = s @ candidates_emb.T  # (rows, P + K)
+            positive = scores[own].clone()
+            scores.sub_(log_expected).masked_fill_(candidates[None, :] == t[:, None], lowest)
+            row_max = torch.maximum(positive, scores.amax(dim=1))
+            unnormalised = scores.sub_(row_max[:, None]).exp_()  # in place: no second buffer
+            positive_exp = (positive - row_max).exp()
+            sum_exp = unnormalised.sum(dim=1) + positive_exp
+            total += (row_max + sum_exp.log() - positive).sum()
+            if want_grads:
+                grad = unnormalised.div_(sum_exp[:, None])  # softmax of the negatives
+                # The own column is masked (0 so far): it carries the positive's gradient.
+                grad[own] += positive_exp / sum_exp - 1
+                torch.mm(grad, candidates_emb, out=grad_states[start:start + rows])
+                grad_candidates.addmm_(grad.T, s)
+        if want_grads:
+            ctx.save_for_backward(grad_states.div_(count), grad_candidates.div_(count))
+        return total / count
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss: torch.Tensor):
+        grad_states, grad_candidates = ctx.saved_tensors
+        return grad_loss * grad_states, grad_loss * grad_candidates, None, None, None
 
 
 def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
@@ -145,25 +193,59 @@ def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
 
 
 def gbce_loss(states: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor,
-              sampled: torch.Tensor, beta: float) -> torch.Tensor:
+              negatives: torch.Tensor, beta: float) -> torch.Tensor:
     """Generalised BCE (gSASRec): -(beta log sigma(s+) + sum_neg log(1 - sigma(s-))) / (K + 1),
     averaged over positions; a negative equal to the row's target is left out.
 
     Args:
         states: (P, D); targets: (P,); item_table: (num_items + 1, D).
-        sampled: (K,) uniform item ids, shared by every row.
+        negatives: (P, K) uniform item ids, K per position (as gSASRec draws them).
         beta: ``gbce_beta`` (1 = plain BCE with K negatives).
     """
-    dtype = torch.promote_types(torch.promote_types(states.dtype, item_table.dtype),
-                                torch.float32)
+    dtype = _loss_dtype(states, item_table)
     with torch.autocast(states.device.type, enabled=False):
         states, item_table = states.to(dtype), item_table.to(dtype)
         positive = (states * item_table[targets]).sum(-1)  # (P,)
-        negative = states @ item_table[sampled].T  # (P, K)
-        # -log(1 - sigma(s)) = softplus(s); -log sigma(s) = softplus(-s)
-        negative_terms = F.softplus(negative).masked_fill(sampled[None, :] == targets[:, None], 0)
-        per_position = beta * F.softplus(-positive) + negative_terms.sum(dim=1)
-        return (per_position / (len(sampled) + 1)).mean()
+        # -log sigma(s) = softplus(-s); the negatives' -log(1 - sigma(s)) = softplus(s)
+        total = beta * F.softplus(-positive).sum() + _NegativeSoftplusSum.apply(
+            states, item_table, negatives, targets)
+        return total / (len(targets) * (negatives.shape[1] + 1))
+
+
+class _NegativeSoftplusSum(torch.autograd.Function):
+    """sum over rows i and their negatives j != target_i of softplus(s_i . e_j), in row blocks:
+    the (P, K, D) negative embeddings are gathered a block at a time, never whole."""
+
+    @staticmethod
+    def forward(ctx, states: torch.Tensor, table: torch.Tensor, negatives: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
+        want_grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        count, per_row = negatives.shape
+        rows = max(1, CHUNK_ELEMENTS // max(per_row * states.shape[1], 1))
+        total = states.new_zeros(())
+        grad_states = torch.empty_like(states) if want_grads else None
+        grad_table = torch.zeros_like(table) if want_grads else None
+        for start in range(0, count, rows):
+            s, t = states[start:start + rows], targets[start:start + rows]
+            n = negatives[start:start + rows]
+            embedded = table[n]  # (rows, K, D)
+            scores = torch.bmm(embedded, s[:, :, None]).squeeze(2)  # (rows, K)
+            kept = n != t[:, None]
+            total += F.softplus(scores).mul_(kept).sum()
+            if want_grads:
+                grad = torch.sigmoid(scores).mul_(kept)  # d softplus(s) / ds
+                grad_states[start:start + rows] = torch.bmm(grad[:, None, :], embedded).squeeze(1)
+                grad_table.index_add_(0, n.reshape(-1),
+                                      (grad[:, :, None] * s[:, None, :]).reshape(-1, s.shape[1]))
+        if want_grads:
+            ctx.save_for_backward(grad_states, grad_table)
+        return total
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_total: torch.Tensor):
+        grad_states, grad_table = ctx.saved_tensors
+        return grad_total * grad_states, grad_total * grad_table, None, None
 
 
 LOSSES = ("ce", "bce", "sampled", "gbce")
@@ -179,7 +261,8 @@ class RecommendationLoss:
 
     Attributes:
         kind: ce | bce | sampled | gbce.
-        negatives: K, the uniform negatives of ``sampled`` and ``gbce`` (per step, shared).
+        negatives: K, the uniform negatives: per step and shared by the rows (``sampled``), or
+            per position (``gbce``, as gSASRec).
         gbce_t: gBCE's calibration t.
         target_frequency: (num_items + 1,) share of each item among the training targets
             (the in-batch negatives' sampling distribution); None for the other kinds.
@@ -207,12 +290,14 @@ class RecommendationLoss:
         if self.kind == "bce":
             return bce_one_negative_loss(states, targets, item_table)
         num_items = item_table.shape[0] - 1
-        sampled = torch.randint(1, num_items + 1, (self.negatives,), device=targets.device)
         if self.kind == "sampled":
+            sampled = torch.randint(1, num_items + 1, (self.negatives,), device=targets.device)
             return sampled_softmax_loss(states, targets, item_table, sampled,
                                         self.target_frequency)
         if self.kind == "gbce":
-            return gbce_loss(states, targets, item_table, sampled,
+            negatives = torch.randint(1, num_items + 1, (len(targets), self.negatives),
+                                      device=targets.device)
+            return gbce_loss(states, targets, item_table, negatives,
                              gbce_beta(self.negatives, num_items, self.gbce_t))
         raise ValueError(f"train.loss must be one of {', '.join(LOSSES)}, got {self.kind!r}")
 

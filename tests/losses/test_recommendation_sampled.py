@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from rclrec.config import ConfigError, TrainConfig, load_config
+from rclrec.losses import recommendation
 from rclrec.losses.recommendation import (
     RecommendationLoss,
     bce_one_negative_loss,
@@ -71,7 +72,7 @@ def test_gbce_beta_follows_gsasrec():
 def test_gbce_by_hand_with_an_accidental_hit_left_out():
     states = torch.tensor([[1.0]], dtype=torch.float64)
     targets = torch.tensor([1])
-    sampled = torch.tensor([2, 1])  # the second draw is the target itself
+    sampled = torch.tensor([[2, 1]])  # the second draw is the target itself
     beta = 0.75
     sp = lambda x: math.log1p(math.exp(x))  # noqa: E731 -- softplus
     expected = (beta * sp(-1.0) + sp(2.0)) / 3  # K + 1 = 3 terms' mean, hit counted as 0
@@ -87,10 +88,50 @@ def test_gbce_at_t0_with_one_negative_is_half_of_sasrec_bce():
     bce = bce_one_negative_loss(states, targets, table)
     torch.manual_seed(0)
     negatives = torch.randint(1, 31, targets.shape)  # the draws BCE made, one per row
-    per_row = [gbce_loss(states[i:i + 1], targets[i:i + 1], table, negatives[i:i + 1], 1.0)
-               for i in range(6) if negatives[i] != targets[i]]
-    assert len(per_row) == 6
-    torch.testing.assert_close(torch.stack(per_row).mean(), bce / 2)
+    assert bool((negatives != targets).all())
+    torch.testing.assert_close(gbce_loss(states, targets, table, negatives[:, None], 1.0),
+                               bce / 2)
+
+
+def reference_sampled_softmax(states, targets, table, sampled, frequency):
+    """The formula with plain autograd ops and the whole (P, P + K) matrix."""
+    candidates = torch.cat([targets, sampled])
+    scores = states @ table[candidates].T
+    expected = len(sampled) / (len(table) - 1) + (len(targets) - 1) * frequency[candidates]
+    negatives = (scores - expected.log()).masked_fill(candidates[None] == targets[:, None],
+                                                      float("-inf"))
+    logits = torch.cat([scores.diagonal()[:, None], negatives], 1)
+    return F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long))
+
+
+def reference_gbce(states, targets, table, negatives, beta):
+    positive = (states * table[targets]).sum(-1)
+    scores = torch.einsum("pd,pkd->pk", states, table[negatives])
+    terms = F.softplus(scores) * (negatives != targets[:, None])
+    return ((beta * F.softplus(-positive) + terms.sum(1)) / (negatives.shape[1] + 1)).mean()
+
+
+@pytest.mark.parametrize("block_elements", [1, 300, 1 << 20])  # one row, a few rows, all rows
+def test_row_blocks_match_the_plain_formulas_in_value_and_gradients(monkeypatch, block_elements):
+    gen = torch.Generator().manual_seed(7)
+    table = torch.randn(41, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    states = torch.randn(30, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([1, 40, 7, 7, 7] + list(range(1, 26)))  # repeats: in-batch hits
+    sampled = torch.tensor([7, 3, 3, 40, 12])  # hits and a repeat
+    frequency = torch.rand(41, generator=gen, dtype=torch.float64)
+    negatives = torch.randint(1, 41, (30, 6), generator=gen)
+    negatives[2, 0] = 7  # an accidental hit
+    monkeypatch.setattr(recommendation, "CHUNK_ELEMENTS", block_elements)
+    for ours, ref in [
+        (sampled_softmax_loss(states, targets, table, sampled, frequency / frequency.sum()),
+         reference_sampled_softmax(states, targets, table, sampled, frequency / frequency.sum())),
+        (gbce_loss(states, targets, table, negatives, 0.3),
+         reference_gbce(states, targets, table, negatives, 0.3)),
+    ]:
+        torch.testing.assert_close(ours, ref)
+        for a, b in zip(torch.autograd.grad(2.0 * ours, (states, table)),
+                        torch.autograd.grad(2.0 * ref, (states, table)), strict=True):
+            torch.testing.assert_close(a, b)
 
 
 def test_build_counts_the_training_targets_for_the_sampled_loss():
@@ -142,7 +183,8 @@ def test_the_sampled_kinds_need_the_built_loss_object():
 
 
 def test_loss_settings_are_checked():
-    assert load_config(overrides={"train.loss": "gbce", "train.negatives": "3"}).train.negatives == 3
+    cfg = load_config(overrides={"train.loss": "gbce", "train.negatives": "3"})
+    assert cfg.train.negatives == 3
     with pytest.raises(ConfigError, match="train.negatives"):
         load_config(overrides={"train.loss": "gbce", "train.negatives": "0"})
     with pytest.raises(ConfigError, match="train.negatives"):
