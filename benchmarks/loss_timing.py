@@ -1,9 +1,11 @@
 """Seconds per training step of SASRec with each recommendation loss, side by side in one process.
 
 The same batches are trained with every loss, in alternated rounds (loss A, B, C, then A, B, C
-again), so a load that comes and goes hits them all alike; the clock is process CPU time (one
-thread), which the other jobs of a shared machine inflate far less than wall time. Each loss is
-reported as the median over rounds, scaled to a whole epoch, and as a ratio to the first.
+again; each round takes the next batches of one shuffled epoch), so a load that comes and goes
+hits them all alike; the clock is process CPU time (one thread), which the other jobs of a
+shared machine inflate far less than wall time. Each loss is reported as its mean CPU seconds
+per step over all timed steps (the same batches for every loss), scaled to a whole epoch, and
+as a ratio to the first loss, overall and per round.
 
     python benchmarks/loss_timing.py --dataset beauty --losses ce sampled:128 sampled:1024 gbce:256
 """
@@ -86,17 +88,20 @@ def main() -> int:
             train_steps(trainer, chosen)
             cpu[spec].append((time.process_time() - c) / len(chosen))
             wall[spec].append((time.perf_counter() - w) / len(chosen))
-    base = statistics.median(cpu[args.losses[0]])
+    first = cpu[args.losses[0]]
+    base = statistics.fmean(first)
     rows = []
     for spec in args.losses:
-        per_step = statistics.median(cpu[spec])
+        per_step = statistics.fmean(cpu[spec])
+        by_round = [c / b for c, b in zip(cpu[spec], first, strict=True)]
         rows.append({"loss": spec, "cpu_seconds_per_step": per_step,
                      "cpu_seconds_per_epoch": per_step * len(batches),
                      "relative_to_first": per_step / base,
+                     "relative_to_first_by_round": by_round,
                      "cpu_seconds_per_step_by_round": cpu[spec],
                      "wall_seconds_per_step_by_round": wall[spec]})
         print(f"{spec:>14}: {per_step * len(batches):7.1f} CPU s/epoch ({len(batches)} steps), "
-              f"x{per_step / base:.2f}; rounds {[round(c, 3) for c in cpu[spec]]}")
+              f"x{per_step / base:.2f} (by round {', '.join(f'x{r:.2f}' for r in by_round)})")
     write_result(args.name or f"loss_timing_{args.dataset}",
                  {"dataset": args.dataset, "threads": args.threads, "steps": args.steps,
                   "rounds": args.rounds, "steps_per_epoch": len(batches), "rows": rows,
