@@ -3,21 +3,13 @@ state every checkpoint holds (and data-parallel ranks reseed per epoch)."""
 
 import pytest
 
-from rclrec.config import load_config
-from rclrec.methods.hpm import HPM
 from rclrec.run import run_training
 from rclrec.train.trainer import Trainer
 
-TINY = {"data.dataset": "synthetic", "data.max_len": "20", "encoder.hidden_dim": "16",
-        "encoder.inner_dim": "32", "encoder.num_blocks": "1", "train.threads": "1",
-        "train.batch_size": "64", "train.max_steps": "3", "train.eval_batch_size": "512",
-        "train.epochs": "3", "rcl.similarity": "jaccard", "train.negatives": "8"}
-
-
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("RCLREC_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(HPM, "num_clusters", 8)
+# The tiny run over three epochs of three steps, with few negatives.
+THREE_EPOCHS = {"data.max_len": "20", "encoder.num_blocks": "1", "train.batch_size": "64",
+                "train.eval_batch_size": "512", "train.epochs": "3", "rcl.similarity": "jaccard",
+                "train.negatives": "8"}
 
 
 def per_epoch(metrics):
@@ -25,11 +17,12 @@ def per_epoch(metrics):
             for h in metrics["history"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["sasrec", "rcl"])
 @pytest.mark.parametrize("loss", ["sampled", "gbce"])
 def test_killed_in_the_second_epoch_and_resumed_equals_uninterrupted(tmp_path, monkeypatch,
-                                                                     method, loss):
-    cfg = load_config(overrides={**TINY, "method": method, "train.loss": loss})
+                                                                     tiny_config, method, loss):
+    cfg = tiny_config({**THREE_EPOCHS, "method": method, "train.loss": loss})
     straight = run_training(cfg, tmp_path / "straight", show_progress=False)
     with monkeypatch.context() as patch:
         steps, original = [], Trainer.loss_step
@@ -49,12 +42,13 @@ def test_killed_in_the_second_epoch_and_resumed_equals_uninterrupted(tmp_path, m
     assert resumed["test"] == straight["test"]
 
 
-def test_each_loss_trains_sasrec_and_rcl_on_the_synthetic_data(tmp_path):
+@pytest.mark.slow
+def test_each_loss_trains_sasrec_and_rcl_on_the_synthetic_data(tmp_path, tiny_config):
     losses = {}
     for loss in ("ce", "sampled", "gbce"):
         for method in ("sasrec", "rcl"):
-            cfg = load_config(overrides={**TINY, "method": method, "train.loss": loss,
-                                         "train.epochs": "2", "train.max_steps": "8"})
+            cfg = tiny_config({**THREE_EPOCHS, "method": method, "train.loss": loss,
+                               "train.epochs": "2", "train.max_steps": "8"})
             metrics = run_training(cfg, tmp_path / f"{method}_{loss}", show_progress=False)
             history = metrics["history"]
             losses[method, loss] = [h["rec"] for h in history]
