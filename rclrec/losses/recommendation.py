@@ -42,7 +42,19 @@ def chunk_rows(num_items: int) -> int:
     return max(1, CHUNK_ELEMENTS // max(num_items, 1))
 
 
-class _FullSoftmaxCrossEntropy(torch.autograd.Function):
+class _GradientsFromForward(torch.autograd.Function):
+    """A loss whose forward pass saved its gradients (``ctx.save_for_backward``, one per
+    differentiable input, in order) and set ``ctx.other_inputs``, the count of the inputs after
+    them: the gradients of a sum or mean are linear in the incoming gradient, so the backward
+    pass only scales them."""
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss: torch.Tensor):
+        return (*(grad_loss * g for g in ctx.saved_tensors), *[None] * ctx.other_inputs)
+
+
+class _FullSoftmaxCrossEntropy(_GradientsFromForward):
     """mean(logsumexp(s E^T) - s e_target), its gradients computed in the forward pass.
 
     The same value and gradients as ``F.cross_entropy(states @ table.T, classes)``, but the
@@ -56,6 +68,7 @@ class _FullSoftmaxCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, states: torch.Tensor, table: torch.Tensor,
                 classes: torch.Tensor) -> torch.Tensor:
+        ctx.other_inputs = 1
         want_grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         count = len(classes)
         rows = chunk_rows(table.shape[0])
@@ -79,12 +92,6 @@ class _FullSoftmaxCrossEntropy(torch.autograd.Function):
         if want_grads:
             ctx.save_for_backward(grad_states.div_(count), grad_table.div_(count))
         return total / count
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_loss: torch.Tensor):
-        grad_states, grad_table = ctx.saved_tensors
-        return grad_loss * grad_states, grad_loss * grad_table, None
 
 
 def bce_one_negative_loss(states: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor,
@@ -137,7 +144,7 @@ def _loss_dtype(states: torch.Tensor, item_table: torch.Tensor) -> torch.dtype:
                                torch.float32)
 
 
-class _SampledSoftmax(torch.autograd.Function):
+class _SampledSoftmax(_GradientsFromForward):
     """mean over rows of logsumexp([s_i, corrected negatives]) - s_i, in row blocks.
 
     As ``_FullSoftmaxCrossEntropy``: the (P, P + K) scores (P grows with the batch's positions,
@@ -149,6 +156,7 @@ class _SampledSoftmax(torch.autograd.Function):
     def forward(ctx, states: torch.Tensor, candidates_emb: torch.Tensor,
                 log_expected: torch.Tensor, candidates: torch.Tensor,
                 targets: torch.Tensor) -> torch.Tensor:
+        ctx.other_inputs = 3
         want_grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         count = len(targets)
         rows = chunk_rows(len(candidates))
@@ -178,12 +186,6 @@ class _SampledSoftmax(torch.autograd.Function):
             ctx.save_for_backward(grad_states.div_(count), grad_candidates.div_(count))
         return total / count
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_loss: torch.Tensor):
-        grad_states, grad_candidates = ctx.saved_tensors
-        return grad_loss * grad_states, grad_loss * grad_candidates, None, None, None
-
 
 def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
     """gSASRec's power of the positive's probability: beta = alpha (t (1 - 1/alpha) + 1/alpha),
@@ -212,13 +214,14 @@ def gbce_loss(states: torch.Tensor, targets: torch.Tensor, item_table: torch.Ten
         return total / (len(targets) * (negatives.shape[1] + 1))
 
 
-class _NegativeSoftplusSum(torch.autograd.Function):
+class _NegativeSoftplusSum(_GradientsFromForward):
     """sum over rows i and their negatives j != target_i of softplus(s_i . e_j), in row blocks:
     the (P, K, D) negative embeddings are gathered a block at a time, never whole."""
 
     @staticmethod
     def forward(ctx, states: torch.Tensor, table: torch.Tensor, negatives: torch.Tensor,
                 targets: torch.Tensor) -> torch.Tensor:
+        ctx.other_inputs = 2
         want_grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         count, per_row = negatives.shape
         rows = max(1, CHUNK_ELEMENTS // max(per_row * states.shape[1], 1))
@@ -240,12 +243,6 @@ class _NegativeSoftplusSum(torch.autograd.Function):
         if want_grads:
             ctx.save_for_backward(grad_states, grad_table)
         return total
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_total: torch.Tensor):
-        grad_states, grad_table = ctx.saved_tensors
-        return grad_total * grad_states, grad_total * grad_table, None, None
 
 
 LOSSES = ("ce", "bce", "sampled", "gbce")
