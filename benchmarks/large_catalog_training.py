@@ -9,7 +9,7 @@ the output), and records the process's peak RSS. With ``--eval-users`` it also r
 catalog for a sample of users (the current full-catalog ranking, ``--eval-batch`` users at a
 time).
 
-    python benchmarks/large_catalog.py --items 1000000 --interactions 10000000 --steps 30
+    python benchmarks/large_catalog_training.py --items 1000000 --interactions 10000000 --steps 30
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def main() -> int:
     p.add_argument("--eval-batch", type=int, default=64)
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    help="config settings, e.g. train.loss=gbce (default: sampled, 256 negatives)")
-    p.add_argument("--name", default="large_catalog")
+    p.add_argument("--name", default="large_catalog_training")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
