@@ -1,4 +1,5 @@
-"""Baseline objectives against explicit-loop references on tiny inputs."""
+"""Baseline objectives (shared ones in rclrec/losses, the others beside their method) against
+explicit-loop references on tiny inputs."""
 
 from __future__ import annotations
 
@@ -8,22 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from rclrec.losses.baselines import (
+from rclrec.losses.baselines import nt_xent, supervised_contrastive
+from rclrec.methods.contrarec import contrarec_ccc_loss, contrarec_ctc_loss
+from rclrec.methods.ct4rec import ct4rec_rd_loss, ct4rec_ur_loss
+from rclrec.methods.duorec import duorec_loss, same_target_mask
+from rclrec.methods.hpm import category_sequences, cooccurrence_clusters, hpm_dual_contrastive_loss
+from rclrec.methods.mclrec import (
     MLPAugmenter,
-    category_sequences,
-    contrarec_ccc_loss,
-    contrarec_ctc_loss,
-    cooccurrence_clusters,
-    ct4rec_rd_loss,
-    ct4rec_ur_loss,
-    duorec_loss,
-    hpm_dual_contrastive_loss,
     mclrec_margin_regularizer,
     mclrec_meta_loss,
     mclrec_step_loss,
-    nt_xent,
-    same_target_mask,
-    supervised_contrastive,
 )
 
 # ---------------------------------------------------------------------------------------------
