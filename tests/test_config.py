@@ -1,5 +1,6 @@
 import pytest
 
+import rclrec.methods  # noqa: F401 - registers the methods' sections ([rcl], ...)
 from rclrec.config import ConfigError, config_from_dict, load_config, parse_overrides
 
 

@@ -123,8 +123,7 @@ def mclrec_margin_regularizer(za: torch.Tensor, zb: torch.Tensor,
     return F.relu(p - lower).mean() + F.relu(upper - neg).mean()
 
 
-def mclrec_meta_loss(z1: torch.Tensor, z2: torch.Tensor, z3: torch.Tensor, z4: torch.Tensor,
-                     tau: float = 1.0, use_rl: bool = True,
+def mclrec_meta_loss(views: tuple[torch.Tensor, ...], tau: float = 1.0, use_rl: bool = True,
                      rl_weight: float = 0.1) -> torch.Tensor:
     """MCLRec's meta contrast (``meta_contrast``; docs/BASELINES.md sec. 5).
 
@@ -133,10 +132,8 @@ def mclrec_meta_loss(z1: torch.Tensor, z2: torch.Tensor, z3: torch.Tensor, z4: t
     with NT-Xent dot / tau (tau = 1.0) and R = ``mclrec_margin_regularizer``.
 
     Args:
-        z1: (N, D) encoder output of augmented view 1.
-        z2: (N, D) encoder output of augmented view 2.
-        z3: (N, D) g1(z1), first learnable augmenter.
-        z4: (N, D) g2(z2), second learnable augmenter.
+        views: (z1, z2, z3, z4), each (N, D): the encoder outputs of augmented views 1 and 2,
+            then g1(z1) and g2(z2) (the learnable augmenters).
         tau: temperature (1.0).
         use_rl: add the margin regulariser (MCLRec's ``use_rl=1``).
         rl_weight: its weight (0.1).
@@ -144,6 +141,7 @@ def mclrec_meta_loss(z1: torch.Tensor, z2: torch.Tensor, z3: torch.Tensor, z4: t
     Returns:
         Scalar loss. The encoder steps weight it by beta, the augmenter step by 1.
     """
+    z1, z2, z3, z4 = views
     pairs = ((z1, z4), (z2, z3), (z3, z4))
     loss = sum(nt_xent(a, b, tau=tau, similarity="dot") for a, b in pairs)
     if use_rl:
@@ -151,10 +149,8 @@ def mclrec_meta_loss(z1: torch.Tensor, z2: torch.Tensor, z3: torch.Tensor, z4: t
     return loss
 
 
-def mclrec_step_loss(step: int, rec_loss: torch.Tensor | None, z1: torch.Tensor,
-                     z2: torch.Tensor, z3: torch.Tensor, z4: torch.Tensor, lmd: float,
-                     beta: float, tau: float = 1.0, use_rl: bool = True,
-                     rl_weight: float = 0.1) -> torch.Tensor:
+def mclrec_step_loss(step: int, rec_loss: torch.Tensor | None, views: tuple[torch.Tensor, ...],
+                     settings: MCLRecConfig) -> torch.Tensor:
     """The loss of one of MCLRec's three alternating steps (``calculate_loss`` modes; sec. 5).
 
         steps 1 and 3 (encoder):   CE + lmd * NTXent(z1, z2) + beta * L_meta
@@ -163,25 +159,22 @@ def mclrec_step_loss(step: int, rec_loss: torch.Tensor | None, z1: torch.Tensor,
     Args:
         step: 1, 2 or 3.
         rec_loss: scalar recommendation loss (ignored, may be None, in step 2).
-        z1, z2, z3, z4: (N, D) as in ``mclrec_meta_loss``.
-        lmd: weight of NTXent(z1, z2) (per dataset, ``MCLREC_SETTINGS``).
-        beta: weight of the meta terms in the encoder steps.
-        tau: temperature (1.0).
-        use_rl: add the margin regulariser.
-        rl_weight: its weight (0.1).
+        views: (z1, z2, z3, z4) as in ``mclrec_meta_loss``.
+        settings: lmd, beta (set: resolved for the dataset), tau, use_rl, rl_weight.
 
     Returns:
         Scalar loss.
     """
     if step not in (1, 2, 3):
         raise ValueError(f"step must be 1, 2 or 3, got {step}")
-    cl0 = nt_xent(z1, z2, tau=tau, similarity="dot")
-    meta = mclrec_meta_loss(z1, z2, z3, z4, tau=tau, use_rl=use_rl, rl_weight=rl_weight)
+    s = settings
+    cl0 = nt_xent(views[0], views[1], tau=s.tau, similarity="dot")
+    meta = mclrec_meta_loss(views, tau=s.tau, use_rl=s.use_rl, rl_weight=s.rl_weight)
     if step == 2:
-        return lmd * cl0 + meta
+        return s.lmd * cl0 + meta
     if rec_loss is None:
         raise ValueError("rec_loss is required in steps 1 and 3")
-    return rec_loss + lmd * cl0 + beta * meta
+    return rec_loss + s.lmd * cl0 + s.beta * meta
 
 
 class MCLRec(AugmentationMethod):
@@ -212,9 +205,7 @@ class MCLRec(AugmentationMethod):
     def step_loss(self, step: int, rec_loss: torch.Tensor | None, z1: torch.Tensor,
                   z2: torch.Tensor) -> torch.Tensor:
         g1, g2 = self.augmenters
-        s = self.settings
-        return mclrec_step_loss(step, rec_loss, z1, z2, g1(z1), g2(z2), s.lmd, s.beta,
-                                tau=s.tau, use_rl=s.use_rl, rl_weight=s.rl_weight)
+        return mclrec_step_loss(step, rec_loss, (z1, z2, g1(z1), g2(z2)), self.settings)
 
     def augmenter_step(self, v1: torch.Tensor, v2: torch.Tensor, encoder: nn.Module) -> float:
         """MCLRec's step 2: update g1, g2 on lmd NTXent(z1, z2) + L_meta (encoder untouched)."""
