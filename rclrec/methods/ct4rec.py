@@ -48,8 +48,7 @@ class CT4RecConfig:
 
 def cosine_matrix(z: torch.Tensor) -> torch.Tensor:
     """(M, D) -> (M, M) cosine similarities."""
-    z = F.normalize(z, dim=-1)
-    return z @ z.T
+    return F.normalize(z, dim=-1) @ F.normalize(z, dim=-1).T  # two operands: bit-identical to before
 
 
 def _masked_mean(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
