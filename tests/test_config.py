@@ -1,6 +1,5 @@
 import pytest
 
-import rclrec.methods  # noqa: F401 - registers the methods' sections ([rcl], ...)
 from rclrec.config import ConfigError, config_from_dict, load_config, parse_overrides
 
 

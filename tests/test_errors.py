@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import rclrec.methods  # noqa: F401 - registers the methods' sections
 from rclrec import files
 from rclrec.cli import main
 from rclrec.config import ConfigError, ExperimentConfig, load_config

@@ -48,7 +48,8 @@ class CT4RecConfig:
 
 def cosine_matrix(z: torch.Tensor) -> torch.Tensor:
     """(M, D) -> (M, M) cosine similarities."""
-    return F.normalize(z, dim=-1) @ F.normalize(z, dim=-1).T  # two operands: bit-identical to before
+    # Two normalised operands, not z @ z.T: the same rounding as before (same_results.py).
+    return F.normalize(z, dim=-1) @ F.normalize(z, dim=-1).T
 
 
 def _masked_mean(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:

@@ -3,7 +3,6 @@ their cell hashes and their saved configs read as before."""
 
 from __future__ import annotations
 
-import rclrec.methods  # noqa: F401 - registers the methods' sections
 from rclrec.config import DATA_SETTINGS_ADDED, ExperimentConfig, config_from_dict
 from rclrec.grid.cells import config_hash
 

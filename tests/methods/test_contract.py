@@ -21,34 +21,18 @@ import torch
 from rclrec.cli import METHOD_FLAGS, method_flag_settings
 from rclrec.config import ConfigError, load_config
 from rclrec.data.batches import prefix_instances, window_instances
-from rclrec.data.registry import load_dataset
-from rclrec.data.split import leave_one_out
 from rclrec.grid.cells import config_hash, hashed_config
 from rclrec.methods import METHODS
 from rclrec.methods.base import Batch
 from rclrec.models import build_encoder
 from rclrec.run import resolve, run_training
 
-TINY = {"data.dataset": "synthetic", "data.max_len": "20", "encoder.hidden_dim": "16",
-        "encoder.inner_dim": "32", "encoder.num_blocks": "1", "train.threads": "1",
-        "train.epochs": "1", "train.batch_size": "64", "train.max_steps": "3",
-        "train.eval_batch_size": "512", "hpm.num_clusters": "8"}
 WITH_SECTION = sorted(name for name, cls in METHODS.items() if cls.section)
 WITH_EXTRA_LOSS = sorted(name for name in METHODS if name != "sasrec")
 
 
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("RCLREC_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def split():
-    return leave_one_out(load_dataset("synthetic"))
-
-
-def build(name: str, split, encoder_name: str = "sasrec"):
-    cfg = resolve(load_config(overrides={**TINY, "method": name, "encoder.name": encoder_name}))
+def build(run: dict[str, str], name: str, split, encoder_name: str = "sasrec"):
+    cfg = resolve(load_config(overrides={**run, "method": name, "encoder.name": encoder_name}))
     make = window_instances if cfg.train.instances == "windows" else prefix_instances
     inst = make(split.train, cfg.encoder.max_len)
     torch.manual_seed(0)
@@ -61,9 +45,9 @@ def build(name: str, split, encoder_name: str = "sasrec"):
 @pytest.mark.slow
 @pytest.mark.parametrize("encoder_name", ["sasrec", "fmlp"])
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_every_method_trains_a_tiny_run_or_names_the_setting_it_refuses(tmp_path, name,
-                                                                        encoder_name):
-    cfg = load_config(overrides={**TINY, "method": name, "encoder.name": encoder_name})
+def test_every_method_trains_a_tiny_run_or_names_the_setting_it_refuses(tmp_path, method_run,
+                                                                        name, encoder_name):
+    cfg = load_config(overrides={**method_run, "method": name, "encoder.name": encoder_name})
     try:
         metrics = run_training(cfg, tmp_path / "r", show_progress=False)
     except ConfigError as e:  # the controls need window instances (rcl.rec_loss_on_positives)
@@ -79,9 +63,9 @@ def test_every_method_trains_a_tiny_run_or_names_the_setting_it_refuses(tmp_path
 
 @pytest.mark.parametrize("encoder_name", ["sasrec", "fmlp"])  # windows, prefixes
 @pytest.mark.parametrize("name", WITH_EXTRA_LOSS)
-def test_the_extra_loss_reaches_the_encoder(split, name, encoder_name):
+def test_the_extra_loss_reaches_the_encoder(method_run, split, name, encoder_name):
     try:
-        _, inst, encoder, method = build(name, split, encoder_name)
+        _, inst, encoder, method = build(method_run, name, split, encoder_name)
     except ConfigError as e:  # the controls need window instances (rcl.rec_loss_on_positives)
         assert encoder_name == "fmlp" and "rcl.rec_loss_on_positives" in str(e)
         return
@@ -138,9 +122,9 @@ def _another_value(hint, value):
 
 
 @pytest.mark.parametrize("name", WITH_SECTION)
-def test_the_cell_hash_is_the_resolved_section_the_method_reads(name):
+def test_the_cell_hash_is_the_resolved_section_the_method_reads(method_run, name):
     cls = METHODS[name]
-    base = {**TINY, "method": name}
+    base = {**method_run, "method": name}
     digest = config_hash(load_config(overrides=base))
     hashed = hashed_config(load_config(overrides=base))
     # The shared sections and the method's own, nothing of another method.
