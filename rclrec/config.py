@@ -16,11 +16,7 @@ from typing import Any
 
 import tomllib
 
-from rclrec.errors import InputError
-
-
-class ConfigError(InputError):
-    """An unknown or badly typed setting; the message names the key and suggests a valid one."""
+from rclrec.errors import ConfigError  # defined there; rclrec.config.ConfigError for callers
 
 
 @dataclass(frozen=True)
