@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rclrec.config import load_config
-from rclrec.data.batches import prefix_instances, window_instances
+from rclrec.data.batches import window_instances
 from rclrec.methods import METHODS
 from rclrec.methods.base import Batch
 from rclrec.methods.duorec import SameTargetSampler
@@ -14,18 +14,6 @@ from rclrec.methods.hpm import HPM, read_category_file
 from rclrec.methods.mclrec import MCLRec
 from rclrec.models import build_encoder
 from rclrec.run import resolve, run_training
-
-
-def setup_method(run, name, encoder_name, split, instances="windows"):
-    cfg = resolve(load_config(overrides={**run, "method": name, "encoder.name": encoder_name,
-                                         "train.instances": instances}))
-    build = window_instances if instances == "windows" else prefix_instances
-    inst = build(split.train, cfg.encoder.max_len)
-    torch.manual_seed(0)
-    method = METHODS[name](cfg, split, inst, torch.device("cpu"))
-    encoder = build_encoder(cfg.encoder, split.num_items, method.extra_tokens)
-    method.setup(encoder)
-    return cfg, inst, encoder, method
 
 
 def make_batch(inst, rows):
@@ -45,8 +33,8 @@ def test_same_target_sampler_returns_same_target_or_anchor():
     assert set(partners[rows == 0]) == {2, 4}  # both others drawn
 
 
-def test_duorec_partners_of_real_instances(method_run, split):
-    _, inst, _, method = setup_method(method_run, "duorec", "sasrec", split)
+def test_duorec_partners_of_real_instances(built):
+    _, inst, _, method = built("duorec")
     rows = np.arange(len(inst))
     partners = method.sampler.sample(rows)
     last = inst.targets[:, -1]
@@ -54,8 +42,8 @@ def test_duorec_partners_of_real_instances(method_run, split):
     assert (partners != rows).mean() > 0.5
 
 
-def test_mclrec_augmenters_change_and_are_frozen_for_the_encoder_step(method_run, split):
-    _, inst, encoder, method = setup_method(method_run, "mclrec", "sasrec", split)
+def test_mclrec_augmenters_change_and_are_frozen_for_the_encoder_step(built):
+    _, inst, encoder, method = built("mclrec")
     assert isinstance(method, MCLRec) and method.parameters()
     before = [p.detach().clone() for p in method.parameters()]
     batch = make_batch(inst, np.arange(32))
@@ -67,13 +55,13 @@ def test_mclrec_augmenters_change_and_are_frozen_for_the_encoder_step(method_run
     assert all(p.requires_grad for p in method.parameters())
 
 
-def test_hpm_is_marked_approximate_and_reads_a_category_file(method_run, tmp_path, split):
+def test_hpm_is_marked_approximate_and_reads_a_category_file(built, tmp_path):
     assert HPM.approximate
     path = tmp_path / "cats.txt"
     path.write_text("# item category\n1 Shoes\n2 Books\n3 Shoes\n1 Books\nunknown Toys\n")
     cats = read_category_file(path, {"1": 1, "2": 2, "3": 3, "4": 4}, 4)
     assert cats.tolist() == [0, 1, 2, 1, 3]  # item 4 has no line: its own extra category
-    _, _, _, method = setup_method(method_run, "hpm", "sasrec", split)
+    _, _, _, method = built("hpm")
     assert method.item_categories[0] == 0 and method.item_categories[1:].min() >= 1
     assert method.num_categories <= 8
 
@@ -94,7 +82,7 @@ def test_settings_come_from_the_methods_own_section(method_run, split):
                    ).mclrec.lmd == 0.2
 
 
-def test_hpm_reads_a_category_file_by_the_items_original_ids(method_run, tmp_path, split):
+def test_hpm_reads_a_category_file_by_the_items_original_ids(method_run, split, tmp_path):
     """The run recipe gives the method the data file's item ids (HPM imports no run code)."""
     path = tmp_path / "cats.txt"
     ids = [f"item{i}" for i in range(1, split.num_items + 1)]
@@ -130,12 +118,12 @@ def test_encode_last_in_sorted_chunks_equals_one_padded_batch(method_run, name):
     torch.testing.assert_close(torch.cat([za, zb]), reference, atol=1e-5, rtol=1e-5)
 
 
-def test_ct4rec_without_dropout_is_the_plain_rec_loss(method_run, split):
+def test_ct4rec_without_dropout_is_the_plain_rec_loss(built):
     # Without dropout both passes agree: RD and UR vanish, and the half-weighted trainer loss
     # plus the method's half of the second pass is the plain cross-entropy.
     from rclrec.losses.recommendation import cross_entropy_loss, select_target_positions
 
-    _, inst, encoder, method = setup_method(method_run, "ct4rec", "sasrec", split)
+    _, inst, encoder, method = built("ct4rec")
     encoder.eval()
     batch = make_batch(inst, np.arange(32))
     hidden = encoder(batch.inputs)
@@ -150,8 +138,9 @@ def test_ct4rec_without_dropout_is_the_plain_rec_loss(method_run, split):
 
 
 @pytest.mark.parametrize("name", ["cl4srec", "mclrec", "contrarec"])
-def test_masking_methods_train_a_mask_row_that_is_never_scored(method_run, tmp_path, split, name):
-    _, inst, encoder, method = setup_method(method_run, name, "sasrec", split)
+def test_masking_methods_train_a_mask_row_that_is_never_scored(built, method_run, split, tmp_path,
+                                                               name):
+    _, inst, encoder, method = built(name)
     mask_id = split.num_items + 1
     assert method.extra_tokens == 1 and method.mask_id(encoder) == mask_id
     assert encoder.item_embedding.num_embeddings == split.num_items + 2
@@ -172,7 +161,8 @@ def test_masking_methods_train_a_mask_row_that_is_never_scored(method_run, tmp_p
     assert 0 <= evaluate_run(tmp_path / "r", device="cpu")["test"]["NDCG@10"] <= 1
 
 
-def test_mask_token_pad_builds_no_extra_row_and_bad_values_name_the_option(method_run, split):
+def test_mask_token_pad_builds_no_extra_row_and_bad_values_name_the_option(built, method_run,
+                                                                          split):
     from rclrec.config import ConfigError
 
     cfg = resolve(load_config(overrides={**method_run, "method": "cl4srec",
@@ -182,6 +172,6 @@ def test_mask_token_pad_builds_no_extra_row_and_bad_values_name_the_option(metho
     assert method.extra_tokens == 0
     assert method.mask_id(build_encoder(cfg.encoder, split.num_items)) == 0
     # No masking, no row.
-    assert setup_method(method_run, "duorec", "sasrec", split)[3].extra_tokens == 0
+    assert built("duorec")[3].extra_tokens == 0
     with pytest.raises(ConfigError, match="cl4srec.mask_token"):
         load_config(overrides={**method_run, "cl4srec.mask_token": "auto"})

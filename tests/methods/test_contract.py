@@ -20,26 +20,13 @@ import torch
 
 from rclrec.cli import METHOD_FLAGS, method_flag_settings
 from rclrec.config import ConfigError, load_config
-from rclrec.data.batches import prefix_instances, window_instances
 from rclrec.grid.cells import config_hash, hashed_config
 from rclrec.methods import METHODS
 from rclrec.methods.base import Batch
-from rclrec.models import build_encoder
-from rclrec.run import resolve, run_training
+from rclrec.run import run_training
 
 WITH_SECTION = sorted(name for name, cls in METHODS.items() if cls.section)
 WITH_EXTRA_LOSS = sorted(name for name in METHODS if name != "sasrec")
-
-
-def build(run: dict[str, str], name: str, split, encoder_name: str = "sasrec"):
-    cfg = resolve(load_config(overrides={**run, "method": name, "encoder.name": encoder_name}))
-    make = window_instances if cfg.train.instances == "windows" else prefix_instances
-    inst = make(split.train, cfg.encoder.max_len)
-    torch.manual_seed(0)
-    method = METHODS[name](cfg, split, inst, torch.device("cpu"))
-    encoder = build_encoder(cfg.encoder, split.num_items, method.extra_tokens)
-    method.setup(encoder)
-    return cfg, inst, encoder, method
 
 
 @pytest.mark.slow
@@ -63,9 +50,9 @@ def test_every_method_trains_a_tiny_run_or_names_the_setting_it_refuses(tmp_path
 
 @pytest.mark.parametrize("encoder_name", ["sasrec", "fmlp"])  # windows, prefixes
 @pytest.mark.parametrize("name", WITH_EXTRA_LOSS)
-def test_the_extra_loss_reaches_the_encoder(method_run, split, name, encoder_name):
+def test_the_extra_loss_reaches_the_encoder(built, name, encoder_name):
     try:
-        _, inst, encoder, method = build(method_run, name, split, encoder_name)
+        _, inst, encoder, method = built(name, encoder_name)
     except ConfigError as e:  # the controls need window instances (rcl.rec_loss_on_positives)
         assert encoder_name == "fmlp" and "rcl.rec_loss_on_positives" in str(e)
         return
