@@ -53,7 +53,7 @@ def main() -> int:
            "batches": args.batches, "floors": []}
     for floor in args.floors:
         rcl_cfg = dataclasses.replace(cfg.rcl, weight_floor=floor)
-        method = RCL(dataclasses.replace(cfg, rcl=rcl_cfg), split, inst, torch.device("cpu"))
+        method = RCL(cfg.with_section("rcl", rcl_cfg), split, inst, torch.device("cpu"))
         method.setup(encoder)
         rng = np.random.default_rng(args.seed)  # the same batches (and dropout) for every floor
         torch.manual_seed(args.seed)

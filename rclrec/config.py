@@ -16,11 +16,7 @@ from typing import Any
 
 import tomllib
 
-from rclrec.errors import InputError
-
-
-class ConfigError(InputError):
-    """An unknown or badly typed setting; the message names the key and suggests a valid one."""
+from rclrec.errors import ConfigError  # defined there; rclrec.config.ConfigError for callers
 
 
 @dataclass(frozen=True)
@@ -171,6 +167,32 @@ class EvalConfig:
                 tuple(f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in self.ks))
 
 
+# The methods' own sections ([rcl], [duorec], ...), each a frozen dataclass defined beside its
+# method: rclrec/methods/__init__.py registers them (this module cannot import the methods,
+# which import it).
+METHOD_SECTIONS: dict[str, type] = {}  # section name -> its dataclass
+SECTION_OF_METHOD: dict[str, str] = {}  # method name -> the section it reads ("" = none)
+
+
+def register_methods(section_of: dict[str, str], sections: dict[str, type]) -> None:
+    """Declare the methods' sections (called by the method registry, rclrec/methods/)."""
+    SECTION_OF_METHOD.update(section_of)
+    METHOD_SECTIONS.update(sections)
+
+
+def _method_sections() -> dict[str, type]:
+    if not METHOD_SECTIONS:
+        # The registry imports this module, so it cannot be imported at the top; importing it
+        # here registers the sections for callers that never imported rclrec.methods (the
+        # model-file reader, a library user calling load_config).
+        import rclrec.methods  # noqa: F401
+    return METHOD_SECTIONS
+
+
+def _default_sections() -> dict[str, Any]:
+    return {name: section() for name, section in _method_sections().items()}
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     method: str = "sasrec"  # (str) training method, see `rclrec train --help`
@@ -178,11 +200,38 @@ class ExperimentConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    rcl: RCLConfig = field(default_factory=lambda: RCLConfig())
-    baseline: BaselineConfig = field(default_factory=lambda: BaselineConfig())
+    # Every method's own section by name (cfg.rcl, cfg.duorec, ...); saved as top-level sections.
+    sections: dict[str, Any] = field(default_factory=_default_sections)
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or section {name!r}")
+
+    @property
+    def settings(self) -> Any:
+        """The chosen method's own section (None for a method without settings)."""
+        _method_sections()
+        return self.sections.get(SECTION_OF_METHOD.get(self.method, ""))
+
+    def with_section(self, name: str, section: Any) -> ExperimentConfig:
+        """A copy with one method section replaced."""
+        return dataclasses.replace(self, sections={**self.sections, name: section})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every section, the methods' ones at the top level (the layout of saved configs)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name != "sections"}
+        out = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+               for k, v in out.items()}
+        return {**out, **{name: dataclasses.asdict(s) for name, s in self.sections.items()}}
+
+    def read_settings(self) -> dict[str, Any]:
+        """``to_dict`` restricted to what a run of this config reads: the shared sections and
+        the chosen method's own (what a cell's hash covers)."""
+        own = SECTION_OF_METHOD.get(self.method, "")
+        return {k: v for k, v in self.to_dict().items() if k not in self.sections or k == own}
 
 
 def _check_finite(section: Any, name: str) -> None:
@@ -198,99 +247,9 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}")
 
 
-# The settings that choose and weight weak positives: the "strong" variant (Eq. 12 alone) reads
-# none of them, so its cells do not depend on them (rclrec/grid/cells.py).
-WEAK_POSITIVE_SETTINGS = ("similarity", "ngram", "alpha", "selection", "max_neighbours",
-                          "semantic_every", "weight_floor")
-
-
-@dataclass(frozen=True)
-class RCLConfig:
-    variant: str = "rcl"  # (str) rcl | unweight | weak | strong | three_pairs
-    similarity: str = "ngram"  # (str) jaccard | tfidf | ngram | levenshtein | semantic
-    ngram: int = 2  # (int) n of the n-gram metric
-    alpha: float = 0.05  # (float) weak positives = top alpha fraction of sequences
-    selection: str = "row"  # (str) row (paper text) | global (official code) top-alpha
-    max_neighbours: int = 256  # (int) cap on weak candidates per sequence
-    weight: float = 0.1  # (float) lambda of Eq. 18
-    # Defaults picked on validation NDCG@10 (docs/RESULTS.md, "RCL pilot"): raw dot products
-    # at tau 1 (the paper's reading) let the contrast swamp the recommendation loss early on.
-    tau: float = 0.5  # (float) temperature of Eq. 12 and 16
-    score: str = "cosine"  # (str) cosine | dot (paper)
-    mask_same_target: bool = False  # (bool) mask in-batch same-target false negatives
-    weight_floor: float = 0.0  # (float) eps added to similarities in Eq. 16 (0 = paper)
-    semantic_every: int = 5  # (int) epochs between rebuilds of the semantic index
-    # None: on with window instances (SASRec), off with prefix instances (FMLP-Rec), each
-    # picked on validation (docs/RESULTS.md, "Recommendation loss on the positives"; Beauty,
-    # quick profile, seed 0): windows .0682 on vs .0604 off, prefixes .0560 on vs .0702 off.
-    # The lambda-0 controls do as well: the gain or loss is the training on the positives.
-    rec_loss_on_positives: bool | None = None  # (bool) positives also get the rec. loss
-    # sequences: other users' whole training sequences with the centre's target (the paper);
-    # prefixes: also any prefix of another user's sequence followed by that target (docs/METHOD.md
-    # section 5): on Beauty the share of centres with a strong positive rises from 83.2% to 99.7%.
-    strong_positives: str = "sequences"  # (str) sequences | prefixes
-
-    def positives_get_rec_loss(self, instances: str) -> bool:
-        """rec_loss_on_positives, with None resolved by the kind of training instances."""
-        if self.rec_loss_on_positives is None:
-            return instances == "windows"
-        return self.rec_loss_on_positives
-
-    def __post_init__(self) -> None:
-        _check_finite(self, "rcl")
-        _choice("rcl.variant", self.variant, ("rcl", "unweight", "weak", "strong", "three_pairs",
-                                              "official"))
-        _choice("rcl.similarity", self.similarity,
-                ("jaccard", "tfidf", "ngram", "levenshtein", "semantic"))
-        _choice("rcl.selection", self.selection, ("row", "global"))
-        _choice("rcl.score", self.score, ("cosine", "dot"))
-        _choice("rcl.strong_positives", self.strong_positives, ("sequences", "prefixes"))
-        if self.variant == "official" and (self.score != "dot" or self.mask_same_target
-                                           or self.weight_floor):
-            raise ConfigError("rcl.variant=official (the authors' loss) needs rcl.score=dot, "
-                              "rcl.mask_same_target=false and rcl.weight_floor=0")
-        if not 0 < self.alpha <= 1:
-            raise ConfigError(f"rcl.alpha must be in (0, 1], got {self.alpha}")
-        if self.tau <= 0:
-            raise ConfigError(f"rcl.tau must be > 0, got {self.tau}")
-        for key in ("ngram", "max_neighbours", "semantic_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"rcl.{key} must be >= 1")
-
-
-@dataclass(frozen=True)
-class BaselineConfig:
-    """Contrastive baselines (rclrec/methods/*.py); None = the method's own default."""
-
-    weight: float | None = None  # (float) loss weight (cl4srec, duorec, contrarec, hpm)
-    tau: float | None = None  # (float) temperature (cl4srec, duorec, mclrec, hpm)
-    similarity: str | None = None  # (str) dot | cos (cl4srec, duorec)
-    ratios: str | None = None  # (str) duorec | mclrec | iclrec view ratios (cl4srec)
-    mask_token: str | None = None  # (str) row ([mask] row) | pad (cl4srec, mclrec, contrarec)
-    mask_same_target: bool | None = None  # (bool) duorec: drop same-target negatives
-    rd_weight: float | None = None  # (float) ct4rec output-consistency weight
-    ur_weight: float | None = None  # (float) ct4rec representation-consistency weight
-    ur_tau: float | None = None  # (float) ct4rec
-    clip: float | None = None  # (float) ct4rec logit clip
-    ur_positions: str | None = None  # (str) ct4rec: last | all
-    lmd: float | None = None  # (float) mclrec (None = per dataset)
-    beta: float | None = None  # (float) mclrec (None = per dataset)
-    use_rl: bool | None = None  # (bool) mclrec margin regulariser
-    aug_lr: float | None = None  # (float) mclrec augmenter learning rate
-    ccc_tau: float | None = None  # (float) contrarec context-context temperature
-    beta_a: int | None = None  # (int) contrarec Beta(a, b) mask/reorder ratio
-    beta_b: int | None = None  # (int) contrarec
-    cross_weight: float | None = None  # (float) hpm item/category cross term
-    normalize: bool | None = None  # (bool) hpm cosine instead of dot
-    category_file: str | None = None  # (str) hpm: lines "item category"
-    num_clusters: int | None = None  # (int) hpm stand-in categories (co-occurrence clusters)
-
-    def __post_init__(self) -> None:
-        _check_finite(self, "baseline")
-        if self.mask_token is not None:
-            _choice("baseline.mask_token", self.mask_token, ("row", "pad"))
-        if self.similarity is not None:
-            _choice("baseline.similarity", self.similarity, ("dot", "cos"))
+# For the method sections defined beside each method (rclrec/methods/).
+check_finite = _check_finite
+check_choice = _choice
 
 
 # ---------------------------------------------------------------- loading and overrides
@@ -304,7 +263,10 @@ def _all_keys(cls: type = ExperimentConfig, prefix: str = "") -> list[str]:
     keys = []
     hints = typing.get_type_hints(cls)
     for name in _fields(cls):
-        if dataclasses.is_dataclass(hints[name]):
+        if cls is ExperimentConfig and name == "sections":  # the methods' sections, by name
+            for section, section_cls in _method_sections().items():
+                keys += _all_keys(section_cls, f"{section}.")
+        elif dataclasses.is_dataclass(hints[name]):
             keys += _all_keys(hints[name], f"{prefix}{name}.")
         else:
             keys.append(prefix + name)
@@ -312,12 +274,25 @@ def _all_keys(cls: type = ExperimentConfig, prefix: str = "") -> list[str]:
 
 
 def _unknown(key: str) -> ConfigError:
+    if key.split(".")[0] == "baseline":
+        return _moved_baseline_setting(key)
     close = difflib.get_close_matches(key, _all_keys(), n=1, cutoff=0.5)
     if not close:  # try the last part alone: "lr" -> "train.lr"
         tail = key.rsplit(".", 1)[-1]
         close = [k for k in _all_keys() if k.rsplit(".", 1)[-1] == tail][:1]
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"unknown setting {key!r}{hint}")
+
+
+def _moved_baseline_setting(key: str) -> ConfigError:
+    """The one [baseline] section shared by six methods became a section per method."""
+    name = key.split(".", 1)[1] if "." in key else ""
+    owners = [f"{section}.{name}" for section, cls in _method_sections().items()
+              if name in _fields(cls)]
+    where = (f"use {' or '.join(owners)}" if owners else
+             f"the sections are {', '.join(f'[{s}]' for s in _method_sections())}")
+    return ConfigError(f"setting {key!r}: the [baseline] section is gone, each method has a "
+                       f"section of its own (e.g. [duorec] tau = 0.2); {where}")
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -361,18 +336,29 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     fields = _fields(cls)
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
+    sections: dict[str, Any] = {}  # the methods' own (ExperimentConfig only)
     for name, value in values.items():
         key = prefix + name
-        if name not in fields:
-            raise _unknown(key)
-        if dataclasses.is_dataclass(hints[name]):
-            if not isinstance(value, dict):
-                raise ConfigError(f"setting {key!r} is a section; use {key}.<name> = value")
-            kwargs[name] = _build(hints[name], value, key + ".")
+        if cls is ExperimentConfig and name in _method_sections():
+            sections[name] = _build(_method_sections()[name], _section_values(key, value),
+                                    key + ".")
+        elif name not in fields or (cls is ExperimentConfig and name == "sections"):
+            raise _unknown(f"{key}.{next(iter(value))}" if key == "baseline"
+                           and isinstance(value, dict) and value else key)
+        elif dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = _build(hints[name], _section_values(key, value), key + ".")
         else:
             kwargs[name] = _coerce(key, value, hints[name])
+    if sections:
+        kwargs["sections"] = {**_default_sections(), **sections}
     return cls(**kwargs)
+
+
+def _section_values(key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"setting {key!r} is a section; use {key}.<name> = value")
+    return value
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
@@ -439,4 +425,33 @@ def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
         data = {**data, **{key: "auto" for key, old in DATA_COLUMNS_BEFORE_AUTO.items()
                            if data.get(key) == old}}
         values = {**values, "data": data}
+    if "baseline" in values:  # saved before the methods had sections of their own
+        values = _from_baseline_section(values)
     return _build(ExperimentConfig, values)
+
+
+def _from_baseline_section(values: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the old shared [baseline] section: its set values (None meant "the
+    method's default") move to the saved method's own section. A method's section class may
+    map an old preset to its settings (``BASELINE_PRESETS``: old name -> value -> settings).
+
+    Raises:
+        ConfigError: a set value that the method's section has no place for.
+    """
+    values = dict(values)
+    old = {k: v for k, v in (values.pop("baseline") or {}).items() if v is not None}
+    _method_sections()
+    section = SECTION_OF_METHOD.get(str(values.get("method", "sasrec")), "")
+    if not old or not section or section in values:
+        return values
+    cls = _method_sections()[section]
+    presets = getattr(cls, "BASELINE_PRESETS", {})
+    moved: dict[str, Any] = {}
+    for name, value in old.items():
+        if name in _fields(cls):
+            moved[name] = value
+        elif value in presets.get(name, {}):
+            moved.update(presets[name][value])
+        else:
+            raise ConfigError(f"baseline.{name} = {value!r} has no counterpart in [{section}]")
+    return {**values, section: moved}

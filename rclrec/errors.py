@@ -13,3 +13,10 @@ class InputError(ValueError):
     """Bad input: a setting, a data file or a file of rclrec's; the message names it.
 
     A ``ValueError`` so that callers of the Python API that catch ``ValueError`` keep working."""
+
+
+class ConfigError(InputError):
+    """An unknown or badly typed setting; the message names the key and suggests a valid one.
+
+    (Defined here, not in rclrec/config.py, which exports it too: rclrec/tracking.py raises it
+    and rclrec/config.py imports tracking's names, so neither imports the other.)"""

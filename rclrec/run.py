@@ -49,8 +49,8 @@ Split = LeaveOneOutSplit | HeldOutSplit  # the trainer and the methods take eith
 
 
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Fill the settings that depend on others: max_len by dataset, instances by encoder, the
-    positives' recommendation loss by instances."""
+    """Fill the settings that depend on others: max_len by dataset, instances by encoder, then
+    the method's own section as the method resolves it (rclrec/methods/base.py)."""
     if cfg.encoder.name not in ENCODERS:
         raise ConfigError(f"unknown encoder {cfg.encoder.name!r} (option --encoder); choose one "
                           f"of {', '.join(sorted(ENCODERS))}")
@@ -63,25 +63,16 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     if instances == "windows" and not causal:
         raise ConfigError(f"train.instances=windows needs a causal encoder; "
                           f"{cfg.encoder.name} sees the future (use prefixes)")
-    rec_on_positives = cfg.rcl.positives_get_rec_loss(instances)
-    # A baseline's unset settings take its class defaults here, so that cells record (and hash)
-    # the values trained with: a changed default re-keys exactly the cells it changes.
-    baseline = cfg.baseline
-    if uses_section(cfg.method, "baseline"):
-        unread = [f.name for f in dataclasses.fields(baseline)
-                  if getattr(baseline, f.name) is not None and f.name not in method.hyper]
-        if unread:
-            raise ConfigError(f"--method {cfg.method} does not read baseline.{unread[0]}; its "
-                              f"settings are baseline.{', baseline.'.join(method.hyper)}")
-        baseline = dataclasses.replace(baseline, **method.resolved_hyper(cfg))
-    return dataclasses.replace(
+    cfg = dataclasses.replace(
         cfg,
-        baseline=baseline,
         data=dataclasses.replace(cfg.data, max_len=max_len),
         encoder=dataclasses.replace(cfg.encoder, max_len=max_len),
         train=dataclasses.replace(cfg.train, instances=instances),
-        rcl=dataclasses.replace(cfg.rcl, rec_loss_on_positives=rec_on_positives),
     )
+    if not method.section:
+        return cfg
+    return cfg.with_section(method.section,
+                            method.resolve_settings(cfg.sections[method.section], cfg))
 
 
 def pick_device(name: str) -> torch.device:
@@ -168,7 +159,7 @@ def _train_run(cfg: ExperimentConfig, out_dir: Path, world, device_name: str, re
     device = pick_device(device_name)
     dataset, split = load_split(cfg)
     instances = build_instances(cfg, split)
-    method = method_class(cfg.method)(cfg, split, instances, device)
+    method = method_class(cfg.method)(cfg, split, instances, device, dataset.item_ids)
     encoder = build_encoder(cfg.encoder, split.num_items, method.extra_tokens).to(device)
     trainer = Trainer(cfg, split, instances, encoder, method, device, out_dir, show_progress,
                       world)
@@ -294,28 +285,16 @@ def _check_same_config(out_dir: Path, cfg: ExperimentConfig,
     try:
         if not isinstance(recorded, dict):
             raise ConfigError(f"holds a {type(recorded).__name__}, not a config")
-        saved = _flat(resolve(config_from_dict(recorded)).to_dict())
+        saved = _flat(resolve(config_from_dict(recorded)).read_settings())
     except ConfigError as e:  # the file's settings, not the user's: the file is at fault
         raise CorruptFile(f"{saved_path}: not a run's settings as rclrec writes them ({e}); "
                           f"use another --out") from None
-    now = _flat(cfg.to_dict())
-    # A method's run does not depend on the sections of other methods.
-    unused = tuple(f"{section}." for section in ("rcl", "baseline")
-                   if not uses_section(cfg.method, section))
-    method = method_class(cfg.method)  # ... nor on the fields of its own it does not read
-    unread = {key for key in now if method.section and key.startswith(f"{method.section}.")
-              and key.split(".", 1)[1] not in method.reads()}
+    now = _flat(cfg.read_settings())  # a run does not depend on other methods' sections
     diff = [f"{key} {saved.get(key)!r} there, {value!r} asked" for key, value in now.items()
-            if key not in free and not key.startswith(unused) and key not in unread
-            and value != saved.get(key)]
+            if key not in free and value != saved.get(key)]
     if diff:
         raise ConfigError(f"{out_dir} holds a {state} with other settings ({'; '.join(diff)}); "
                           f"use another --out")
-
-
-def uses_section(method: str, section: str) -> bool:
-    """Whether a method reads a method-specific config section (``rcl`` or ``baseline``)."""
-    return method_class(method).section == section
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

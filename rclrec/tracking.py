@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from rclrec.config import ConfigError
+from rclrec.errors import ConfigError
 
 # Top-level history keys that are times, not losses.
 TIME_KEYS = ("train_seconds", "epoch_seconds")

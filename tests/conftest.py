@@ -4,6 +4,7 @@ from types import MappingProxyType
 
 import pytest
 
+import rclrec.methods  # noqa: F401 - registers the methods' config sections ([rcl], [duorec], ...)
 from rclrec.cli import TRAIN_SHORTCUTS
 from rclrec.config import load_config
 

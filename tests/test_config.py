@@ -44,3 +44,18 @@ def test_rcl_settings_are_checked():
         load_config(overrides={"rcl.alpha": "1.5"})
     with pytest.raises(ConfigError, match="rcl.similarity"):
         load_config(overrides={"rcl.similarity": "cosine"})
+
+
+def test_a_config_builds_without_importing_the_method_registry_first():
+    """A library user (or the model-file reader behind `rclrec analyze`) may build a config
+    before anything imported rclrec.methods: the sections must still be there, old saved
+    `[baseline]` values included."""
+    import subprocess
+    import sys
+
+    code = ("from rclrec.config import config_from_dict\n"
+            "cfg = config_from_dict({'method': 'duorec', 'baseline': {'tau': 0.2}})\n"
+            "print(cfg.settings.tau)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "0.2"

@@ -378,10 +378,15 @@ def test_read_only_output_folder(tmp_path, monkeypatch, capsys, tiny_flags):
 
 
 def float_settings(cls: type = ExperimentConfig, prefix: str = "") -> list[str]:
+    from rclrec.config import METHOD_SECTIONS
+
     keys = []
     for f in dataclasses.fields(cls):
         hint = typing.get_type_hints(cls)[f.name]
-        if dataclasses.is_dataclass(hint):
+        if cls is ExperimentConfig and f.name == "sections":
+            for section, section_cls in METHOD_SECTIONS.items():
+                keys += float_settings(section_cls, f"{section}.")
+        elif dataclasses.is_dataclass(hint):
             keys += float_settings(hint, f"{prefix}{f.name}.")
         elif float in (hint, *typing.get_args(hint)):
             keys.append(prefix + f.name)
@@ -390,7 +395,7 @@ def float_settings(cls: type = ExperimentConfig, prefix: str = "") -> list[str]:
 
 def test_every_float_setting_refuses_non_finite_values():
     keys = float_settings()
-    assert {"train.lr", "rcl.tau", "encoder.dropout", "baseline.tau"} <= set(keys)
+    assert {"train.lr", "rcl.tau", "encoder.dropout", "duorec.tau", "mclrec.lmd"} <= set(keys)
     for key in keys:
         for value in ("nan", "inf", "-inf"):
             with pytest.raises(ConfigError, match=f"{key}.*finite"):
@@ -399,12 +404,14 @@ def test_every_float_setting_refuses_non_finite_values():
 
 def test_non_finite_settings_through_the_python_api():
     """The dataclasses check themselves: no --set or TOML parsing involved."""
-    from rclrec.config import BaselineConfig, DataConfig, RCLConfig, TrainConfig
+    from rclrec.config import DataConfig, TrainConfig
+    from rclrec.methods.duorec import DuoRecConfig
+    from rclrec.methods.rcl import RCLConfig
 
     for make, key in ((lambda v: TrainConfig(lr=v), "train.lr"),
                       (lambda v: DataConfig(test_fraction=v), "data.test_fraction"),
                       (lambda v: RCLConfig(tau=v), "rcl.tau"),
-                      (lambda v: BaselineConfig(tau=v), "baseline.tau")):
+                      (lambda v: DuoRecConfig(tau=v), "duorec.tau")):
         for value in (float("nan"), float("inf")):
             with pytest.raises(ConfigError, match=f"{key}.*finite"):
                 make(value)
@@ -453,7 +460,7 @@ def test_generic_flags_set_the_chosen_methods_setting(tmp_path, monkeypatch, cap
                  "--similarity", "cos", "--out", str(out)]) == 0
     assert used and set(used) == {(0.2, "cos")}
     recorded = json.loads((out / "metrics.json").read_text())["config"]
-    assert recorded["baseline"]["tau"] == 0.2 and recorded["rcl"]["tau"] == 0.5
+    assert recorded["duorec"]["tau"] == 0.2 and recorded["rcl"]["tau"] == 0.5
     capsys.readouterr()
     fails_with_line(capsys, ["train", *tiny_flags, "--method", "duorec", "--alpha", "0.1", "--out",
                              str(tmp_path / "a")], "--alpha", "duorec")

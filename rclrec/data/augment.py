@@ -1,4 +1,5 @@
-"""Sequence augmentations of CL4SRec (Xie et al., ICDE 2022) and ContraRec (Wang et al., TOIS 2023).
+"""Sequence augmentations of CL4SRec (Xie et al., ICDE 2022), shared by its siblings (MCLRec's
+views; ContraRec's, rclrec/methods/contrarec.py, mask and reorder with its own ratios).
 
 All functions take a LEFT-padded int64 batch ``seqs`` of shape (B, L) (padding id 0 on the left,
 the real items right-aligned, the most recent item at position L - 1), as a torch tensor or a
@@ -18,6 +19,7 @@ Sequences with n <= 1 are returned unchanged by every operator.
 
 Default ratios (``DUOREC_RATIOS``) are those of the DuoRec repository's CL4SRec
 (eta 0.6, gamma 0.3, beta 0.6); ``MCLREC_RATIOS`` and ``ICLREC_RATIOS`` are the other repos'.
+A method's section sets the ratios it trains with (their defaults come from here).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ Ratio = float | torch.Tensor
 # helpers
 
 
-def _as_tensor(seqs: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, bool]:
+def as_tensor(seqs: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, bool]:
     """Return (a torch int64 view of seqs, whether the input was numpy)."""
     if isinstance(seqs, np.ndarray):
         return torch.from_numpy(np.asarray(seqs, dtype=np.int64)), True
@@ -55,11 +57,11 @@ def _as_tensor(seqs: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, bool]:
     return seqs.long(), False
 
 
-def _back(out: torch.Tensor, was_numpy: bool) -> torch.Tensor | np.ndarray:
+def back(out: torch.Tensor, was_numpy: bool) -> torch.Tensor | np.ndarray:
     return out.numpy() if was_numpy else out
 
 
-def _uniform(shape: tuple[int, ...], generator: Generator, device: torch.device) -> torch.Tensor:
+def uniform(shape: tuple[int, ...], generator: Generator, device: torch.device) -> torch.Tensor:
     """Float64 uniforms in [0, 1) of ``shape`` on ``device``, drawn from ``generator``."""
     if isinstance(generator, np.random.Generator):
         return torch.from_numpy(generator.random(shape)).to(device)
@@ -99,7 +101,7 @@ def _check_ratio(name: str, ratio: Ratio) -> None:
 
 def _uniform_start(n: torch.Tensor, k: torch.Tensor, generator: Generator) -> torch.Tensor:
     """A start index uniform in {0, ..., n - k} per row (random.randint(0, n - k) in DuoRec)."""
-    u = _uniform((n.shape[0],), generator, n.device)
+    u = uniform((n.shape[0],), generator, n.device)
     span = (n - k + 1).clamp(min=1)
     return torch.minimum(torch.floor(u * span).long(), span - 1)
 
@@ -125,7 +127,7 @@ def crop(seqs: torch.Tensor | np.ndarray, eta: Ratio = DEFAULT_RATIOS["crop"], *
         (B, L) int64 of the same type and device as ``seqs``.
     """
     _check_ratio("eta", eta)
-    x, was_numpy = _as_tensor(seqs)
+    x, was_numpy = as_tensor(seqs)
     n = _lengths(x)
     big = n >= 2
     k = torch.where(big, _count(n, eta).clamp(min=1), n)
@@ -137,7 +139,7 @@ def crop(seqs: torch.Tensor | np.ndarray, eta: Ratio = DEFAULT_RATIOS["crop"], *
     src = (pos + (k - n + start)[:, None]).clamp(0, L - 1)
     out = torch.gather(x, 1, src)
     out = torch.where(pos >= (L - k)[:, None], out, torch.zeros_like(out))
-    return _back(out, was_numpy)
+    return back(out, was_numpy)
 
 
 def mask(seqs: torch.Tensor | np.ndarray, gamma: Ratio = DEFAULT_RATIOS["mask"], *,
@@ -161,16 +163,16 @@ def mask(seqs: torch.Tensor | np.ndarray, gamma: Ratio = DEFAULT_RATIOS["mask"],
     _check_ratio("gamma", gamma)
     if mask_token < 0:
         raise ValueError(f"mask_token must be >= 0, got {mask_token}")
-    x, was_numpy = _as_tensor(seqs)
+    x, was_numpy = as_tensor(seqs)
     n = _lengths(x)
     k = torch.where(n >= 2, _count(n, gamma), torch.zeros_like(n))
     # Random ranks among the real positions (padding gets keys > 1 so it ranks last): the k
     # smallest keys give k distinct positions, uniform over subsets.
-    keys = _uniform(tuple(x.shape), generator, x.device)
+    keys = uniform(tuple(x.shape), generator, x.device)
     keys = torch.where(x != PAD, keys, torch.full_like(keys, 2.0))
     rank = keys.argsort(1).argsort(1)
     out = torch.where(rank < k[:, None], torch.full_like(x, mask_token), x)
-    return _back(out, was_numpy)
+    return back(out, was_numpy)
 
 
 def reorder(seqs: torch.Tensor | np.ndarray, beta: Ratio = DEFAULT_RATIOS["reorder"], *,
@@ -187,7 +189,7 @@ def reorder(seqs: torch.Tensor | np.ndarray, beta: Ratio = DEFAULT_RATIOS["reord
         input row that moves items only inside the window.
     """
     _check_ratio("beta", beta)
-    x, was_numpy = _as_tensor(seqs)
+    x, was_numpy = as_tensor(seqs)
     n = _lengths(x)
     k = torch.where(n >= 2, _count(n, beta), torch.zeros_like(n))
     start = _uniform_start(n, k, generator)
@@ -197,10 +199,10 @@ def reorder(seqs: torch.Tensor | np.ndarray, beta: Ratio = DEFAULT_RATIOS["reord
     inside = (pos >= lo) & (pos < lo + k[:, None])
     # Sort keys: positions outside keep their integer index; inside the window the keys are
     # random in [lo - 0.5, lo + k - 0.5), so the window is permuted uniformly in place.
-    u = _uniform(tuple(x.shape), generator, x.device)
+    u = uniform(tuple(x.shape), generator, x.device)
     keys = torch.where(inside, lo - 0.5 + u * k[:, None], pos)
     out = torch.gather(x, 1, keys.argsort(1))
-    return _back(out, was_numpy)
+    return back(out, was_numpy)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,10 +240,10 @@ def two_views(seqs: torch.Tensor | np.ndarray, ops: Sequence[str] = OPERATORS,
     if "mask" in ops and mask_token is None:
         raise ValueError("mask_token is required when 'mask' is one of the operators")
     r = {**DEFAULT_RATIOS, **(ratios or {})}
-    x, was_numpy = _as_tensor(seqs)
+    x, was_numpy = as_tensor(seqs)
     B = x.shape[0]
     # Two distinct operator indices per row: the two smallest of len(ops) random keys.
-    order = _uniform((B, len(ops)), generator, x.device).argsort(1)
+    order = uniform((B, len(ops)), generator, x.device).argsort(1)
     choice = (order[:, 0], order[:, 1] if len(ops) > 1 else order[:, 0])
     views = []
     for v in range(2):
@@ -257,48 +259,8 @@ def two_views(seqs: torch.Tensor | np.ndarray, ops: Sequence[str] = OPERATORS,
                 out[rows] = mask(sub, r["mask"], mask_token=mask_token, generator=generator)
             else:
                 out[rows] = reorder(sub, r["reorder"], generator=generator)
-        views.append(_back(out, was_numpy))
+        views.append(back(out, was_numpy))
     return views[0], views[1]
-
-
-def _beta_integer(a: int, b: int, size: int, generator: Generator,
-                  device: torch.device) -> torch.Tensor:
-    """Beta(a, b) samples for integer a, b >= 1: the a-th smallest of a + b - 1 uniforms.
-
-    (Order statistics of uniforms are Beta distributed; this keeps every draw on ``generator``.)
-    """
-    u = _uniform((size, a + b - 1), generator, device)
-    return u.sort(1).values[:, a - 1]
-
-
-def contrarec_view(seqs: torch.Tensor | np.ndarray, *, mask_token: int, beta_a: int = 3,
-                   beta_b: int = 3, generator: Generator = None) -> torch.Tensor | np.ndarray:
-    """One ContraRec context view (ReChorus ``ContraRec.Dataset.augment``; docs/BASELINES.md 6).
-
-    Per row, with probability 1/2 mask, else reorder, with a fraction drawn per row from
-    Beta(beta_a, beta_b) (ReChorus default Beta(3, 3)); counts are floor(ratio * n) as ``int()``
-    truncates in ReChorus. Call twice for the two views (both may use the same operator).
-
-    Args:
-        seqs: (B, L) int64, left-padded with 0.
-        mask_token: the [mask] id (ReChorus uses n_items, i.e. the id after the last item).
-        beta_a: first Beta shape parameter (integer).
-        beta_b: second Beta shape parameter (integer).
-        generator: torch or numpy generator.
-
-    Returns:
-        (B, L) int64 of the same type and device as ``seqs``.
-    """
-    if int(beta_a) != beta_a or int(beta_b) != beta_b or beta_a < 1 or beta_b < 1:
-        raise ValueError("beta_a and beta_b must be integers >= 1")
-    x, was_numpy = _as_tensor(seqs)
-    B = x.shape[0]
-    ratio = _beta_integer(int(beta_a), int(beta_b), B, generator, x.device)
-    use_mask = _uniform((B,), generator, x.device) < 0.5
-    masked = mask(x, ratio, mask_token=mask_token, generator=generator)
-    shuffled = reorder(x, ratio, generator=generator)
-    out = torch.where(use_mask[:, None], masked, shuffled)
-    return _back(out, was_numpy)
 
 
 def expected_counts(n: int, ratios: dict[str, float] | None = None) -> dict[str, int]:

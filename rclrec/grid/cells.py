@@ -17,13 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rclrec.config import (
-    WEAK_POSITIVE_SETTINGS,
-    ExperimentConfig,
-    RCLConfig,
-    config_from_dict,
-    settings_as_hashed,
-)
+from rclrec.config import ExperimentConfig, config_from_dict, settings_as_hashed
 from rclrec.files import read_json, write_json_atomic, write_text_atomic
 from rclrec.locks import LockBusy, exclusive_lock
 
@@ -47,34 +41,14 @@ class CellNotTrained(CellUnavailable):
 
 
 def hashed_config(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The resolved configuration as hashed: JSON types, unhashed settings and the sections
-    the method does not read removed."""
-    from rclrec.methods import method_class
-    from rclrec.run import resolve, uses_section
+    """The resolved configuration of the sections a run reads (the shared ones and its
+    method's own), as JSON types, without the unhashed settings."""
+    from rclrec.run import resolve  # here: reading finished cells (reports) needs no torch
 
-    resolved = resolve(cfg)
-    d = json.loads(json.dumps(resolved.to_dict()))
+    d = json.loads(json.dumps(resolve(cfg).read_settings()))
     for section, key in UNHASHED:
         d[section].pop(key, None)
-    d = settings_as_hashed(d)  # cells made before a setting existed keep their hashes
-    # A method's cell does not depend on another method's section or settings: a changed RCL
-    # default must not re-key (and retrain) SASRec or baseline cells, nor a DuoRec one CL4SRec's.
-    for section in ("rcl", "baseline"):
-        if not uses_section(cfg.method, section):
-            d.pop(section)
-    # Only the fields the method reads (for RCL all of them: its hashes are unchanged).
-    reads = method_class(cfg.method).reads()
-    for section in ("rcl", "baseline"):
-        if section in d:
-            d[section] = {name: d[section][name] for name in reads}
-    if "rcl" in d and d["rcl"]["variant"] == "strong":  # one cell for every similarity
-        defaults = RCLConfig()
-        d["rcl"].update({key: getattr(defaults, key) for key in WEAK_POSITIVE_SETTINGS
-                         if key in d["rcl"]})
-    constants = method_class(cfg.method).code_constants(resolved)
-    if constants:  # absent where there are none, so other methods' hashes are unchanged
-        d["code_constants"] = json.loads(json.dumps(constants))
-    return d
+    return settings_as_hashed(d)  # cells made before a setting existed keep their hashes
 
 
 def config_hash(cfg: ExperimentConfig) -> str:
@@ -198,6 +172,8 @@ def rekey_cells(results: str | os.PathLike, work: str | os.PathLike
     Raises:
         FileExistsError: the new name is taken (the cell was trained again meanwhile).
     """
+    import rclrec.methods  # noqa: F401 - registers the method sections config_from_dict reads
+
     results, work = Path(results), Path(work)
     moves: dict[str, str] = {}
     for path in sorted(results.glob("cells/*/cell.json")):

@@ -139,14 +139,19 @@ def total_cost_text(cells: list[dict[str, Any]]) -> str:
 
 def settings_text(settings: dict[str, Any]) -> str:
     """``lambda 0.2, score dot, tau 0.1, dropout 0.3`` from flat dotted settings."""
-    names = {"rcl.weight": "lambda", "baseline.ur_weight": "weight", "baseline.beta": "weight",
-             "baseline.ur_tau": "tau", "baseline.ccc_tau": "tau",
-             "baseline.normalize": "cosine", "baseline.similarity": "score"}
+    # A baseline's searched contrast weight, temperature and score, named alike for all.
+    baseline_names = {"ur_weight": "weight", "beta": "weight", "ur_tau": "tau",
+                      "ccc_tau": "tau", "normalize": "cosine", "similarity": "score"}
     parts: dict[str, Any] = {}
     for key, value in settings.items():
         if key == "encoder.attn_dropout" and value == settings.get("encoder.dropout"):
             continue
-        parts[names.get(key, key.rsplit(".", 1)[-1])] = value
+        section, name = key.rsplit(".", 1) if "." in key else ("", key)
+        if key == "rcl.weight":
+            name = "lambda"
+        elif section not in ("rcl", "data", "encoder", "train", "eval"):
+            name = baseline_names.get(name, name)
+        parts[name] = value
     return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                      for k, v in parts.items()) or "defaults"
 

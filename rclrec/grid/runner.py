@@ -15,6 +15,7 @@ from rclrec.files import read_json, write_json_atomic
 from rclrec.grid.cells import CellUnavailable, run_cell
 from rclrec.grid.search import coordinate_search, search_name
 from rclrec.grid.suites import ALPHAS, PROFILES, Group, Profile, search_space, suites_of
+from rclrec.methods import METHODS
 
 DEFAULT_WORK = Path("runs") / "cells"
 
@@ -49,8 +50,6 @@ def dataset_key(name: str) -> str:
 
 
 def missing_method_reason(method: str) -> str | None:
-    from rclrec.methods import METHODS
-
     if method in METHODS:
         return None
     return f"missing method: {method!r} is not in rclrec.methods.METHODS"

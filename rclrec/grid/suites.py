@@ -82,24 +82,31 @@ def _score_tau(name: str, score_key: str, tau_key: str, scores: tuple[Any, Any])
 # the authors' defaults are the start, tried first. RCL's alpha is left out: on 2-grams the
 # smallest alpha already keeps every weak candidate of every row (docs/RESULTS.md, "Where
 # top-alpha binds"), so its sweep would train one model six times.
-_WEIGHT = SearchParam("weight", ("baseline.weight",), LAMBDAS)
 _DOT_COS = ("dot", "cos")
+
+
+def _weight(method: str, key: str = "weight") -> SearchParam:
+    return SearchParam("weight", (f"{method}.{key}",), LAMBDAS)
+
+
+def _tau(method: str, key: str = "tau") -> SearchParam:
+    return SearchParam("tau", (f"{method}.{key}",), TAUS)
+
+
 PAPER_SPACES: dict[str, tuple[SearchParam, ...]] = {
     "rcl": (LAMBDA, _score_tau("score x tau", "rcl.score", "rcl.tau", ("cosine", "dot")),
             DROPOUT),
-    "cl4srec": (_WEIGHT, _score_tau("similarity x tau", "baseline.similarity", "baseline.tau",
-                                    _DOT_COS), DROPOUT),
-    "duorec": (_WEIGHT, _score_tau("similarity x tau", "baseline.similarity", "baseline.tau",
-                                   _DOT_COS), DROPOUT),
-    "hpm": (_WEIGHT, _score_tau("normalize x tau", "baseline.normalize", "baseline.tau",
-                                (False, True)), DROPOUT),
+    "cl4srec": (_weight("cl4srec"), _score_tau("similarity x tau", "cl4srec.similarity",
+                                                "cl4srec.tau", _DOT_COS), DROPOUT),
+    "duorec": (_weight("duorec"), _score_tau("similarity x tau", "duorec.similarity",
+                                              "duorec.tau", _DOT_COS), DROPOUT),
+    "hpm": (_weight("hpm"), _score_tau("normalize x tau", "hpm.normalize", "hpm.tau",
+                                        (False, True)), DROPOUT),
     # CT4Rec's and ContraRec's contrasts are cosine by construction: the temperature alone.
-    "ct4rec": (SearchParam("weight", ("baseline.ur_weight",), LAMBDAS),
-               SearchParam("tau", ("baseline.ur_tau",), TAUS), DROPOUT),
-    "contrarec": (_WEIGHT, SearchParam("tau", ("baseline.ccc_tau",), TAUS), DROPOUT),
+    "ct4rec": (_weight("ct4rec", "ur_weight"), _tau("ct4rec", "ur_tau"), DROPOUT),
+    "contrarec": (_weight("contrarec"), _tau("contrarec", "ccc_tau"), DROPOUT),
     # MCLRec: the meta-contrast weight (its lmd stays the scripts' per-dataset value).
-    "mclrec": (SearchParam("weight", ("baseline.beta",), LAMBDAS),
-               SearchParam("tau", ("baseline.tau",), TAUS), DROPOUT),
+    "mclrec": (_weight("mclrec", "beta"), _tau("mclrec"), DROPOUT),
 }
 # Every method gets this many cells: RCL's one pass over its grid (1 + 4 + 11 + 4). A method
 # with a smaller grid spends the rest on further coordinate passes until one changes nothing;

@@ -31,14 +31,10 @@ statistics (``weak_zero_weight``), which should stay 0 since the sampler only dr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
-
-if TYPE_CHECKING:
-    from rclrec.config import RCLConfig
 
 VARIANTS = ("rcl", "unweight", "weak", "strong", "three_pairs", "official")
 OFFICIAL_WEIGHT_POWER = 0.1  # the official code's `smooth_loss`: weight_i = s(u_i, b_i) ** 0.1
@@ -60,6 +56,7 @@ class RCLLossConfig:
         similarity: "dot" (paper: raw dot products) or "cosine" (L2-normalised representations).
         weight_floor: eps added to every weight s_uc of Eq. 16; 0 is paper-exact (terms with
             s_uc = 0 vanish from the weighted denominator).
+        official_weight_power: the "official" variant's weight s(u, b) ** power.
     """
 
     variant: str = "rcl"
@@ -67,6 +64,7 @@ class RCLLossConfig:
     mask_same_target: bool = False
     similarity: str = "dot"
     weight_floor: float = 0.0
+    official_weight_power: float = OFFICIAL_WEIGHT_POWER
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -87,12 +85,6 @@ class RCLLossConfig:
     def weighted(self) -> bool:
         """Whether the variant uses the similarity weights of Eq. 16."""
         return self.variant in ("rcl", "weak")
-
-    @classmethod
-    def from_config(cls, rcl: RCLConfig) -> RCLLossConfig:
-        """Build from ``rclrec.config.RCLConfig`` (its ``score`` is our ``similarity``)."""
-        return cls(variant=rcl.variant, tau=rcl.tau, mask_same_target=rcl.mask_same_target,
-                   similarity=rcl.score, weight_floor=rcl.weight_floor)
 
 
 # ---------------------------------------------------------------- the members of A
@@ -404,7 +396,7 @@ def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = 
         if h is not None and h.shape != h_centre.shape:
             raise ValueError(f"{name} has shape {tuple(h.shape)}, expected {tuple(h_centre.shape)}")
     if cfg.variant == "official":
-        return _official(batch, has_strong, has_weak, cfg.tau)
+        return _official(batch, has_strong, has_weak, cfg)
 
     members = stack_members(h_centre, h_strong, has_strong, h_weak, has_weak)  # (M, D)
     m = members.shape[0]
@@ -486,7 +478,7 @@ def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = 
 
 
 def _official(batch: ContrastBatch, has_strong: Tensor, has_weak: Tensor,
-              tau: float) -> tuple[Tensor, dict[str, float]]:
+              cfg: RCLLossConfig) -> tuple[Tensor, dict[str, float]]:
     """Adapt the arguments of ``relative_contrastive_loss`` to ``official_rcl_loss``."""
     h_centre, h_strong, h_weak = batch.centre, batch.strong, batch.weak
     similarity = batch.similarity
@@ -497,9 +489,9 @@ def _official(batch: ContrastBatch, has_strong: Tensor, has_weak: Tensor,
     if similarity is not None:
         _, weak_col = member_columns(has_strong, has_weak)
         weight = positive_weight(similarity.detach().to(h_centre.dtype), weak_col)
-        weight = torch.where(has_weak, weight.clamp(min=0) ** OFFICIAL_WEIGHT_POWER, 0.0)
+        weight = torch.where(has_weak, weight.clamp(min=0) ** cfg.official_weight_power, 0.0)
     keys = h_centre if h_weak is None else torch.where(has_weak[:, None], h_weak, h_centre)
-    loss, stats = official_rcl_loss(h_centre, h_strong, keys, weight, tau)
+    loss, stats = official_rcl_loss(h_centre, h_strong, keys, weight, cfg.tau)
     shares = {"contributing": 1.0, "strong": 1.0, "weak": has_weak.float().mean().item(),
               "members": float(3 * h_centre.shape[0]), "both": has_weak.float().mean().item(),
               "weak_zero_weight": 0.0, "self_view": 0.0}  # members = encoded sequences

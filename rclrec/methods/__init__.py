@@ -1,11 +1,13 @@
 """Training methods: what is added to the recommendation loss at each step.
 
-Add a method by writing a ``Method`` subclass and one line in ``METHODS``.
+Add a method by writing one module (its ``Config`` section dataclass and its ``Method``
+subclass, rclrec/methods/base.py says what the trainer calls) and one line in ``METHODS``: its
+config section, the generic flags, the contract tests and the cell hash follow from here.
 """
 
 from __future__ import annotations
 
-from rclrec.config import ConfigError
+from rclrec.config import ConfigError, register_methods
 from rclrec.methods.base import Method
 from rclrec.methods.cl4srec import CL4SRec
 from rclrec.methods.contrarec import ContraRec
@@ -28,6 +30,9 @@ METHODS: dict[str, type[Method]] = {
     "random_positives": RandomPositives,  # controls (issue 16): RCL's extra CE work, no contrast
     "repeated_centres": RepeatedCentres,
 }
+
+register_methods({name: cls.section for name, cls in METHODS.items()},
+                 {cls.section: cls.Config for cls in METHODS.values() if cls.section})
 
 
 def method_class(name: str) -> type[Method]:

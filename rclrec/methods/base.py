@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,10 +36,20 @@ class Batch:
 
 
 class Method:
-    """Plain next-item training (SASRec, FMLP-Rec): no extra objective."""
+    """Plain next-item training (SASRec, FMLP-Rec): no extra objective.
+
+    A method with settings names its config section (``section``) and declares it as a frozen
+    dataclass (``Config``) in its own module; the registry (rclrec/methods/__init__.py) makes
+    the section known to the configuration. The run recipe gives the method what it needs:
+    the config, the split, the training instances, the device and the items' original ids.
+    """
+
+    Config: type | None = None  # the frozen dataclass of the method's section; None = none
+    section: str = ""  # the config section the method reads ("" for none)
 
     def __init__(self, cfg: ExperimentConfig, split: LeaveOneOutSplit,
-                 instances: TrainingInstances, device: torch.device) -> None:
+                 instances: TrainingInstances, device: torch.device,
+                 item_ids: list[str] | None = None) -> None:
         self.cfg = cfg
         self.split = split
         self.instances = instances
@@ -46,6 +58,10 @@ class Method:
         # (RCL's positives) call this same object.
         self.rec_loss = RecommendationLoss.build(cfg.train, instances.targets, split.num_items,
                                                  device)
+        self.item_ids = item_ids  # the data file's item ids (None: the internal ids 1..n)
+        # The method's own settings, resolved (callers may pass an unresolved config).
+        self.settings = (type(self).resolve_settings(cfg.sections[self.section], cfg)
+                         if self.section else None)
 
     # The trainer's recommendation loss is multiplied by this (CT4Rec averages it with the
     # loss of its second dropout pass, so it takes half here and adds the other half itself).
@@ -54,22 +70,19 @@ class Method:
     # False for a method that steps an optimizer of its own: its replicas would drift apart.
     data_parallel: bool = True
 
-    # The config section the method reads ("rcl", "baseline"; "" for none). With ``reads`` it is
-    # the one declaration behind both the CLI's method flags and the cell hash.
-    section: str = ""
-
     @classmethod
     def reads(cls) -> tuple[str, ...]:
-        """The fields of ``section`` the method reads: a flag naming another is an error, and
-        the others do not enter its cell hash."""
-        return ()
+        """The fields of ``section`` the method reads (all of them unless it says otherwise):
+        the generic flags (--tau, --alpha, ...) may set only these."""
+        return tuple(f.name for f in dataclasses.fields(cls.Config)) if cls.Config else ()
 
     @classmethod
-    def code_constants(cls, cfg) -> dict[str, object]:
-        """Values fixed in the method's code that change what a run of ``cfg`` computes (a
-        preset's view ratios, a sampled-negative count): the cell hash covers them, so editing
-        one re-keys the cells it changes, where no setting could tell."""
-        return {}
+    def resolve_settings(cls, settings: Any, cfg: ExperimentConfig) -> Any:
+        """The section as a run of ``cfg`` uses it: settings left to depend on others filled in
+        (e.g. by dataset), and settings this run does not read set to their defaults, so the
+        resolved config (what a cell records and hashes) holds only what the run uses.
+        ``cfg``'s shared sections are resolved (max_len, instances)."""
+        return settings
 
     def setup(self, encoder: nn.Module) -> None:
         """Called once before training (e.g. to build a similarity index)."""

@@ -19,12 +19,15 @@ per step (``extra_positions``, per centre) so the report can show the difference
 
 Both take RCL's settings that decide the draws (the ``rcl`` section: the similarity behind
 the counts); the contrast's settings (``CONTRAST_SETTINGS``) are unread: refused as flags and
-left out of the cell hash. A control always trains its extra sequences with the rec. loss, so
-a configuration where RCL would not (``rcl.rec_loss_on_positives`` false, or unset with prefix
-instances, e.g. FMLP-Rec) is refused: there is no extra CE work to match.
+at their defaults in the resolved config (so not part of what tells two cells apart). A
+control always trains its extra sequences with the rec. loss, so a configuration where RCL
+would not (``rcl.rec_loss_on_positives`` false, or unset with prefix instances, e.g. FMLP-Rec)
+is refused: there is no extra CE work to match.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
@@ -34,10 +37,11 @@ from rclrec.config import ConfigError
 from rclrec.data.dataset import DataError
 from rclrec.losses.recommendation import recommendation_loss
 from rclrec.methods.base import Batch
-from rclrec.methods.rcl import RCL
+from rclrec.methods.rcl import RCL, RCLConfig
 
 # The settings of the ``rcl`` section only the contrast reads.
-CONTRAST_SETTINGS = ("weight", "tau", "score", "mask_same_target", "weight_floor")
+CONTRAST_SETTINGS = ("weight", "tau", "score", "mask_same_target", "weight_floor",
+                     "official_weight_power")
 
 
 class UniformOtherSampler:
@@ -74,13 +78,22 @@ class RandomPositives(RCL):
     def reads(cls) -> tuple[str, ...]:
         return tuple(name for name in RCL.reads() if name not in CONTRAST_SETTINGS)
 
-    def __init__(self, cfg, split, instances, device: torch.device) -> None:
-        super().__init__(cfg, split, instances, device)
+    @classmethod
+    def resolve_settings(cls, settings: RCLConfig, cfg) -> RCLConfig:
+        defaults = RCLConfig()
+        settings = dataclasses.replace(settings, **{key: getattr(defaults, key)
+                                                    for key in CONTRAST_SETTINGS})
+        return super().resolve_settings(settings, cfg)
+
+    def __init__(self, cfg, split, instances, device: torch.device,
+                 item_ids: list[str] | None = None) -> None:
+        super().__init__(cfg, split, instances, device, item_ids)
         if not self.rec_on_positives:
             raise ConfigError(
                 f"method {cfg.method} trains its extra sequences with the rec. loss, but RCL "
                 f"with these settings would not (rcl.rec_loss_on_positives = "
-                f"{cfg.rcl.rec_loss_on_positives}, {'window' if self.every_position else 'prefix'}"
+                f"{self.rcl.rec_loss_on_positives}, "
+                f"{'window' if self.every_position else 'prefix'}"
                 f" instances): set rcl.rec_loss_on_positives = true or use RCL")
         # A generator of its own: RCL's draws (the counts) stay those of an RCL run.
         self.control_rng = np.random.default_rng(cfg.train.seed + 3)

@@ -14,13 +14,14 @@ may be any prefix of another user's sequence that is followed by the centre's ta
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from rclrec.config import RCLConfig
+from rclrec.config import ConfigError, check_choice, check_finite
 from rclrec.data.batches import (
     TrainingInstances,
     length_sorted_chunks,
@@ -30,6 +31,7 @@ from rclrec.data.batches import (
 from rclrec.data.split import LeaveOneOutSplit, contrast_units
 from rclrec.losses.contrastive import (
     OFFICIAL_WEIGHT_POWER,
+    VARIANTS,
     ContrastBatch,
     RCLLossConfig,
     fill_missing_strong,
@@ -44,28 +46,103 @@ from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similar
 from rclrec.similarity.spec import index_for_config
 
 
+@dataclass(frozen=True)
+class RCLConfig:
+    """RCL's settings (docs/METHOD.md sections 3-5); the paper's search ranges are in section 4."""
+
+    variant: str = "rcl"  # (str) rcl | unweight | weak | strong | three_pairs | official
+    similarity: str = "ngram"  # (str) jaccard | tfidf | ngram | levenshtein | semantic
+    ngram: int = 2  # (int) n of the n-gram metric; the paper's main setting is 2-grams
+    alpha: float = 0.05  # (float) weak positives = top alpha fraction of sequences (paper grid)
+    selection: str = "row"  # (str) row (paper text) | global (official code) top-alpha
+    max_neighbours: int = 256  # (int) cap on weak candidates per sequence (ours: memory)
+    weight: float = 0.1  # (float) lambda of Eq. 18 (the paper's grid 0.1 ... 0.5)
+    # Defaults picked on validation NDCG@10 (docs/RESULTS.md, "RCL pilot"): raw dot products
+    # at tau 1 (the paper's reading) let the contrast swamp the recommendation loss early on.
+    tau: float = 0.5  # (float) temperature of Eq. 12 and 16
+    score: str = "cosine"  # (str) cosine | dot (paper)
+    mask_same_target: bool = False  # (bool) mask in-batch same-target false negatives (ours)
+    weight_floor: float = 0.0  # (float) eps added to similarities in Eq. 16 (0 = paper)
+    semantic_every: int = 5  # (int) epochs between rebuilds of the semantic index (ours)
+    # None: on with window instances (SASRec), off with prefix instances (FMLP-Rec), each
+    # picked on validation (docs/RESULTS.md, "Recommendation loss on the positives"; Beauty,
+    # quick profile, seed 0): windows .0682 on vs .0604 off, prefixes .0560 on vs .0702 off.
+    # The lambda-0 controls do as well: the gain or loss is the training on the positives.
+    rec_loss_on_positives: bool | None = None  # (bool) positives also get the rec. loss
+    # sequences: other users' whole training sequences with the centre's target (the paper);
+    # prefixes: also any prefix of another user's sequence followed by that target (docs/METHOD.md
+    # section 5): on Beauty the share of centres with a strong positive rises from 83.2% to 99.7%.
+    strong_positives: str = "sequences"  # (str) sequences | prefixes
+    # variant = official only: weight_i = s(u_i, b_i) ** power, the official code's smooth_loss.
+    official_weight_power: float = OFFICIAL_WEIGHT_POWER  # (float)
+
+    def positives_get_rec_loss(self, instances: str) -> bool:
+        """rec_loss_on_positives, with None resolved by the kind of training instances."""
+        if self.rec_loss_on_positives is None:
+            return instances == "windows"
+        return self.rec_loss_on_positives
+
+    def loss_config(self) -> RCLLossConfig:
+        """The settings of the loss function (its ``similarity`` is our ``score``)."""
+        return RCLLossConfig(variant=self.variant, tau=self.tau,
+                             mask_same_target=self.mask_same_target, similarity=self.score,
+                             weight_floor=self.weight_floor,
+                             official_weight_power=self.official_weight_power)
+
+    def __post_init__(self) -> None:
+        check_finite(self, "rcl")
+        check_choice("rcl.variant", self.variant, VARIANTS)
+        check_choice("rcl.similarity", self.similarity,
+                     ("jaccard", "tfidf", "ngram", "levenshtein", "semantic"))
+        check_choice("rcl.selection", self.selection, ("row", "global"))
+        check_choice("rcl.score", self.score, ("cosine", "dot"))
+        check_choice("rcl.strong_positives", self.strong_positives, ("sequences", "prefixes"))
+        if self.variant == "official" and (self.score != "dot" or self.mask_same_target
+                                           or self.weight_floor):
+            raise ConfigError("rcl.variant=official (the authors' loss) needs rcl.score=dot, "
+                              "rcl.mask_same_target=false and rcl.weight_floor=0")
+        if not 0 < self.alpha <= 1:
+            raise ConfigError(f"rcl.alpha must be in (0, 1], got {self.alpha}")
+        if self.tau <= 0:
+            raise ConfigError(f"rcl.tau must be > 0, got {self.tau}")
+        for key in ("ngram", "max_neighbours", "semantic_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"rcl.{key} must be >= 1")
+
+
+# The settings that choose and weight weak positives: the "strong" variant (Eq. 12 alone) reads
+# none of them, so its resolved config holds their defaults (one cell for every similarity).
+WEAK_POSITIVE_SETTINGS = ("similarity", "ngram", "alpha", "selection", "max_neighbours",
+                          "semantic_every", "weight_floor")
+
+
 class RCL(Method):
     """Relative Contrastive Learning (Wang et al., CIKM 2024)."""
 
+    Config = RCLConfig
     section = "rcl"
 
     @classmethod
-    def reads(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(RCLConfig))
-
-    @classmethod
-    def code_constants(cls, cfg) -> dict[str, object]:
-        return ({"official_weight_power": OFFICIAL_WEIGHT_POWER}
-                if cfg.rcl.variant == "official" else {})
+    def resolve_settings(cls, settings: RCLConfig, cfg) -> RCLConfig:
+        """The positives' rec. loss by the kind of instances; the strong variant's unread
+        weak-positive settings at their defaults."""
+        if cfg.train.instances != "auto":
+            settings = dataclasses.replace(settings, rec_loss_on_positives=settings
+                                           .positives_get_rec_loss(cfg.train.instances))
+        if settings.variant == "strong":
+            defaults = RCLConfig()
+            settings = dataclasses.replace(settings, **{key: getattr(defaults, key)
+                                                        for key in WEAK_POSITIVE_SETTINGS})
+        return settings
 
     def __init__(self, cfg, split: LeaveOneOutSplit, instances: TrainingInstances,
-                 device: torch.device) -> None:
-        super().__init__(cfg, split, instances, device)
-        self.rcl = cfg.rcl
-        self.loss_cfg = RCLLossConfig.from_config(cfg.rcl)
+                 device: torch.device, item_ids: list[str] | None = None) -> None:
+        super().__init__(cfg, split, instances, device, item_ids)
+        self.rcl: RCLConfig = self.settings
+        self.loss_cfg = self.rcl.loss_config()
         self.inputs, self.targets = contrast_units(split.train)
         self.unit_user, self.unit_end, self.whole_unit = contrast_unit_table(
-            split.train, every_prefix=cfg.rcl.strong_positives == "prefixes")
+            split.train, every_prefix=self.rcl.strong_positives == "prefixes")
         self.unit_target = np.array([split.train[u][e] for u, e in
                                      zip(self.unit_user, self.unit_end, strict=True)],
                                     dtype=np.int64)
@@ -75,7 +152,7 @@ class RCL(Method):
         # Positives get the rec. loss at every position (window instances) or at the last one
         # (prefix instances), as the centres do.
         self.every_position = instances.targets.shape[1] > 1
-        self.rec_on_positives = cfg.rcl.positives_get_rec_loss(
+        self.rec_on_positives = self.rcl.positives_get_rec_loss(
             "windows" if self.every_position else "prefixes")
         self.max_len = instances.inputs.shape[1]
         self.rng = np.random.default_rng(cfg.train.seed + 1)

@@ -12,14 +12,13 @@ from hypothesis import strategies as st
 
 from rclrec.data.augment import (
     DEFAULT_RATIOS,
-    _beta_integer,
-    contrarec_view,
     crop,
     expected_counts,
     mask,
     reorder,
     two_views,
 )
+from rclrec.methods.contrarec import _beta_integer, contrarec_view
 
 MASK = 99  # larger than every item id used below
 

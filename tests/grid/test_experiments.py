@@ -222,12 +222,12 @@ def test_benchmark_rejects_bad_threads(capsys):
 def test_cell_hash_ignores_sections_the_method_does_not_read(tiny_cell):
     sasrec = {**tiny_cell, "method": "sasrec"}
     assert config_hash(load_config(None, sasrec)) == config_hash(
-        load_config(None, {**sasrec, "rcl.rec_loss_on_positives": False, "baseline.tau": 0.3}))
+        load_config(None, {**sasrec, "rcl.rec_loss_on_positives": False, "duorec.tau": 0.3}))
     rcl = {**tiny_cell, "method": "rcl"}
     assert config_hash(load_config(None, rcl)) != config_hash(
         load_config(None, {**rcl, "rcl.weight": 0.3}))
     assert config_hash(load_config(None, rcl)) == config_hash(
-        load_config(None, {**rcl, "baseline.tau": 0.3}))
+        load_config(None, {**rcl, "duorec.tau": 0.3}))
     # The strong variant reads no weak-positive setting: one cell for every similarity.
     strong = {**rcl, "rcl.variant": "strong"}
     assert config_hash(load_config(None, strong)) == config_hash(
@@ -238,44 +238,34 @@ def test_cell_hash_ignores_sections_the_method_does_not_read(tiny_cell):
         load_config(None, {**rcl, "rcl.similarity": "tfidf"}))
 
 
-def test_cell_hash_follows_a_baselines_own_defaults_only(monkeypatch, tiny_cell):
-    from rclrec.methods import CL4SRec, DuoRec, MCLRec
-
+def test_cell_hash_follows_a_methods_own_settings_only(tiny_cell):
     cl4srec, duorec = ({**tiny_cell, "method": m} for m in ("cl4srec", "duorec"))
     before = {m: config_hash(load_config(None, c)) for m, c in
               (("cl4srec", cl4srec), ("duorec", duorec))}
     # A default written out is the same cell.
-    assert config_hash(load_config(None, {**cl4srec, "baseline.mask_token": "row"})) == \
+    assert config_hash(load_config(None, {**cl4srec, "cl4srec.mask_token": "row"})) == \
         before["cl4srec"]
-    # A setting the method does not read is an error, not silently ignored.
-    with pytest.raises(ConfigError, match="does not read baseline.mask_same_target"):
-        config_hash(load_config(None, {**cl4srec, "baseline.mask_same_target": False}))
-    # A changed class default re-keys the cells of that method, and only those.
-    monkeypatch.setattr(CL4SRec, "mask_token", "pad")
-    assert config_hash(load_config(None, cl4srec)) != before["cl4srec"]
-    assert config_hash(load_config(None, duorec)) == before["duorec"]
-    assert DuoRec.resolved_hyper(load_config(None, duorec))["tau"] == DuoRec.tau
-    # Per-dataset defaults are resolved too, so the cell records the values trained with.
-    mclrec = MCLRec.resolved_hyper(load_config(None, {**tiny_cell, "method": "mclrec",
-                                                      "data.dataset": "beauty"}))
-    assert mclrec["lmd"] is not None and mclrec["beta"] is not None
+    # A setting of no method is an error, not silently ignored.
+    with pytest.raises(ConfigError, match="unknown setting 'cl4srec.mask_same_target'"):
+        load_config(None, {**cl4srec, "cl4srec.mask_same_target": False})
+    # A changed setting of one method re-keys that method's cells only.
+    assert config_hash(load_config(None, {**cl4srec, "cl4srec.crop": 0.5})) != before["cl4srec"]
+    assert config_hash(load_config(None, {**duorec, "cl4srec.crop": 0.5})) == before["duorec"]
 
 
-def test_cell_hash_follows_constants_in_a_methods_code(monkeypatch, tiny_cell):
-    from rclrec.methods import cl4srec as cl4srec_module
-    from rclrec.methods import ct4rec as ct4rec_module
-
+def test_settings_once_constants_in_the_code_are_part_of_the_cell(tiny_cell):
     configs = {m: load_config(None, {**tiny_cell, "method": m})
-               for m in ("sasrec", "rcl", "cl4srec", "ct4rec", "duorec")}
+               for m in ("sasrec", "rcl", "cl4srec", "ct4rec", "duorec", "mclrec")}
     before = {m: config_hash(c) for m, c in configs.items()}
-    # An edited preset table or sampled-negative count re-keys that method's cells only.
-    monkeypatch.setitem(cl4srec_module.RATIOS, "duorec", {"crop": 0.5, "mask": 0.3,
-                                                          "reorder": 0.6})
-    monkeypatch.setattr(ct4rec_module, "RD_NEGATIVES", 10)
-    after = {m: config_hash(c) for m, c in configs.items()}
-    assert after["cl4srec"] != before["cl4srec"] and after["ct4rec"] != before["ct4rec"]
-    assert {m: after[m] for m in ("sasrec", "rcl", "duorec")} == \
-        {m: before[m] for m in ("sasrec", "rcl", "duorec")}
+    for key, value in (("cl4srec.crop", 0.5), ("ct4rec.rd_negatives", 10),
+                       ("mclrec.rl_weight", 0.2), ("mclrec.reorder", 0.6),
+                       ("rcl.official_weight_power", 0.2)):
+        method = key.split(".")[0]
+        changed = {m: config_hash(load_config(None, {**tiny_cell, "method": m, key: value}))
+                   for m in configs}
+        assert changed[method] != before[method]
+        assert {m: h for m, h in changed.items() if m != method} == \
+            {m: h for m, h in before.items() if m != method}
 
 
 def test_no_train_reuses_finished_cells_and_records_the_rest(tmp_path):

@@ -1,4 +1,5 @@
-"""Baseline objectives against explicit-loop references on tiny inputs."""
+"""Baseline objectives (shared ones in rclrec/losses, the others beside their method) against
+explicit-loop references on tiny inputs."""
 
 from __future__ import annotations
 
@@ -8,22 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from rclrec.losses.baselines import (
+from rclrec.losses.baselines import nt_xent, supervised_contrastive
+from rclrec.methods.contrarec import contrarec_ccc_loss, contrarec_ctc_loss
+from rclrec.methods.ct4rec import ct4rec_rd_loss, ct4rec_ur_loss
+from rclrec.methods.duorec import duorec_loss, same_target_mask
+from rclrec.methods.hpm import category_sequences, cooccurrence_clusters, hpm_dual_contrastive_loss
+from rclrec.methods.mclrec import (
+    MCLRecConfig,
     MLPAugmenter,
-    category_sequences,
-    contrarec_ccc_loss,
-    contrarec_ctc_loss,
-    cooccurrence_clusters,
-    ct4rec_rd_loss,
-    ct4rec_ur_loss,
-    duorec_loss,
-    hpm_dual_contrastive_loss,
     mclrec_margin_regularizer,
     mclrec_meta_loss,
     mclrec_step_loss,
-    nt_xent,
-    same_target_mask,
-    supervised_contrastive,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -224,17 +220,18 @@ def test_mclrec_meta_and_step_losses() -> None:
     pairs = ((z1, z4), (z2, z3), (z3, z4))
     meta_plain = sum(ref_nt_xent(a, b) for a, b in pairs)
     meta_rl = meta_plain + 0.1 * sum(ref_margin(a, b) for a, b in pairs)
-    assert mclrec_meta_loss(z1, z2, z3, z4, use_rl=False).item() == pytest.approx(meta_plain)
-    assert mclrec_meta_loss(z1, z2, z3, z4).item() == pytest.approx(meta_rl)
+    assert mclrec_meta_loss((z1, z2, z3, z4), use_rl=False).item() == pytest.approx(meta_plain)
+    assert mclrec_meta_loss((z1, z2, z3, z4)).item() == pytest.approx(meta_rl)
     cl0 = ref_nt_xent(z1, z2)
     rec = torch.tensor(2.5, dtype=torch.float64)
-    s1 = mclrec_step_loss(1, rec, z1, z2, z3, z4, lmd=0.04, beta=0.4)
-    s2 = mclrec_step_loss(2, None, z1, z2, z3, z4, lmd=0.04, beta=0.4)
+    settings = MCLRecConfig(lmd=0.04, beta=0.4)
+    s1 = mclrec_step_loss(1, rec, (z1, z2, z3, z4), settings)
+    s2 = mclrec_step_loss(2, None, (z1, z2, z3, z4), settings)
     assert s1.item() == pytest.approx(2.5 + 0.04 * cl0 + 0.4 * meta_rl)
     assert s2.item() == pytest.approx(0.04 * cl0 + meta_rl)
     assert grads_finite(s1, z1, z2, z3, z4)
     with pytest.raises(ValueError):
-        mclrec_step_loss(4, rec, z1, z2, z3, z4, lmd=0.0, beta=0.1)
+        mclrec_step_loss(4, rec, (z1, z2, z3, z4), MCLRecConfig(lmd=0.0, beta=0.1))
 
 
 def test_mlp_augmenter_shape_norm_and_grad() -> None:

@@ -1,15 +1,12 @@
-"""The contrastive baselines wired into the trainer: tiny synthetic runs and one-batch checks."""
-
-from types import SimpleNamespace
+"""What particular baselines do beyond the contract (tests/methods/test_contract.py runs every
+method of the registry): partners, augmenters, categories, the [mask] row."""
 
 import numpy as np
 import pytest
 import torch
 
 from rclrec.config import load_config
-from rclrec.data.batches import prefix_instances, window_instances
-from rclrec.data.registry import load_dataset
-from rclrec.data.split import leave_one_out
+from rclrec.data.batches import window_instances
 from rclrec.methods import METHODS
 from rclrec.methods.base import Batch
 from rclrec.methods.duorec import SameTargetSampler
@@ -18,68 +15,10 @@ from rclrec.methods.mclrec import MCLRec
 from rclrec.models import build_encoder
 from rclrec.run import resolve, run_training
 
-BASELINES = ["cl4srec", "duorec", "ct4rec", "mclrec", "contrarec", "hpm"]
-STAT = {"cl4srec": "cl", "duorec": "duorec", "ct4rec": "rd", "mclrec": "mclrec",
-        "contrarec": "ccc", "hpm": "hpm"}  # the method's own loss in the epoch history
-TINY = {"data.dataset": "synthetic", "data.max_len": "20", "encoder.hidden_dim": "16",
-        "encoder.inner_dim": "32", "encoder.num_blocks": "1", "train.threads": "1",
-        "train.epochs": "1", "train.batch_size": "64", "train.max_steps": "3",
-        "train.eval_batch_size": "512"}
-
-
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("RCLREC_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(HPM, "num_clusters", 8)  # the stand-in clusters stay tiny
-
-
-@pytest.fixture(scope="module")
-def split():
-    return leave_one_out(load_dataset("synthetic"))
-
-
-def setup_method(name, encoder_name, split, instances="windows"):
-    cfg = resolve(load_config(overrides={**TINY, "method": name, "encoder.name": encoder_name,
-                                         "train.instances": instances}))
-    build = window_instances if instances == "windows" else prefix_instances
-    inst = build(split.train, cfg.encoder.max_len)
-    torch.manual_seed(0)
-    method = METHODS[name](cfg, split, inst, torch.device("cpu"))
-    encoder = build_encoder(cfg.encoder, split.num_items, method.extra_tokens)
-    method.setup(encoder)
-    return cfg, inst, encoder, method
-
 
 def make_batch(inst, rows):
     return Batch(rows, torch.from_numpy(inst.inputs[rows]), torch.from_numpy(inst.targets[rows]),
                  inst.users[rows], inst.whole[rows])
-
-
-@pytest.mark.parametrize("encoder_name", ["sasrec", "fmlp"])
-@pytest.mark.parametrize("name", BASELINES)
-def test_trains_one_epoch(tmp_path, name, encoder_name):
-    cfg = load_config(overrides={**TINY, "method": name, "encoder.name": encoder_name})
-    metrics = run_training(cfg, tmp_path / "r", show_progress=False)
-    history = metrics["history"][0]
-    assert np.isfinite(history["loss"]) and np.isfinite(history["rec"])
-    assert np.isfinite(history[STAT[name]])
-    assert 0 <= metrics["test"]["NDCG@10"] <= 1
-
-
-@pytest.mark.parametrize("encoder_name,instances", [("sasrec", "windows"),
-                                                    ("fmlp", "prefixes")])
-@pytest.mark.parametrize("name", BASELINES)
-def test_extra_loss_reaches_encoder(split, name, encoder_name, instances):
-    _, inst, encoder, method = setup_method(name, encoder_name, split, instances)
-    batch = make_batch(inst, np.arange(32))
-    hidden = encoder(batch.inputs)
-    loss, stats = method.extra_loss(batch, hidden, encoder)
-    assert loss is not None and torch.isfinite(loss)
-    assert all(np.isfinite(v) for v in stats.values())
-    loss.backward()
-    grads = [p.grad for p in encoder.parameters() if p.grad is not None]
-    assert grads and sum(float(g.abs().sum()) for g in grads) > 0
-    assert encoder.item_embedding.weight.grad.abs().sum() > 0
 
 
 def test_same_target_sampler_returns_same_target_or_anchor():
@@ -94,8 +33,8 @@ def test_same_target_sampler_returns_same_target_or_anchor():
     assert set(partners[rows == 0]) == {2, 4}  # both others drawn
 
 
-def test_duorec_partners_of_real_instances(split):
-    _, inst, _, method = setup_method("duorec", "sasrec", split)
+def test_duorec_partners_of_real_instances(built):
+    _, inst, _, method = built("duorec")
     rows = np.arange(len(inst))
     partners = method.sampler.sample(rows)
     last = inst.targets[:, -1]
@@ -103,8 +42,8 @@ def test_duorec_partners_of_real_instances(split):
     assert (partners != rows).mean() > 0.5
 
 
-def test_mclrec_augmenters_change_and_are_frozen_for_the_encoder_step(split):
-    _, inst, encoder, method = setup_method("mclrec", "sasrec", split)
+def test_mclrec_augmenters_change_and_are_frozen_for_the_encoder_step(built):
+    _, inst, encoder, method = built("mclrec")
     assert isinstance(method, MCLRec) and method.parameters()
     before = [p.detach().clone() for p in method.parameters()]
     batch = make_batch(inst, np.arange(32))
@@ -116,34 +55,53 @@ def test_mclrec_augmenters_change_and_are_frozen_for_the_encoder_step(split):
     assert all(p.requires_grad for p in method.parameters())
 
 
-def test_hpm_is_marked_approximate_and_reads_a_category_file(tmp_path, split):
+def test_hpm_is_marked_approximate_and_reads_a_category_file(built, tmp_path):
     assert HPM.approximate
     path = tmp_path / "cats.txt"
     path.write_text("# item category\n1 Shoes\n2 Books\n3 Shoes\n1 Books\nunknown Toys\n")
     cats = read_category_file(path, {"1": 1, "2": 2, "3": 3, "4": 4}, 4)
     assert cats.tolist() == [0, 1, 2, 1, 3]  # item 4 has no line: its own extra category
-    _, _, _, method = setup_method("hpm", "sasrec", split)
+    _, _, _, method = built("hpm")
     assert method.item_categories[0] == 0 and method.item_categories[1:].min() >= 1
     assert method.num_categories <= 8
 
 
-def test_settings_come_from_cfg_baseline_when_present(split):
-    cfg = resolve(load_config(overrides={**TINY, "method": "duorec"}))
+def test_settings_come_from_the_methods_own_section(method_run, split):
+    cfg = resolve(load_config(overrides={**method_run, "method": "duorec", "duorec.weight": "0.5",
+                                         "cl4srec.tau": "0.3", "mclrec.lmd": "0.2"}))
     inst = window_instances(split.train, cfg.encoder.max_len)
-    assert METHODS["duorec"](cfg, split, inst, torch.device("cpu")).weight == 0.1
-    # a future config section: None keeps the method's default
-    object.__setattr__(cfg, "baseline", SimpleNamespace(weight=0.5, tau=None, lmd=0.2))
-    method = METHODS["duorec"](cfg, split, inst, torch.device("cpu"))
-    assert method.weight == 0.5 and method.tau == 1.0
-    assert METHODS["mclrec"](cfg, split, inst, torch.device("cpu")).lmd == 0.2
-    assert METHODS["mclrec"].lmd is None  # the class default is untouched
+    duorec = METHODS["duorec"](cfg, split, inst, torch.device("cpu"))
+    assert duorec.settings.weight == 0.5 and duorec.settings.tau == 1.0  # not cl4srec.tau
+    # MCLRec's unset lmd and beta take the scripts' values for the dataset (Beauty's here).
+    mclrec = resolve(load_config(overrides={**method_run, "method": "mclrec"})).mclrec
+    assert (mclrec.lmd, mclrec.beta) == (0.0, 0.05)
+    yelp = resolve(load_config(overrides={**method_run, "method": "mclrec",
+                                          "data.dataset": "yelp"}))
+    assert (yelp.mclrec.lmd, yelp.mclrec.beta) == (0.03, 0.1)
+    assert resolve(load_config(overrides={**method_run, "method": "mclrec", "mclrec.lmd": "0.2"})
+                   ).mclrec.lmd == 0.2
+
+
+def test_hpm_reads_a_category_file_by_the_items_original_ids(method_run, split, tmp_path):
+    """The run recipe gives the method the data file's item ids (HPM imports no run code)."""
+    path = tmp_path / "cats.txt"
+    ids = [f"item{i}" for i in range(1, split.num_items + 1)]
+    path.write_text("item1 Shoes\nitem2 Books\n3 Toys\n")  # "3" is no original id
+    cfg = resolve(load_config(overrides={**method_run, "method": "hpm",
+                                         "hpm.category_file": str(path)}))
+    inst = window_instances(split.train, cfg.encoder.max_len)
+    method = HPM(cfg, split, inst, torch.device("cpu"), item_ids=ids)
+    assert method.item_categories[:4].tolist() == [0, 1, 2, 3]  # item 3: the no-line category
+    assert (method.item_categories[3:] == 3).all()
+    internal = HPM(cfg, split, inst, torch.device("cpu"))  # no ids given: the internal ids
+    assert internal.item_categories[3] == 1 and (internal.item_categories[[1, 2, 4]] == 2).all()
 
 
 @pytest.mark.parametrize("name", ["sasrec", "fmlp"])
-def test_encode_last_in_sorted_chunks_equals_one_padded_batch(name):
-    from rclrec.methods.cl4srec import encode_last
+def test_encode_last_in_sorted_chunks_equals_one_padded_batch(method_run, name):
+    from rclrec.methods.augmentation import encode_last
 
-    cfg = load_config(overrides={**TINY, "encoder.name": name})
+    cfg = load_config(overrides={**method_run, "encoder.name": name})
     encoder = build_encoder(resolve(cfg).encoder, 30).eval()
     gen = torch.Generator().manual_seed(0)
     a = torch.randint(1, 31, (7, 12), generator=gen)
@@ -160,12 +118,12 @@ def test_encode_last_in_sorted_chunks_equals_one_padded_batch(name):
     torch.testing.assert_close(torch.cat([za, zb]), reference, atol=1e-5, rtol=1e-5)
 
 
-def test_ct4rec_without_dropout_is_the_plain_rec_loss(split):
+def test_ct4rec_without_dropout_is_the_plain_rec_loss(built):
     # Without dropout both passes agree: RD and UR vanish, and the half-weighted trainer loss
     # plus the method's half of the second pass is the plain cross-entropy.
     from rclrec.losses.recommendation import cross_entropy_loss, select_target_positions
 
-    _, inst, encoder, method = setup_method("ct4rec", "sasrec", split)
+    _, inst, encoder, method = built("ct4rec")
     encoder.eval()
     batch = make_batch(inst, np.arange(32))
     hidden = encoder(batch.inputs)
@@ -180,8 +138,9 @@ def test_ct4rec_without_dropout_is_the_plain_rec_loss(split):
 
 
 @pytest.mark.parametrize("name", ["cl4srec", "mclrec", "contrarec"])
-def test_masking_methods_train_a_mask_row_that_is_never_scored(tmp_path, split, name):
-    _, inst, encoder, method = setup_method(name, "sasrec", split)
+def test_masking_methods_train_a_mask_row_that_is_never_scored(built, method_run, split, tmp_path,
+                                                               name):
+    _, inst, encoder, method = built(name)
     mask_id = split.num_items + 1
     assert method.extra_tokens == 1 and method.mask_id(encoder) == mask_id
     assert encoder.item_embedding.num_embeddings == split.num_items + 2
@@ -193,7 +152,7 @@ def test_masking_methods_train_a_mask_row_that_is_never_scored(tmp_path, split, 
     loss.backward()
     assert encoder.item_embedding.weight.grad[mask_id].abs().sum() > 0
     # A trained run saves the extra row and scores num_items items.
-    cfg = load_config(overrides={**TINY, "method": name})
+    cfg = load_config(overrides={**method_run, "method": name})
     run_training(cfg, tmp_path / "r", show_progress=False)
     from rclrec.eval.saved import evaluate_run
     from rclrec.model_file import load_model
@@ -202,15 +161,17 @@ def test_masking_methods_train_a_mask_row_that_is_never_scored(tmp_path, split, 
     assert 0 <= evaluate_run(tmp_path / "r", device="cpu")["test"]["NDCG@10"] <= 1
 
 
-def test_mask_token_pad_builds_no_extra_row_and_bad_values_name_the_option(split):
+def test_mask_token_pad_builds_no_extra_row_and_bad_values_name_the_option(built, method_run,
+                                                                          split):
     from rclrec.config import ConfigError
 
-    cfg = resolve(load_config(overrides={**TINY, "method": "cl4srec",
-                                         "baseline.mask_token": "pad"}))
+    cfg = resolve(load_config(overrides={**method_run, "method": "cl4srec",
+                                         "cl4srec.mask_token": "pad"}))
     method = METHODS["cl4srec"](cfg, split, window_instances(split.train, cfg.encoder.max_len),
                                 torch.device("cpu"))
     assert method.extra_tokens == 0
     assert method.mask_id(build_encoder(cfg.encoder, split.num_items)) == 0
-    assert setup_method("duorec", "sasrec", split)[3].extra_tokens == 0  # no masking, no row
-    with pytest.raises(ConfigError, match="baseline.mask_token"):
-        load_config(overrides={**TINY, "baseline.mask_token": "auto"})
+    # No masking, no row.
+    assert built("duorec")[3].extra_tokens == 0
+    with pytest.raises(ConfigError, match="cl4srec.mask_token"):
+        load_config(overrides={**method_run, "cl4srec.mask_token": "auto"})

@@ -21,11 +21,6 @@ SMALL = {"data.dataset": "synthetic", "encoder.hidden_dim": "16", "encoder.inner
          "rcl.similarity": "jaccard"}
 
 
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("RCLREC_CACHE", str(tmp_path / "cache"))
-
-
 def test_uniform_other_sampler_is_uniform_and_never_returns_the_centre():
     pool = np.array([7, 3, 11, 5, 2, 9, 4, 8])  # unsorted on purpose
     sampler = UniformOtherSampler(pool, np.random.default_rng(0))

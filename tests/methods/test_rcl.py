@@ -18,11 +18,6 @@ SMALL = {"data.dataset": "synthetic", "method": "rcl", "encoder.hidden_dim": "16
          "train.batch_size": "128"}
 
 
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("RCLREC_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.mark.parametrize("variant", ["rcl", "unweight", "weak", "strong", "three_pairs",
                                      "official"])
 def test_variants_train(tmp_path, variant):
@@ -44,10 +39,10 @@ def test_metrics_train(tmp_path, metric):
     assert all(np.isfinite(h["loss"]) for h in metrics["history"])
 
 
-def test_index_is_cached(tmp_path):
+def test_index_is_cached(tmp_path, rclrec_cache):
     cfg = load_config(overrides={**SMALL, "rcl.similarity": "jaccard"})
     run_training(cfg, tmp_path / "a", show_progress=False)
-    assert any((tmp_path / "cache").rglob("*.npz"))
+    assert any(rclrec_cache.rglob("*.npz"))
 
 
 def test_positives_are_valid_and_sampled_by_similarity():

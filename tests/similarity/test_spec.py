@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rclrec.config import ConfigError, RCLConfig
+from rclrec.config import ConfigError
+from rclrec.methods.rcl import RCLConfig
 from rclrec.similarity import IndexSpec, build_index, index_for_config
 from rclrec.similarity.spec import spec_of
 

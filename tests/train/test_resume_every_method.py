@@ -4,20 +4,15 @@ import pytest
 import torch
 
 from rclrec.methods import METHODS
-from rclrec.methods.hpm import HPM
 from rclrec.run import run_training
 from rclrec.train.checkpoint import load_torch
 from rclrec.train.trainer import Trainer
 
 # The tiny run over three epochs (killed in the second), smaller still for every method.
 THREE_EPOCHS = {"data.max_len": "20", "encoder.num_blocks": "1", "train.batch_size": "64",
-                "train.eval_batch_size": "512", "train.epochs": "3", "rcl.similarity": "jaccard"}
+                "train.eval_batch_size": "512", "train.epochs": "3", "rcl.similarity": "jaccard",
+                "hpm.num_clusters": "8"}  # the stand-in clusters stay tiny
 WALL_CLOCK = ("train_seconds", "epoch_seconds")  # the only entries allowed to differ
-
-
-@pytest.fixture(autouse=True)
-def few_clusters(monkeypatch):
-    monkeypatch.setattr(HPM, "num_clusters", 8)  # the stand-in clusters stay tiny
 
 
 def die_in_epoch(monkeypatch, epoch: int) -> None:

@@ -104,7 +104,7 @@ def test_resume_with_other_settings_names_them(tmp_path, config):
                      show_progress=False)
     # a setting added to rclrec after the run started takes its default, not an error
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
-    del saved["baseline"]
+    del saved["hpm"]
     (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
     assert run_training(config(train__epochs=1), tmp_path / "r", resume=True,
                         show_progress=False)["epochs_run"] == 1
