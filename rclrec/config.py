@@ -64,6 +64,8 @@ DATA_COLUMNS_BEFORE_AUTO = {"user_col": "user", "item_col": "item", "time_col": 
 
 # Every setting added after the first benchmark cells, per section: a hash leaves each out
 # while it is at its default, so the cells made before it keep their names.
+# The train settings that only some losses read.
+LOSS_SETTINGS = {"negatives": ("sampled", "gbce"), "gbce_t": ("gbce",)}
 SETTINGS_ADDED = {"data": DATA_SETTINGS_ADDED, "train": ("precision", "negatives", "gbce_t")}
 
 
@@ -152,6 +154,12 @@ class TrainConfig:
                               f"got {self.negatives}")
         if not 0.0 <= self.gbce_t <= 1.0:
             raise ConfigError(f"train.gbce_t must be in [0, 1], got {self.gbce_t}")
+        # A setting the chosen loss does not read would be ignored yet give the run a new hash.
+        for key, losses in LOSS_SETTINGS.items():
+            default = type(self).__dataclass_fields__[key].default
+            if self.loss not in losses and getattr(self, key) != default:
+                raise ConfigError(f"train.{key} is read only by train.loss = "
+                                  f"{' or '.join(losses)}, not {self.loss!r}")
 
 
 @dataclass(frozen=True)
@@ -182,10 +190,8 @@ def register_methods(section_of: dict[str, str], sections: dict[str, type]) -> N
 
 def _method_sections() -> dict[str, type]:
     if not METHOD_SECTIONS:
-        # The registry imports this module, so it cannot be imported at the top; importing it
-        # here registers the sections for callers that never imported rclrec.methods (the
-        # model-file reader, a library user calling load_config).
-        import rclrec.methods  # noqa: F401
+        raise RuntimeError("no method sections are registered: import rclrec.methods (rclrec.run "
+                           "and rclrec.model_file do) before building a configuration")
     return METHOD_SECTIONS
 
 
@@ -212,7 +218,6 @@ class ExperimentConfig:
     @property
     def settings(self) -> Any:
         """The chosen method's own section (None for a method without settings)."""
-        _method_sections()
         return self.sections.get(SECTION_OF_METHOD.get(self.method, ""))
 
     def with_section(self, name: str, section: Any) -> ExperimentConfig:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+import rclrec.methods  # noqa: F401  (registers the config sections of the saved configs read here)
 from rclrec.config import ConfigError, ExperimentConfig, config_from_dict
 from rclrec.data.dataset import DataError, SequenceDataset
 from rclrec.data.registry import load_training_data

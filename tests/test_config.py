@@ -46,16 +46,24 @@ def test_rcl_settings_are_checked():
         load_config(overrides={"rcl.similarity": "cosine"})
 
 
-def test_a_config_builds_without_importing_the_method_registry_first():
-    """A library user (or the model-file reader behind `rclrec analyze`) may build a config
-    before anything imported rclrec.methods: the sections must still be there, old saved
-    `[baseline]` values included."""
+def test_the_model_file_reader_registers_the_method_sections():
+    """`rclrec analyze` reads a saved config through rclrec.model_file before anything else
+    imported rclrec.methods: the sections (and old saved `[baseline]` values) must be known."""
     import subprocess
     import sys
 
-    code = ("from rclrec.config import config_from_dict\n"
+    code = ("import rclrec.model_file\n"
+            "from rclrec.config import config_from_dict\n"
             "cfg = config_from_dict({'method': 'duorec', 'baseline': {'tau': 0.2}})\n"
             "print(cfg.settings.tau)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "0.2"
+
+
+@pytest.mark.parametrize("loss, key, value", [("ce", "negatives", "64"), ("bce", "gbce_t", "0.5"),
+                                              ("sampled", "gbce_t", "0.5")])
+def test_a_loss_setting_the_chosen_loss_does_not_read_is_an_error(loss, key, value):
+    with pytest.raises(ConfigError, match=f"train.{key} is read only by"):
+        load_config(overrides={"train.loss": loss, f"train.{key}": value})
+    assert load_config(overrides={"train.loss": "gbce", f"train.{key}": value}).train.loss == "gbce"
