@@ -49,3 +49,47 @@ def test_readme_example_runs(tmp_path, monkeypatch, capsys, tiny):
     assert top.scores == sorted(top.scores, reverse=True)
     out = capsys.readouterr().out
     assert str(metrics["test"]["NDCG@10"]) in out and top.items[0] in out
+
+
+DOCS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "results").glob("*/NOTES.md"))]
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def headings(path: Path) -> list[str]:
+    text = re.sub(r"(?ms)^```.*?^```", "", path.read_text())  # not the code blocks' '#' lines
+    return re.findall(r"(?m)^#{1,6} (.+)$", text)
+
+
+def test_markdown_links_resolve():
+    """Every relative link of the docs names a file that exists, and a heading of it."""
+    broken = []
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (doc.parent / path).resolve() if path else doc
+            if not file.exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and file.suffix == ".md" and anchor not in {
+                    github_anchor(h) for h in headings(file)}:
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
+def test_named_results_sections_exist():
+    """'docs/RESULTS.md, "Section"' in the docs names a heading that RESULTS.md has."""
+    titles = [" ".join(h.replace("`", "").split()) for h in headings(ROOT / "docs" / "RESULTS.md")]
+    missing = []
+    for doc in DOCS:
+        text = " ".join(doc.read_text().split())
+        for name in re.findall(r'RESULTS\.md\)?,? (?:section )?\(?"([^"]+)"', text):
+            name = name.replace("`", "")
+            if not any(name in title for title in titles):
+                missing.append(f"{doc.relative_to(ROOT)}: \"{name}\"")
+    assert not missing, "\n".join(missing)
