@@ -18,8 +18,8 @@ from rclrec.data.split import contrast_units, leave_one_out
 from rclrec.files import write_json_atomic
 from rclrec.model_file import load_model_and_data
 from rclrec.models.encode import encode_histories
+from rclrec.similarity.index import index_for_config
 from rclrec.similarity.positives import StrongSampler, WeakSampler
-from rclrec.similarity.spec import index_for_config
 
 
 def analyze_run(run_dir: str | Path, *, centres: int = 2000, seed: int = 0,

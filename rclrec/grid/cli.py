@@ -141,7 +141,12 @@ def run_report(args: argparse.Namespace) -> int:
         return 2
     profile = args.profile or report_profile(results)
     out = Path(args.out) if args.out else default_report_path(profile)
-    build_report(results, out, profile)
+    if profile == "paper":
+        from rclrec.grid.paper_report import build_paper_report
+
+        build_paper_report(results, out)
+    else:
+        build_report(results, out)
     print(f"written: {out} (figures in {figure_dir(out)})")
     return 0
 

@@ -500,14 +500,9 @@ def default_report_path(profile: str) -> Path:
     return Path("docs") / ("REPORT.md" if profile == "paper" else f"REPORT-{profile}.md")
 
 
-def build_report(results: str | os.PathLike, out: str | os.PathLike,
-                 profile: str | None = None) -> str:
-    """Write the Markdown report to ``out`` and its PNGs to ``figure_dir(out)``; the paper
-    profile's layout (rclrec/grid/paper_report.py) for a folder of that profile."""
-    if (profile or report_profile(results)) == "paper":
-        from rclrec.grid.paper_report import build_paper_report
-
-        return build_paper_report(results, out)
+def build_report(results: str | os.PathLike, out: str | os.PathLike) -> str:
+    """Write the Markdown report of a quick or full grid to ``out`` and its PNGs to
+    ``figure_dir(out)`` (the paper profile's report: rclrec/grid/paper_report.py)."""
     out = Path(out)
     res = load_results(results)
     r = Report(res, out)

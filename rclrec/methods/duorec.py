@@ -25,9 +25,10 @@ from rclrec.similarity.positives import StrongSampler
 
 @dataclass(frozen=True)
 class DuoRecConfig:
-    weight: float = 0.1  # (float) lambda of the contrast; duorec.sh --lmd_sem 0.1
-    tau: float = 1.0  # (float) NT-Xent temperature; duorec.sh --tau 1
-    similarity: str = "dot"  # (str) dot (duorec.sh --sim dot) | cos
+    # Defaults: the authors' run script (docs/BASELINES.md, section 3).
+    weight: float = 0.1  # (float) lambda of the contrast (script: --lmd_sem 0.1)
+    tau: float = 1.0  # (float) NT-Xent temperature (script: --tau 1)
+    similarity: str = "dot"  # (str) dot (script: --sim dot) | cos
     # Drop in-batch same-target negatives: the RCL authors' "--ssl 4" variant, not DuoRec's.
     mask_same_target: bool = False  # (bool)
 
@@ -61,7 +62,8 @@ def duorec_loss(h_dropout: torch.Tensor, h_same_target: torch.Tensor, tau: float
     Fallback (done by the caller): when instance i has no same-target partner, its own input
     sequence is encoded as h_si, so the pair degrades to two dropout views of the same sequence.
 
-    Total (duorec.sh): ``CE_rec(h) + 0.1 * duorec_loss(h', h_s)``.
+    Total (the authors' script, docs/BASELINES.md section 3):
+    ``CE_rec(h) + 0.1 * duorec_loss(h', h_s)``.
 
     Args:
         h_dropout: (B, D) second dropout pass of the anchors.

@@ -41,9 +41,8 @@ from rclrec.losses.contrastive import (
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch, Method
 from rclrec.models.encode import last_states
-from rclrec.similarity.index import SimilarityIndex
+from rclrec.similarity.index import SimilarityIndex, index_for_config
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
-from rclrec.similarity.spec import index_for_config
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,9 @@ class RCLConfig:
     selection: str = "row"  # (str) row (paper text) | global (official code) top-alpha
     max_neighbours: int = 256  # (int) cap on weak candidates per sequence (ours: memory)
     weight: float = 0.1  # (float) lambda of Eq. 18 (the paper's grid 0.1 ... 0.5)
-    # Defaults picked on validation NDCG@10 (docs/RESULTS.md, "RCL pilot"): raw dot products
-    # at tau 1 (the paper's reading) let the contrast swamp the recommendation loss early on.
+    # Defaults picked on validation NDCG@10 (docs/RESULTS.md, "How the default similarity
+    # score was chosen"): raw dot products at tau 1 (the paper's reading) let the contrast
+    # swamp the recommendation loss early on.
     tau: float = 0.5  # (float) temperature of Eq. 12 and 16
     score: str = "cosine"  # (str) cosine | dot (paper)
     mask_same_target: bool = False  # (bool) mask in-batch same-target false negatives (ours)

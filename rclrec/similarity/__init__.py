@@ -17,10 +17,10 @@ from rclrec.similarity.histogram import (
     similarity_profile,
     weak_candidate_counts,
 )
-from rclrec.similarity.index import SimilarityIndex, build_index, sequences_hash
+from rclrec.similarity.index import SimilarityIndex, build_index, index_for_config, sequences_hash
 from rclrec.similarity.measures import METRICS, pair_scores, score_blocks
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
-from rclrec.similarity.spec import BuildOptions, IndexSpec, index_for_config
+from rclrec.similarity.spec import BuildOptions, IndexSpec
 
 __all__ = [
     "METRICS",

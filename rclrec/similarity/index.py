@@ -42,7 +42,7 @@ from rclrec.similarity.measures import (
     row_blocks,
     score_blocks,
 )
-from rclrec.similarity.spec import BuildOptions, IndexSpec
+from rclrec.similarity.spec import BuildOptions, IndexSpec, spec_of
 
 INDEX_VERSION = 1  # bump when the stored format or the selection rules change
 
@@ -414,3 +414,23 @@ def _scipy_parts(inputs, targets: np.ndarray, spec: IndexSpec, params: dict, k: 
         parts.append((b.rows[keep], b.cols[keep].astype(np.int32), b.scores[keep]))
     parts, _ = _apply_threshold(parts, hist_hi, targets, spec, _numpy_lo_hist(blocks), info)
     return parts
+
+
+def index_for_config(inputs: Sequence[np.ndarray], targets: np.ndarray, rcl: Any, *,
+                     representations: np.ndarray | None = None,
+                     cache_dir: str | os.PathLike | None = None, show_progress: bool = False):
+    """The weak-positive index a run's RCL section asks for.
+
+    Args:
+        inputs, targets: the contrast units (rclrec.data.split.contrast_units).
+        rcl: the RCL section of the config.
+        representations: (N, D) sequence representations, read by the semantic metric only.
+        cache_dir: the index cache [:func:`rclrec.similarity.index.default_cache_dir`]; a
+            semantic index is never cached (it follows the encoder).
+    """
+    spec = spec_of(rcl)
+    semantic = spec.metric == "semantic"
+    return build_index(inputs, targets, spec,
+                       representations=representations if semantic else None,
+                       cache_dir=None if semantic else (cache_dir or default_cache_dir()),
+                       build=BuildOptions(show_progress=show_progress))

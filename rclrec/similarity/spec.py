@@ -10,12 +10,8 @@ through :func:`index_for_config`.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from rclrec.config import ConfigError
 from rclrec.similarity.measures import DEFAULT_BLOCK_ENTRIES, METRICS
@@ -131,25 +127,3 @@ def spec_of(rcl: Any) -> IndexSpec:
     max_neighbours)."""
     return IndexSpec(metric=rcl.similarity, alpha=rcl.alpha, selection=rcl.selection,
                      max_neighbours=rcl.max_neighbours, ngram=rcl.ngram)
-
-
-def index_for_config(inputs: Sequence[np.ndarray], targets: np.ndarray, rcl: Any, *,
-                     representations: np.ndarray | None = None,
-                     cache_dir: str | os.PathLike | None = None, show_progress: bool = False):
-    """The weak-positive index a run's RCL section asks for.
-
-    Args:
-        inputs, targets: the contrast units (rclrec.data.split.contrast_units).
-        rcl: the RCL section of the config.
-        representations: (N, D) sequence representations, read by the semantic metric only.
-        cache_dir: the index cache [:func:`rclrec.similarity.index.default_cache_dir`]; a
-            semantic index is never cached (it follows the encoder).
-    """
-    from rclrec.similarity.index import build_index, default_cache_dir
-
-    spec = spec_of(rcl)
-    semantic = spec.metric == "semantic"
-    return build_index(inputs, targets, spec,
-                       representations=representations if semantic else None,
-                       cache_dir=None if semantic else (cache_dir or default_cache_dir()),
-                       build=BuildOptions(show_progress=show_progress))

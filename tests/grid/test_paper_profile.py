@@ -11,6 +11,7 @@ from rclrec.grid import search as search_mod
 from rclrec.grid import suites
 from rclrec.grid.cli import main
 from rclrec.grid.paper_report import (
+    build_paper_report,
     cell_cost,
     p_text,
     prediction_bound,
@@ -18,7 +19,6 @@ from rclrec.grid.paper_report import (
     welch,
     welch_text,
 )
-from rclrec.grid.report import build_report
 from rclrec.grid.search import coordinate_search
 from rclrec.grid.suites import LAMBDA, PAPER_SPACES, PROFILES, SearchParam, search_space
 
@@ -195,7 +195,7 @@ def test_paper_report_welch_columns_on_hand_made_cells(tmp_path):
         ("table2", "contrarec", "{}"): contrarec, ("table2", "hpm", "{}"): [(0.030, 0.06)],
         ("control_lambda0", "rcl", '{"rcl.weight": 0.0}'): lambda0})
     out = tmp_path / "REPORT.md"
-    text = build_report(tmp_path / "results", out)
+    text = build_paper_report(tmp_path / "results", out)
     assert text.startswith("# rclrec report: the paper's protocol")
     beauty = text.split("### beauty (sasrec")[1].split("\n## ")[0]
     ndcg = {name: [v[0] for v in values] for name, values in
@@ -269,7 +269,7 @@ def test_paper_controls_suite_end_to_end_on_synthetic(tmp_path):
               json.loads((results / "suites" / "table2.json").read_text())["entries"]}
     assert random["search"] == table2["rcl"]["search"]  # RCL's search, reused
     assert random["tuned"] == table2["rcl"]["tuned"] and random["tuned_by"] == "rcl"
-    text = build_report(results, tmp_path / "REPORT.md")
+    text = build_paper_report(results, tmp_path / "REPORT.md")
     assert "### synthetic" in text and "| (2) random sequences" in text
 
 
@@ -327,7 +327,7 @@ def test_the_contrast_check_is_a_controlled_welch_test_not_a_grid_of_single_seed
     tried = [({"rcl.weight": 0.1, "rcl.tau": t}, 0.0505) for t in range(18)]
     tried.append(({"rcl.weight": 0.3, "rcl.tau": 0.05}, 0.0531))
     _add_search(root, "control_base", "rcl", "{}", tried)
-    text = build_report(root, tmp_path / "REPORT.md")
+    text = build_paper_report(root, tmp_path / "REPORT.md")
     part = text.split("## Does the contrast add anything?")[1].split("\n## ")[0]
     assert "Welch's t-test on test NDCG@10" in part
     row = [x for x in part.splitlines() if x.startswith("| beauty |")][0]
@@ -346,7 +346,7 @@ def test_the_contrast_check_is_a_controlled_welch_test_not_a_grid_of_single_seed
     _write_results(tmp_path / "r2" / "results", {
         ("control_base", "rcl", "{}"): [(0.0530, 0.09), (0.0532, 0.09), (0.0529, 0.09)],
         ("control_lambda0", "rcl", '{"rcl.weight": 0.0}'): lambda0})
-    text = build_report(tmp_path / "r2" / "results", tmp_path / "R2.md")
+    text = build_paper_report(tmp_path / "r2" / "results", tmp_path / "R2.md")
     row = [x for x in text.split("## Does the contrast")[1].splitlines()
            if x.startswith("| beauty |")][0]
     assert row.endswith("| yes |")
@@ -360,7 +360,7 @@ def test_share_of_rcls_gain_is_shown_only_for_a_significant_gain(tmp_path):
                           ("control_base", "sasrec", "{}"): sasrec,
                           ("control_lambda0", "rcl", '{"rcl.weight": 0.0}'): [
                               (0.060, 0.1), (0.061, 0.1), (0.062, 0.1)]})
-    text = build_report(root, tmp_path / "REPORT.md")
+    text = build_paper_report(root, tmp_path / "REPORT.md")
     controls = text.split("## Controls")[1].split("\n## ")[0]
     assert "shown only where RCL is above SASRec at Welch p < 0.05" in controls
     lam = [x for x in controls.splitlines() if x.startswith("| (1)")][0]

@@ -6,10 +6,9 @@ import pytest
 from rclrec.run import run_training
 from rclrec.train.trainer import Trainer
 
-# The tiny run over three epochs of three steps, with few negatives.
+# The tiny run over three epochs of three steps (the sampled losses get few negatives).
 THREE_EPOCHS = {"data.max_len": "20", "encoder.num_blocks": "1", "train.batch_size": "64",
-                "train.eval_batch_size": "512", "train.epochs": "3", "rcl.similarity": "jaccard",
-                "train.negatives": "8"}
+                "train.eval_batch_size": "512", "train.epochs": "3", "rcl.similarity": "jaccard"}
 
 
 def per_epoch(metrics):
@@ -22,7 +21,8 @@ def per_epoch(metrics):
 @pytest.mark.parametrize("loss", ["sampled", "gbce"])
 def test_killed_in_the_second_epoch_and_resumed_equals_uninterrupted(tmp_path, monkeypatch,
                                                                      tiny_config, method, loss):
-    cfg = tiny_config({**THREE_EPOCHS, "method": method, "train.loss": loss})
+    cfg = tiny_config({**THREE_EPOCHS, "method": method, "train.loss": loss,
+                       "train.negatives": "8"})
     straight = run_training(cfg, tmp_path / "straight", show_progress=False)
     with monkeypatch.context() as patch:
         steps, original = [], Trainer.loss_step
@@ -47,8 +47,9 @@ def test_each_loss_trains_sasrec_and_rcl_on_the_synthetic_data(tmp_path, tiny_co
     losses = {}
     for loss in ("ce", "sampled", "gbce"):
         for method in ("sasrec", "rcl"):
-            cfg = tiny_config({**THREE_EPOCHS, "method": method, "train.loss": loss,
-                               "train.epochs": "2", "train.max_steps": "8"})
+            negatives = {} if loss == "ce" else {"train.negatives": "8"}  # CE reads none
+            cfg = tiny_config({**THREE_EPOCHS, **negatives, "method": method,
+                               "train.loss": loss, "train.epochs": "2", "train.max_steps": "8"})
             metrics = run_training(cfg, tmp_path / f"{method}_{loss}", show_progress=False)
             history = metrics["history"]
             losses[method, loss] = [h["rec"] for h in history]
