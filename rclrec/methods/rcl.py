@@ -42,6 +42,7 @@ from rclrec.losses.recommendation import recommendation_loss, select_target_posi
 from rclrec.methods.base import Batch, Method
 from rclrec.models.encode import last_states
 from rclrec.similarity.index import SimilarityIndex, index_for_config
+from rclrec.similarity.measures import METRICS
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
 
 
@@ -92,8 +93,7 @@ class RCLConfig:
     def __post_init__(self) -> None:
         check_finite(self, "rcl")
         check_choice("rcl.variant", self.variant, VARIANTS)
-        check_choice("rcl.similarity", self.similarity,
-                     ("jaccard", "tfidf", "ngram", "levenshtein", "semantic"))
+        check_choice("rcl.similarity", self.similarity, METRICS)
         check_choice("rcl.selection", self.selection, ("row", "global"))
         check_choice("rcl.score", self.score, ("cosine", "dot"))
         check_choice("rcl.strong_positives", self.strong_positives, ("sequences", "prefixes"))
