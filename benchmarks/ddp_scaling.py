@@ -32,7 +32,8 @@ from result_file import write_result
 from rclrec.config import load_config
 from rclrec.methods import method_class
 from rclrec.models import build_encoder
-from rclrec.run import build_instances, load_split, peak_rss_mb, resolve, seed_everything
+from rclrec.provenance import peak_rss_mb
+from rclrec.run import build_instances, load_split, resolve, seed_everything
 from rclrec.train.distributed import close_world, init_world
 from rclrec.train.trainer import Trainer
 

@@ -26,7 +26,8 @@ from rclrec.config import load_config
 from rclrec.data.batches import batch_order
 from rclrec.methods import method_class
 from rclrec.models import build_encoder
-from rclrec.run import build_instances, load_split, peak_rss_mb, resolve
+from rclrec.provenance import peak_rss_mb
+from rclrec.run import build_instances, load_split, resolve
 from rclrec.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
