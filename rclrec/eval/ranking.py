@@ -103,6 +103,10 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
         stop = min(start + item_block, n)
         scores = states @ torch.cat([table[start:stop], with_targets]).T  # (B, W + B)
         target_scores = scores[own, stop - start + own][:, None]
+        # The target's own column gets the very value it is compared with (two products of
+        # different shapes may round it differently), so ``alike - 1`` below is exact.
+        inside = (targets >= start) & (targets < stop)
+        scores[own[inside], targets[inside] - start] = target_scores[inside, 0]
         h, a = block_counts(scores[:, :stop - start], start, target_scores, columns)
         higher += h
         alike += a
