@@ -8,6 +8,7 @@ import torch
 from rclrec.data.batches import left_pad
 from rclrec.data.dataset import PAD
 from rclrec.errors import InputError
+from rclrec.eval._count_kernel import count_above_and_alike
 from rclrec.eval.metrics import metrics_from_ranks
 from rclrec.models.encode import iter_last_states
 
@@ -64,6 +65,10 @@ SCORE_ELEMENTS = 1 << 26
 # Users per block product: each product also scores the users' targets (users x users), which
 # must stay a small share of it however large the evaluation batch.
 BLOCK_ROWS = 4096
+# On the CPU a block stays small enough to be reused from the allocator's heap and the caches:
+# a fresh block of tens of MB is mapped and page-faulted in on every product.
+CPU_SCORE_ELEMENTS = 1 << 21
+CPU_BLOCK_ROWS = 64
 
 
 def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tensor,
@@ -83,15 +88,20 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
         higher, tied as :func:`target_ranks` gives them for the whole score matrix.
     """
     b, n = states.shape[0], table.shape[0]
+    on_cpu = states.device.type == "cpu"
+    limit, block_rows = ((CPU_SCORE_ELEMENTS, CPU_BLOCK_ROWS) if on_cpu
+                         else (SCORE_ELEMENTS, BLOCK_ROWS))
     if item_block is None:
-        if b * n <= SCORE_ELEMENTS:
+        if b * n <= limit:
             return target_ranks(states @ table.T, history, targets, exclude_history)
-        if b > BLOCK_ROWS:
-            parts = [rank_targets(states[i:i + BLOCK_ROWS], table, history[i:i + BLOCK_ROWS],
-                                  targets[i:i + BLOCK_ROWS], exclude_history)
-                     for i in range(0, b, BLOCK_ROWS)]
+        # Whole-catalogue rows while a block of them fits, else block_rows users by item blocks.
+        rows = limit // n if limit // n >= block_rows else block_rows
+        if b > rows:
+            parts = [rank_targets(states[i:i + rows], table, history[i:i + rows],
+                                  targets[i:i + rows], exclude_history)
+                     for i in range(0, b, rows)]
             return tuple(torch.cat(p) for p in zip(*parts, strict=True))
-        item_block = max(1, SCORE_ELEMENTS // b - b)
+        item_block = max(1, limit // b - b)
     columns = history_columns(history, targets) if exclude_history else None
     # Each block's product scores the targets too: every comparison of a target with an item
     # is between two values of one matrix product, so equal vectors stay exact ties.
@@ -132,6 +142,14 @@ def block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
     Raises:
         NonFiniteScores: some score of a real item is NaN or infinite.
     """
+    if block.device.type == "cpu" and block.dtype == torch.float32:
+        return _cpu_block_counts(block, start, target_scores, columns)
+    return _torch_block_counts(block, start, target_scores, columns)
+
+
+def _torch_block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
+                        columns: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`block_counts` in tensor operations, for any device and dtype."""
     real = block[:, PAD + 1 - start:] if start <= PAD else block
     if real.numel() and not bool(torch.isfinite(torch.stack(torch.aminmax(real))).all()):
         # (min and max are NaN if any score is, and infinite if any score is: one pass.)
@@ -158,6 +176,22 @@ def block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
 
 
 EXACT_FLOAT_COUNT = 1 << 24
+
+
+def _cpu_block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
+                      columns: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`block_counts` in one pass of a numba kernel (same counts, same error)."""
+    b = block.shape[0]
+    higher = np.zeros(b, dtype=np.int64)
+    alike = np.zeros(b, dtype=np.int64)
+    taken = (columns if columns is not None else torch.zeros(b, 0, dtype=torch.long))
+    non_finite = count_above_and_alike(
+        block.detach().numpy(), max(PAD + 1 - start, 0),
+        target_scores.detach().reshape(b).contiguous().numpy(),
+        taken.to(torch.int64).contiguous().numpy(), start, higher, alike)
+    if non_finite:
+        raise NonFiniteScores("the model's scores contain NaN or infinite values")
+    return torch.from_numpy(higher), torch.from_numpy(alike)
 
 
 def history_columns(history: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
