@@ -17,6 +17,9 @@ Parts:
                candidate budgets, recall@50 against exact on a sample of rows; with --full,
                the whole build (time, peak RSS) and its recall on the sample
     dask       the same build on a local Dask cluster (2 worker processes) vs one process
+    floor      the work any exact build must do on the synthetic data: posting entries an
+               item-by-item scan reads (sum of squared document frequencies) and candidate
+               sequences per row (sharing at least one item, on a sample of rows); no build
     histogram  Figure 1 counts on Beauty (jaccard, 2-gram) and a PNG
 """
 
@@ -334,6 +337,66 @@ def part_skew(force: bool, sizes: list[int], exponent: float, budgets: list[int 
                   f"{res['recall_at_50']:.4f} kth {res['mean_kth_score']:.3f}", flush=True)
 
 
+def part_floor(force: bool, sizes: list[int], exponent: float, sample: int) -> None:
+    """The size of the exact problem: posting entries scanned and candidates per row.
+
+    Document frequencies are counted a million sequences at a time (the sequences are
+    independent, so memory stays that of one chunk). The share of rows a row meets through
+    some item is a property of the popularity law, not of N: it is measured on the first
+    million sequences and multiplied by N.
+    """
+    path = RESULTS / "similarity_floor.json"
+    done = json.loads(path.read_text()) if path.exists() and not force else {"runs": []}
+    have = {(r["sequences"], r["exponent"]) for r in done["runs"]}
+    chunk = 1_000_000
+    for n in sizes:
+        if (n, exponent) in have:
+            continue
+        df = np.zeros(200_001, dtype=np.int64)
+        postings = 0
+        share = None
+        for part in range(0, n, chunk):
+            inputs, _ = synthetic(min(chunk, n - part), exponent=exponent, seed=part)
+            rows = np.repeat(np.arange(len(inputs), dtype=np.int64), [len(s) for s in inputs])
+            # Distinct (sequence, item) pairs: an item repeated in a sequence is one posting.
+            pairs = np.unique(rows * (1 << 20) + np.concatenate(inputs))
+            del rows, inputs
+            row_of, item_of = pairs >> 20, pairs & ((1 << 20) - 1)
+            counts = np.bincount(item_of, minlength=len(df))
+            df += counts
+            postings += len(pairs)
+            if share is None:
+                share = candidate_share(row_of, item_of, counts, sample)
+        scan = float(np.sum(df.astype(np.float64) ** 2))
+        res = {"sequences": n, "exponent": exponent, "postings": postings,
+               "max_document_share": float(df.max() / n), "scan_entries": scan,
+               "scan_entries_per_row": scan / n, "candidate_share_of_rows": share,
+               "candidates_per_row": share * (n - 1), "sample_rows": sample,
+               "command": f"benchmarks/similarity_bench.py floor --sizes {n} --exponent "
+                          f"{exponent} --sample {sample}"}
+        done["runs"].append(res)
+        done["machine"] = machine()
+        write_json_atomic(path, done)
+        print(f"floor n={n} s={exponent}: {scan:.3g} posting entries scanned "
+              f"({res['scan_entries_per_row']:.3g} a row), candidates a row "
+              f"{res['candidates_per_row']:.3g} = {share:.2f} of all rows; most popular item "
+              f"in {res['max_document_share']:.2f} of rows", flush=True)
+
+
+def candidate_share(row_of: np.ndarray, item_of: np.ndarray, df: np.ndarray,
+                    sample: int) -> float:
+    """Mean share of the other sequences that a sampled sequence shares an item with."""
+    n = int(row_of[-1]) + 1
+    order = np.argsort(item_of, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(df)])
+    shares = []
+    for r in np.random.default_rng(0).choice(n, size=min(sample, n), replace=False):
+        items = item_of[np.searchsorted(row_of, r):np.searchsorted(row_of, r + 1)]
+        met = np.concatenate([row_of[order[starts[i]:starts[i + 1]]] for i in items])
+        shares.append((len(np.unique(met)) - 1) / (n - 1))  # not the row itself
+    return float(np.mean(shares))
+
+
 def part_dask(force: bool, n: int, exponent: float) -> None:
     """One process (numba, 2 threads) vs a LocalCluster of 2 single-thread worker processes."""
     path = RESULTS / "similarity_dask.json"
@@ -388,7 +451,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("parts", nargs="+", choices=["datasets", "authors", "topn", "scale",
-                                                 "skew", "dask", "histogram"])
+                                                 "skew", "dask", "histogram", "floor"])
     p.add_argument("--force", action="store_true", help="redo finished parts")
     p.add_argument("--sizes", default="100000,300000,1000000",
                    help="scale: comma-separated N [100000,300000,1000000]")
@@ -406,6 +469,9 @@ def main() -> None:
             budgets = [None if b == "exact" else int(b) for b in args.budgets.split(",")]
             part_skew(args.force, [int(s) for s in args.sizes.split(",")], args.exponent,
                       budgets, args.sample, args.full)
+        elif part == "floor":
+            part_floor(args.force, [int(s) for s in args.sizes.split(",")], args.exponent,
+                       args.sample)
         elif part == "dask":
             part_dask(args.force, args.dask_n, args.exponent)
         else:
