@@ -76,7 +76,10 @@ class SequenceEncoder(nn.Module):
     @property
     def item_table(self) -> torch.Tensor:
         """(num_items + 1, D) rows of padding and the items: what scores and losses use."""
-        return self.embed.item_embedding.weight[: self.num_items + 1]
+        weight = self.embed.item_embedding.weight
+        # A slice, even of every row, makes autograd zero-fill and copy a table-sized gradient
+        # each step: only slice when input-only tokens follow the items.
+        return weight if weight.shape[0] == self.num_items + 1 else weight[: self.num_items + 1]
 
     def last_state(self, seqs: torch.Tensor) -> torch.Tensor:
         """(B, D) state of each sequence's last position: what ranking and serving score with.

@@ -52,3 +52,13 @@ def test_last_state_equals_the_last_position_of_forward():
         enc = make(norm_first=norm_first, num_blocks=3)
         assert enc.last_state(x).shape == (3, 16)
         assert torch.allclose(enc.last_state(x), enc(x)[:, -1], atol=1e-6)
+
+
+def test_item_table_is_the_weight_itself_without_input_only_tokens():
+    """No slice when there is nothing to cut: a slice's backward zero-fills a gradient the size
+    of the table every step (a large catalogue's dominant cost)."""
+    plain = build_encoder(EncoderConfig(), 30)
+    assert plain.item_table is plain.item_embedding.weight
+    with_mask = build_encoder(EncoderConfig(), 30, extra_tokens=1)
+    assert with_mask.item_table.shape[0] == 31
+    assert with_mask.item_table.data_ptr() == with_mask.item_embedding.weight.data_ptr()
