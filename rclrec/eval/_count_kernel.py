@@ -29,7 +29,7 @@ def count_above_and_alike(scores, first, targets, columns, start, higher, alike)
     for r in range(scores.shape[0]):
         t = targets[r]
         row = scores[r]
-        # int32 sums of comparisons vectorise; s - s is NaN exactly for NaN and +-inf.
+        # Integer sums of comparisons vectorise; s - s is NaN exactly for NaN and +-inf.
         above = np.int32(0)
         equal = np.int32(0)
         bad = np.int32(0)

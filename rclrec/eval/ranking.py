@@ -88,18 +88,19 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
         higher, tied as :func:`target_ranks` gives them for the whole score matrix.
     """
     b, n = states.shape[0], table.shape[0]
-    on_cpu = states.device.type == "cpu"
-    limit, block_rows = ((CPU_SCORE_ELEMENTS, CPU_BLOCK_ROWS) if on_cpu
-                         else (SCORE_ELEMENTS, BLOCK_ROWS))
+    limit, block_rows = score_limits(states.device)
     if item_block is None:
         if b * n <= limit:
             return target_ranks(states @ table.T, history, targets, exclude_history)
         # Whole-catalogue rows while a block of them fits, else block_rows users by item blocks.
         rows = limit // n if limit // n >= block_rows else block_rows
         if b > rows:
-            parts = [rank_targets(states[i:i + rows], table, history[i:i + rows],
-                                  targets[i:i + rows], exclude_history)
-                     for i in range(0, b, rows)]
+            # Near-equal chunks: no remainder of one or two rows, which a BLAS may round
+            # differently from a larger product (a near-tie could then flip).
+            chunks = -(-b // rows)
+            parts = [rank_targets(s, table, h, y, exclude_history)
+                     for s, h, y in zip(states.tensor_split(chunks), history.tensor_split(chunks),
+                                        targets.tensor_split(chunks), strict=True)]
             return tuple(torch.cat(p) for p in zip(*parts, strict=True))
         item_block = max(1, limit // b - b)
     columns = history_columns(history, targets) if exclude_history else None
@@ -121,6 +122,13 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
         higher += h
         alike += a
     return higher, alike - 1  # minus the target itself
+
+
+def score_limits(device: torch.device) -> tuple[int, int]:
+    """(scores per product, users per item-blocked product) on ``device``."""
+    if device.type == "cpu":
+        return CPU_SCORE_ELEMENTS, CPU_BLOCK_ROWS
+    return SCORE_ELEMENTS, BLOCK_ROWS
 
 
 def block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,

@@ -74,7 +74,7 @@ def test_evaluate_ranking_in_small_blocks_matches_one_block(monkeypatch):
     histories, _, targets = cases(b=70)
     args = (encoder, histories, targets.numpy(), 5)
     one, one_ranks = evaluate_ranking(*args, batch_size=16, return_ranks=True)
-    monkeypatch.setattr(ranking, "SCORE_ELEMENTS", 16 * 20)  # a 4-item block beside 16 targets
+    monkeypatch.setattr(ranking, "CPU_SCORE_ELEMENTS", 16 * 20)  # 4 items beside 16 targets
     blocked, blocked_ranks = evaluate_ranking(*args, batch_size=16, return_ranks=True)
     assert blocked == one
     np.testing.assert_array_equal(blocked_ranks, one_ranks)
@@ -94,7 +94,36 @@ def test_a_large_batch_is_ranked_in_row_blocks_too(monkeypatch):
     _, history, targets = cases(b=45)
     states = table[targets] + 0.0
     whole = target_ranks(states @ table.T, history, targets, True)
-    monkeypatch.setattr(ranking, "SCORE_ELEMENTS", 200)  # 10 users: 10-item blocks
-    monkeypatch.setattr(ranking, "BLOCK_ROWS", 10)
+    monkeypatch.setattr(ranking, "CPU_SCORE_ELEMENTS", 200)  # 10 users: 10-item blocks
+    monkeypatch.setattr(ranking, "CPU_BLOCK_ROWS", 10)
     blocked = rank_targets(states, table, history, targets, True)
+    assert torch.equal(blocked[0], whole[0]) and torch.equal(blocked[1], whole[1])
+
+
+def test_the_cpu_and_the_gpu_have_their_own_block_limits():
+    assert ranking.score_limits(torch.device("cpu")) == (ranking.CPU_SCORE_ELEMENTS,
+                                                         ranking.CPU_BLOCK_ROWS)
+    assert ranking.score_limits(torch.device("cuda")) == (ranking.SCORE_ELEMENTS,
+                                                          ranking.BLOCK_ROWS)
+
+
+def test_whole_catalogue_row_blocks_are_near_equal(monkeypatch):
+    """A batch one row over a multiple of the block is cut evenly, not with a one-row tail
+    (a product of one or two rows may round differently from a larger one)."""
+    table = tied_table()
+    _, history, targets = cases(b=41)
+    states = table[targets] + 0.0
+    whole = target_ranks(states @ table.T, history, targets, True)
+    monkeypatch.setattr(ranking, "CPU_SCORE_ELEMENTS", 10 * table.shape[0])  # 10 whole rows
+    monkeypatch.setattr(ranking, "CPU_BLOCK_ROWS", 2)
+    sizes = []
+    counts = ranking.block_counts
+
+    def spy(block, *args):
+        sizes.append(block.shape[0])
+        return counts(block, *args)
+
+    monkeypatch.setattr(ranking, "block_counts", spy)
+    blocked = rank_targets(states, table, history, targets, True)
+    assert sorted(sizes) == [8, 8, 8, 8, 9]  # 41 rows in 5 blocks, none of 1
     assert torch.equal(blocked[0], whole[0]) and torch.equal(blocked[1], whole[1])
