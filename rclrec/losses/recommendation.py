@@ -59,10 +59,14 @@ class _FullSoftmaxCrossEntropy(_GradientsFromForward):
 
     The same value and gradients as ``F.cross_entropy(states @ table.T, classes)``, but the
     scores over all items (most of a training step's time and memory) are never held whole:
-    rows are taken a block at a time, and each block's softmax goes straight into both
-    gradients (d states = (softmax - onehot) E, d E = (softmax - onehot)^T s) while it is still
-    in cache. The gradients of a mean are linear in the incoming gradient, so the backward
-    pass only scales them. Without gradients (evaluation) only the loss is computed.
+    rows are taken a block at a time, each block's scores become their softmax in place (one
+    fused kernel, each row in cache), and the softmax goes straight into both gradients
+    (d states = (softmax - onehot) E, d E = (softmax - onehot)^T s) while it is still in cache.
+    The gradients of a mean are linear in the incoming gradient, so the backward pass only
+    scales them. Without gradients (evaluation) only the loss is computed.
+
+    The loss comes from probabilities the softmax already holds (``_row_losses``), so no pass
+    over the scores is spent on their maximum and sum.
     """
 
     @staticmethod
@@ -70,28 +74,63 @@ class _FullSoftmaxCrossEntropy(_GradientsFromForward):
                 classes: torch.Tensor) -> torch.Tensor:
         ctx.other_inputs = 1
         want_grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        count = len(classes)
-        rows = chunk_rows(table.shape[0])
-        block = states.new_empty((min(rows, count), table.shape[0]))
-        total = states.new_zeros(())
+        count, num_items = len(classes), table.shape[0]
+        rows = chunk_rows(num_items)
+        track_best = not _branches_are_free(states.device)
+        # Items along the contiguous dimension: the two products that stream the block (the
+        # scores s E^T and d E^T += s^T G) run faster on a (D, N) operand than on a view of E.
+        table_t = table.T.contiguous()
+        block = states.new_empty((min(rows, count), num_items))
+        target_probability = states.new_empty(count)
+        best = (states.new_empty(count), classes.new_empty(count)) if track_best else None
         grad_states = torch.empty_like(states) if want_grads else None
-        grad_table = torch.zeros_like(table) if want_grads else None
+        grad_table_t = torch.zeros_like(table_t) if want_grads else None
         for start in range(0, count, rows):
             s, c = states[start:start + rows], classes[start:start + rows]
-            scores = torch.mm(s, table.T, out=block[:len(c)])
-            target = scores.gather(1, c[:, None]).squeeze(1)
-            row_max = scores.amax(dim=1)
-            unnormalised = scores.sub_(row_max[:, None]).exp_()  # in place: no second buffer
-            sum_exp = unnormalised.sum(dim=1)
-            total += (row_max + sum_exp.log() - target).sum()
+            done = slice(start, start + len(c))
+            softmax = block[:len(c)]
+            torch.softmax(torch.mm(s, table_t, out=softmax), dim=1, out=softmax)  # in place
+            own = (torch.arange(len(c), device=c.device), c)
+            target_probability[done] = softmax[own]
+            if track_best:
+                torch.max(softmax, dim=1, out=(best[0][done], best[1][done]))
             if want_grads:
-                grad = unnormalised.mul_(sum_exp.reciprocal()[:, None])  # the softmax
-                grad[torch.arange(len(c), device=grad.device), c] -= 1
-                torch.mm(grad, table, out=grad_states[start:start + rows])
-                grad_table.addmm_(grad.T, s)
+                softmax[own] -= 1
+                torch.mm(softmax, table, out=grad_states[done])
+                grad_table_t.addmm_(s.T, softmax)
+        losses = _row_losses(target_probability, best, states, table, classes)
         if want_grads:
-            ctx.save_for_backward(grad_states.div_(count), grad_table.div_(count))
-        return total / count
+            ctx.save_for_backward(grad_states.div_(count), grad_table_t.T.div_(count))
+        return losses.sum() / count
+
+
+def _branches_are_free(device: torch.device) -> bool:
+    """On the CPU, a branch on a tensor's values costs nothing; on an accelerator it waits for
+    the device (a host synchronisation inside the step)."""
+    return device.type == "cpu"
+
+
+def _row_losses(target_probability: torch.Tensor,
+                best: tuple[torch.Tensor, torch.Tensor] | None, states: torch.Tensor,
+                table: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """-log p(target) per row, exact also where p(target) underflows (below the smallest
+    normal float its log is inexact, at 0 infinite: a target scored far below the row's best).
+
+    With ``best`` (each row's highest probability and its item, never below 1 / N) every row
+    is taken as logsumexp - s e_target = s (e_best - e_target) - log p(best), with no branch.
+    Without it (on the CPU) only the rare underflowed rows are recomputed from their scores.
+    """
+    if best is not None:
+        probability, item = best
+        return (states * (table[item] - table[classes])).sum(dim=1) - probability.log()
+    losses = target_probability.log().neg_()
+    tiny = torch.finfo(states.dtype).tiny
+    rows = (target_probability < tiny).nonzero().squeeze(1)
+    if len(rows):
+        scores = states[rows] @ table.T
+        losses[rows] = (torch.logsumexp(scores, dim=1)
+                        - scores.gather(1, classes[rows, None]).squeeze(1))
+    return losses
 
 
 def bce_one_negative_loss(states: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor,

@@ -42,8 +42,17 @@ def test_a_second_backward_pass_gives_the_same_gradients():
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("block_elements", [40, 80, 1 << 20])  # 1 row, 2 rows, all 30 rows
-def test_row_blocks_give_the_same_value_and_gradients(monkeypatch, block_elements):
+@pytest.fixture(params=["cpu branch", "no branch"])
+def loss_path(request, monkeypatch):
+    """Both ways of taking the loss from the softmax: on the CPU, underflowed rows recomputed
+    after a branch; elsewhere (forced here), every row from its best item, with no branch."""
+    if request.param == "no branch":
+        monkeypatch.setattr(recommendation, "_branches_are_free", lambda device: False)
+    return request.param
+
+
+@pytest.mark.parametrize("block_elements", [40, 80, 120, 1 << 20])  # 1, 2, 3 rows, all 30
+def test_row_blocks_give_the_same_value_and_gradients(monkeypatch, loss_path, block_elements):
     gen = torch.Generator().manual_seed(2)
     table = torch.randn(41, 8, generator=gen, requires_grad=True)
     states = torch.randn(30, 8, generator=gen, requires_grad=True)
@@ -51,6 +60,33 @@ def test_row_blocks_give_the_same_value_and_gradients(monkeypatch, block_element
     monkeypatch.setattr(recommendation, "CHUNK_ELEMENTS", block_elements)
     ours = cross_entropy_loss(states, targets, table)
     ref = reference(states, targets, table)
+    torch.testing.assert_close(ours, ref)
+    for a, b in zip(torch.autograd.grad(ours, (states, table)),
+                    torch.autograd.grad(ref, (states, table)), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("block_elements", [40, 1 << 20])
+def test_a_target_whose_probability_underflows_keeps_an_exact_loss(monkeypatch, loss_path,
+                                                                   block_elements):
+    # Rows 0 and 3 score their target ~120 below their best item: softmax gives it 0 in float32
+    # (its log would be -inf), yet the loss must be the finite logsumexp - target score.
+    gen = torch.Generator().manual_seed(5)
+    table = torch.randn(41, 8, generator=gen)
+    table[7] = 0
+    table[1:7] = torch.randn(6, 8, generator=gen)
+    table[3, 0] = 20.0
+    table = table.requires_grad_()
+    states = torch.randn(6, 8, generator=gen)
+    states[[0, 3], 0] = 6.0
+    states = states.requires_grad_()
+    targets = torch.tensor([7, 2, 5, 7, 40, 1])
+    monkeypatch.setattr(recommendation, "CHUNK_ELEMENTS", block_elements)
+    with torch.no_grad():
+        assert torch.softmax(states @ table[1:].T, 1)[[0, 3], 6].max() == 0
+    ours = cross_entropy_loss(states, targets, table)
+    ref = reference(states, targets, table)
+    assert torch.isfinite(ours) and float(ref.detach()) > 20
     torch.testing.assert_close(ours, ref)
     for a, b in zip(torch.autograd.grad(ours, (states, table)),
                     torch.autograd.grad(ref, (states, table)), strict=True):
