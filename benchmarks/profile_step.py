@@ -72,34 +72,50 @@ def epoch_flops(cfg, instances, batches: list[np.ndarray], num_items: int) -> di
     return {"encoder": encoder, "ce": ce, "total": encoder + ce}
 
 
-def timed_steps(trainer: Trainer, batches: list[np.ndarray]) -> dict[str, list[float]]:
+PHASES = ("batching", "encoder forward", "CE value + gradients", "backward", "optimizer",
+          "loss read-out")
+
+
+def timed_steps(trainer: Trainer, batches: list[np.ndarray], clock=time.perf_counter
+                ) -> dict[str, list[float]]:
     """The trainer's step, phase by phase (the CPU runs synchronously, so the clock is exact).
 
-    ``loss_step`` is split here into its parts; the CE's forward includes its gradients."""
+    ``loss_step`` is split here into its parts; the CE's forward includes its gradients, so
+    ``backward`` is the encoder's. ``clock``: wall (default) or ``time.process_time``."""
     phases: dict[str, list[float]] = defaultdict(list)
     cfg = trainer.cfg.train
     for index in batches:
-        marks = [time.perf_counter()]
+        marks = [clock()]
         batch = trainer.make_batch(index)
-        marks.append(time.perf_counter())
+        marks.append(clock())
         with trainer.autocast():
             hidden = trainer.encoder(batch.inputs)
-            marks.append(time.perf_counter())
+            marks.append(clock())
             states, targets = select_target_positions(hidden, batch.targets)
             loss = recommendation_loss(cfg.loss, states, targets, trainer.encoder.item_table)
-        marks.append(time.perf_counter())
+        marks.append(clock())
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        marks.append(time.perf_counter())
+        marks.append(clock())
         trainer.optimizer.step()
-        marks.append(time.perf_counter())
+        marks.append(clock())
         float(loss.detach())  # what a per-step read-out costs (on a GPU: a synchronisation)
-        marks.append(time.perf_counter())
-        names = ("batching", "encoder forward", "CE value + gradients", "backward",
-                 "optimizer", "loss read-out")
-        for name, a, b in zip(names, marks, marks[1:], strict=False):
+        marks.append(clock())
+        for name, a, b in zip(PHASES, marks, marks[1:], strict=False):
             phases[name].append(b - a)
     return phases
+
+
+def parts_over_floor(trainer: Trainer, cfg, instances, batches: list[np.ndarray],
+                     num_items: int, peak_per_cpu_second: float) -> dict[str, float]:
+    """The CE and the encoder (forward + backward) each as a multiple of its own float32 floor,
+    in CPU seconds summed over ``batches`` (which part of the distance to the floor is whose)."""
+    phases = timed_steps(trainer, batches, clock=time.process_time)
+    flops = epoch_flops(cfg, instances, batches, num_items)
+    ce = sum(phases["CE value + gradients"])
+    encoder = sum(phases["encoder forward"]) + sum(phases["backward"])
+    return {"ce": ce / (flops["ce"] / peak_per_cpu_second),
+            "encoder": encoder / (flops["encoder"] / peak_per_cpu_second)}
 
 
 def top_ops(fn, rows: int = 12) -> list[dict]:
@@ -157,6 +173,8 @@ def main() -> int:
     peak_cpu = {k: max(rates[k][1], after[k][1]) for k in DTYPES}
     floor = {k: flops["total"] / v for k, v in peak.items()}
     floor_cpu = {k: flops["total"] / v for k, v in peak_cpu.items()}
+    parts = parts_over_floor(trainer, cfg, instances, batches[1:args.steps + 1],
+                             split.num_items, peak_cpu["float32"])
     step_total = sum(statistics.median(v) for v in phases.values())
     print(f"{args.dataset}: {len(batches)} steps per epoch, {split.num_items} items, "
           f"{args.threads} threads, {platform.processor() or platform.machine()}")
@@ -174,6 +192,8 @@ def main() -> int:
     print(f"measured epoch: {epoch_cpu:.2f} CPU s = {epoch_cpu / floor_cpu['float32']:.1f}x the "
           f"float32 floor, {epoch_cpu / floor_cpu['bfloat16']:.1f}x the bfloat16 floor; "
           f"validation {valid_cpu:.2f} CPU s = {valid_cpu / epoch_cpu:.2f} of the epoch")
+    print(f"against their own float32 floors (CPU s, {args.steps} steps): CE "
+          f"{parts['ce']:.1f}x, encoder forward + backward {parts['encoder']:.1f}x")
     print(f"one step ({args.steps} steps, median per phase; total {step_total * 1e3:.0f} ms):")
     for name, values in phases.items():
         med = statistics.median(values)
@@ -192,6 +212,7 @@ def main() -> int:
            "epoch_cpu_over_floor": {k: epoch_cpu / v for k, v in floor_cpu.items()},
            "epoch_steps_timed": timed,
            "epoch_over_floor": {k: epoch_seconds / v for k, v in floor.items()},
+           "cpu_over_own_floor": parts,
            "phases_ms": {k: {"median": statistics.median(v) * 1e3, "min": min(v) * 1e3,
                              "max": max(v) * 1e3} for k, v in phases.items()},
            "step_ops": step_ops, "validation_ops": valid_ops}
