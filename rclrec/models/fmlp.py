@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from rclrec.config import EncoderConfig
 from rclrec.data.dataset import PAD
 from rclrec.models.layers import (
+    Dropout,
     FeedForward,
     SequenceEmbedding,
     SequenceEncoder,
@@ -37,7 +38,7 @@ class FilterLayer(nn.Module):
         # (1, max_len//2 + 1, D, 2): real and imaginary parts, one filter per block (official
         # layout and init, N(0, 1) * 0.02; init_weights leaves plain Parameters alone).
         self.complex_weight = nn.Parameter(torch.randn(1, max_len // 2 + 1, hidden_dim, 2) * 0.02)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(hidden_dim, eps=1e-12)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from rclrec.config import EncoderConfig
 from rclrec.data.dataset import PAD
 from rclrec.models.layers import (
+    Dropout,
     FeedForward,
     SequenceEmbedding,
     SequenceEncoder,
@@ -27,7 +28,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden_dim, 3 * hidden_dim)
         self.out = nn.Linear(hidden_dim, hidden_dim)
         self.attn_dropout = attn_dropout
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, queries: int | None = None
                 ) -> torch.Tensor:
