@@ -76,6 +76,7 @@ class _FullSoftmaxCrossEntropy(_GradientsFromForward):
         want_grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         count, num_items = len(classes), table.shape[0]
         rows = chunk_rows(num_items)
+        on_cpu = states.device.type == "cpu"
         track_best = not _branches_are_free(states.device)
         # Items along the contiguous dimension: the two products that stream the block (the
         # scores s E^T and d E^T += s^T G) run faster on a (D, N) operand than on a view of E.
@@ -89,7 +90,9 @@ class _FullSoftmaxCrossEntropy(_GradientsFromForward):
             s, c = states[start:start + rows], classes[start:start + rows]
             done = slice(start, start + len(c))
             softmax = block[:len(c)]
-            torch.softmax(torch.mm(s, table_t, out=softmax), dim=1, out=softmax)  # in place
+            # In place on the CPU (tested there); elsewhere the softmax reads a separate product.
+            scores = torch.mm(s, table_t, out=softmax if on_cpu else None)
+            torch.softmax(scores, dim=1, out=softmax)
             own = (torch.arange(len(c), device=c.device), c)
             target_probability[done] = softmax[own]
             if track_best:
