@@ -161,5 +161,34 @@ def length_sorted_chunks(lengths: np.ndarray, size: int) -> list[np.ndarray]:
     return [order[start:start + size] for start in range(0, len(order), size)]
 
 
+def cost_balanced_chunks(lengths: np.ndarray, call_cost: float) -> list[np.ndarray]:
+    """Row indices sorted by length (stable), cut where a cut pays for itself.
+
+    Each chunk is padded to its longest row, so it costs ``rows x width`` positions, plus
+    ``call_cost`` positions for the fixed cost of one more encoder call. Long-tailed lengths
+    (a few long rows among many short ones) make fixed-size chunks mostly padding; the cuts
+    here minimise the total cost, by dynamic programming over the distinct lengths (a chunk
+    never needs to split rows of equal length).
+    """
+    order = np.argsort(lengths, kind="stable")
+    if len(order) == 0:
+        return []
+    widths, counts = np.unique(np.asarray(lengths)[order], return_counts=True)
+    ends = np.cumsum(counts)  # rows up to and including each distinct length
+    starts = ends - counts
+    best = np.zeros(len(widths) + 1)  # best[j]: cost of the rows of the first j lengths
+    cut = np.zeros(len(widths) + 1, dtype=np.int64)
+    for j in range(1, len(widths) + 1):
+        # A last chunk over lengths i..j-1: rows starts[i]..ends[j-1], padded to widths[j-1].
+        total = best[:j] + (ends[j - 1] - starts[:j]) * widths[j - 1] + call_cost
+        cut[j] = int(np.argmin(total))
+        best[j] = total[cut[j]]
+    chunks, j = [], len(widths)
+    while j > 0:
+        chunks.append(order[starts[cut[j]]:ends[j - 1]])
+        j = cut[j]
+    return chunks[::-1]
+
+
 def real_length(inputs: np.ndarray) -> np.ndarray:
     return (inputs != PAD).sum(axis=1)

@@ -24,10 +24,12 @@ from tqdm.auto import tqdm
 from rclrec.config import ConfigError, check_choice, check_finite
 from rclrec.data.batches import (
     TrainingInstances,
+    cost_balanced_chunks,
     length_sorted_chunks,
     prefix_arrays,
     trim_padding,
 )
+from rclrec.data.dataset import PAD
 from rclrec.data.split import LeaveOneOutSplit, contrast_units
 from rclrec.losses.contrastive import (
     OFFICIAL_WEIGHT_POWER,
@@ -38,12 +40,17 @@ from rclrec.losses.contrastive import (
     relative_contrastive_loss,
     stack_members,
 )
-from rclrec.losses.recommendation import recommendation_loss, select_target_positions
+from rclrec.losses.recommendation import recommendation_loss
 from rclrec.methods.base import Batch, Method
-from rclrec.models.encode import last_states
 from rclrec.similarity.index import SimilarityIndex, index_for_config
 from rclrec.similarity.measures import METRICS
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
+
+# The fixed cost of one more encoder call (forward and backward) on a CPU, in padded positions
+# of the same work: what ``cost_balanced_chunks`` weighs a cut against (measured with
+# benchmarks/profile_rcl_step.py, docs/RESULTS.md "RCL's step").
+CPU_CALL_COST = 256
+GPU_CHUNK = 128  # rows per chunk of positives on other devices (the layout before the plan)
 
 
 @dataclass(frozen=True)
@@ -227,32 +234,57 @@ class RCL(Method):
             self.rebuild_semantic(encoder)
 
     def encode(self, encoder: nn.Module, units: np.ndarray, with_targets: bool = False,
-               chunk: int = 128):
+               chunk: int | None = None):
         """Last-position states (U, D) of the given units.
 
         Positives are random units of any length, so they are encoded in length-sorted chunks,
-        each trimmed to its longest sequence, instead of one batch padded to the longest.
-        With ``with_targets`` also returns the states and targets of every position that has a
-        target (for the recommendation loss on positives).
+        each trimmed to its longest sequence, instead of one batch padded to the longest: chunks
+        of ``chunk`` rows if given, else the cuts of ``chunk_plan``. With ``with_targets`` also
+        returns the states and targets of every position that has a target (for the
+        recommendation loss on positives).
         """
         inputs, targets = prefix_arrays(self.split.train, self.unit_user[units],
                                         self.unit_end[units], self.max_len, self.every_position)
-        if not with_targets:
-            return last_states(encoder, torch.from_numpy(inputs).to(self.device), chunk)
-        chunks = length_sorted_chunks(np.minimum(self.unit_end[units], self.max_len), chunk)
+        lengths = np.minimum(self.unit_end[units], self.max_len)
+        chunks = (length_sorted_chunks(lengths, chunk) if chunk is not None
+                  else self.chunk_plan(lengths))
+        if not chunks:
+            empty = encoder.item_table.new_zeros((0, encoder.item_table.shape[1]))
+            no_targets = torch.zeros(0, dtype=torch.long, device=self.device)
+            return (empty, empty, no_targets) if with_targets else empty
         last, states, kept = [], [], []
         for part in chunks:
             x, y = trim_padding(inputs[part], targets[part])
             x = torch.from_numpy(x).to(self.device)
+            if not with_targets:
+                last.append(encoder.last_state(x))
+                continue
             hidden = encoder(x)
             last.append(hidden[:, -1])
-            s, t = select_target_positions(hidden, torch.from_numpy(y).to(self.device))
-            states.append(s)
-            kept.append(t)
+            # The positions with a target, found on the host (a mask on the device would make
+            # a GPU wait for its count).
+            if y.shape[1] == 1:
+                where = np.arange(len(y)) * hidden.shape[1] + hidden.shape[1] - 1
+                y = y[:, 0]
+            else:
+                where, y = np.flatnonzero(y != PAD), y[y != PAD]
+            states.append(hidden.reshape(-1, hidden.shape[2])[torch.from_numpy(where)
+                                                                .to(self.device)])
+            kept.append(torch.from_numpy(y).to(self.device))
         # One gather back to the units' order (a select per unit costs a zero-filled (chunk, L,
         # D) gradient each in the backward pass).
         order = torch.from_numpy(np.argsort(np.concatenate(chunks))).to(self.device)
+        if not with_targets:
+            return torch.cat(last)[order]
         return torch.cat(last)[order], torch.cat(states), torch.cat(kept)
+
+    def chunk_plan(self, lengths: np.ndarray) -> list[np.ndarray]:
+        """Chunks of the positives' rows: on a CPU cut where the padding saved outweighs one
+        more encoder call (``cost_balanced_chunks``); elsewhere (a GPU, where a call costs
+        far more than positions do, not measured yet) fixed chunks of ``GPU_CHUNK`` rows."""
+        if self.device.type == "cpu":
+            return cost_balanced_chunks(lengths, CPU_CALL_COST)
+        return length_sorted_chunks(lengths, GPU_CHUNK)
 
     def sample(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Units of one strong and one weak positive per centre user, -1 where there is none."""
@@ -307,21 +339,26 @@ class RCL(Method):
         else:
             encoded = h_centre.new_zeros((0, h_centre.shape[1]))
         n_s, n_w = int(has_s.sum()), int(has_w.sum())
-        h_strong = h_centre.new_zeros(h_centre.shape)
-        h_weak = h_centre.new_zeros(h_centre.shape)
         ts, tw = torch.from_numpy(has_s).to(self.device), torch.from_numpy(has_w).to(self.device)
-        h_strong[ts] = encoded[:n_s]
-        h_weak[tw] = encoded[n_s:n_s + n_w]
-        strong_units = strong.copy()
+        # The positives go to their centres' rows by indices found on the host (a boolean mask
+        # on the device would make a GPU wait for its count).
+        encoded = encoded.to(h_centre.dtype)
+        h_strong = h_centre.new_zeros(h_centre.shape).index_copy(
+            0, torch.from_numpy(np.flatnonzero(has_s)).to(self.device), encoded[:n_s])
+        h_weak = h_centre.new_zeros(h_centre.shape).index_copy(
+            0, torch.from_numpy(np.flatnonzero(has_w)).to(self.device), encoded[n_s:n_s + n_w])
+        strong_units, strong_present = strong.copy(), has_s
         is_view = None
         if needs_view and len(view_units):
             h_strong, ts, is_view = fill_missing_strong(h_strong, ts, h_strong.clone().index_put(
                 (~ts,), encoded[n_s + n_w:]))
             strong_units[~has_s] = view_units
+            strong_present = np.ones_like(has_s)
 
         member_units = stack_members(torch.from_numpy(self.whole_unit[users]),
-                                     torch.from_numpy(strong_units), ts.cpu(),
-                                     torch.from_numpy(weak), tw.cpu()).numpy()
+                                     torch.from_numpy(strong_units),
+                                     torch.from_numpy(strong_present), torch.from_numpy(weak),
+                                     torch.from_numpy(has_w)).numpy()
         similarity = None
         if self.loss_cfg.variant in ("rcl", "weak", "official"):
             # The index holds whole sequences; a strong prefix is not in it (weight 0).
@@ -340,7 +377,7 @@ class RCL(Method):
         # Logged per epoch: l_weak near 0 with boundary_active near 1 means the weak positives
         # get no gradient (the weighted denominator of Eq. 16 holds almost nothing).
         logged = ("boundary_active", "both", "l_strong", "l_weak")
-        return total, {"rcl": float(loss.detach()), **extra,
+        return total, {"rcl": loss.detach(), **extra,
                        **{f"rcl_{k}": v for k, v in stats.items() if k in logged}}
 
 

@@ -2,6 +2,7 @@ import numpy as np
 
 from rclrec.data.batches import (
     batch_order,
+    cost_balanced_chunks,
     left_pad,
     prefix_arrays,
     prefix_instances,
@@ -90,3 +91,33 @@ def test_prefix_arrays_match_the_training_instances():
     inputs, targets = prefix_arrays(train, all_users, all_ends, 8, every_position=False)
     np.testing.assert_array_equal(inputs, prefixes.inputs)
     np.testing.assert_array_equal(targets, prefixes.targets)
+
+
+def _chunk_cost(lengths, chunks, call_cost):
+    return sum(len(c) * lengths[c].max() + call_cost for c in chunks)
+
+
+def test_cost_balanced_chunks_cover_every_row_in_length_order_at_the_least_cost():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        lengths = rng.integers(1, 9, size=int(rng.integers(1, 9)))
+        call_cost = float(rng.choice([0.0, 3.0, 10.0]))
+        chunks = cost_balanced_chunks(lengths, call_cost)
+        rows = np.concatenate(chunks)
+        assert sorted(rows.tolist()) == list(range(len(lengths)))
+        assert (np.diff(lengths[rows]) >= 0).all()  # length-sorted, chunks in order
+        # Exhaustive: every way to cut the sorted rows into consecutive chunks.
+        ordered = np.argsort(lengths, kind="stable")
+        best = min(_chunk_cost(lengths, np.split(ordered, list(cuts)), call_cost)
+                   for mask in range(2 ** (len(lengths) - 1))
+                   for cuts in [[i + 1 for i in range(len(lengths) - 1) if mask >> i & 1]])
+        assert _chunk_cost(lengths, chunks, call_cost) == best
+
+
+def test_cost_balanced_chunks_extremes():
+    lengths = np.array([5, 1, 1, 3, 5, 2])
+    # Free calls: one chunk per distinct length, no padding at all.
+    assert [c.tolist() for c in cost_balanced_chunks(lengths, 0)] == [[1, 2], [5], [3], [0, 4]]
+    # Costly calls: everything in one chunk.
+    assert [c.tolist() for c in cost_balanced_chunks(lengths, 1e9)] == [[1, 2, 5, 3, 0, 4]]
+    assert cost_balanced_chunks(np.zeros(0, dtype=np.int64), 10) == []

@@ -211,3 +211,43 @@ def test_the_strong_variant_builds_no_similarity_index(tmp_path):
     assert method.index is None and method.coverage["share_with_weak"] == 0.0
     strong, weak = method.sample(np.arange(split.num_users))
     assert (weak == -1).all() and (strong >= 0).any()
+
+
+def test_the_layout_of_the_positives_passes_changes_neither_loss_nor_gradients():
+    """The positives' rows in one padded pass, one row per pass, or the cost-balanced chunks
+    (the default): with dropout off, the same loss (contrast + the positives' rec. loss) and
+    the same gradients, up to float rounding."""
+    from rclrec.data.batches import length_sorted_chunks
+
+    cfg = load_config(overrides={**SMALL, "rcl.similarity": "jaccard"})
+    split = leave_one_out(load_dataset("synthetic"))
+    inst = window_instances(split.train, 50)
+    method = RCL(cfg, split, inst, torch.device("cpu"))
+    assert method.rec_on_positives
+    torch.manual_seed(0)
+    encoder = build_encoder(cfg.encoder, split.num_items).eval()  # no dropout: comparable
+    method.setup(encoder)
+    rows = np.flatnonzero(inst.whole)[:96]
+    batch = Batch(rows, torch.from_numpy(inst.inputs[rows]), torch.from_numpy(inst.targets[rows]),
+                  inst.users[rows], inst.whole[rows])
+    drawn = method.rng.bit_generator.state
+    layouts = {"cost-balanced": method.chunk_plan,
+               "one pass": lambda lengths: length_sorted_chunks(lengths, len(lengths)),
+               "one row per pass, in the units' order": lambda lengths: [
+                   np.array([i]) for i in range(len(lengths))]}
+    results = {}
+    for name, plan in layouts.items():
+        method.rng.bit_generator.state = drawn  # the same positives for every layout
+        method.chunk_plan = plan
+        loss, stats = method.extra_loss(batch, encoder(batch.inputs), encoder)
+        grads = torch.autograd.grad(loss, list(encoder.parameters()), allow_unused=True)
+        results[name] = loss.detach(), grads, stats["extra_positions"]
+    reference, ref_grads, positions = results["one row per pass, in the units' order"]
+    assert positions > 1  # the positives' rec. loss is part of the loss compared
+    for name, (loss, grads, _) in results.items():
+        torch.testing.assert_close(loss, reference, rtol=1e-5, atol=1e-6, msg=name)
+        for g, r in zip(grads, ref_grads, strict=True):
+            if r is None:
+                assert g is None
+            else:
+                torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6, msg=name)
