@@ -33,11 +33,18 @@ from result_file import write_result
 import rclrec.methods.rcl as rcl_module
 import rclrec.train.trainer as trainer_module
 from rclrec.config import load_config
-from rclrec.data.batches import batch_order, length_sorted_chunks, prefix_arrays, trim_padding
+from rclrec.data.batches import (
+    batch_order,
+    cost_balanced_chunks,
+    length_sorted_chunks,
+    prefix_arrays,
+    trim_padding,
+)
 from rclrec.data.dataset import PAD
 from rclrec.data.split import leave_one_out
 from rclrec.losses.recommendation import cross_entropy_loss
 from rclrec.methods import method_class
+from rclrec.methods.rcl import CPU_CALL_COST
 from rclrec.models import build_encoder
 from rclrec.run import build_instances, load_data, resolve
 from rclrec.train.trainer import Trainer
@@ -188,8 +195,8 @@ def padding_widths(trainer: Trainer, batches: list[np.ndarray], chunk: int = 128
     the centres and positives sorted together into chunks."""
     method = trainer.method
     lengths = trainer.lengths
-    today = one_pass = together = 0
-    real = sequences = repeats = 0
+    today = one_pass = together = balanced = 0
+    real = sequences = repeats = calls_today = calls_balanced = 0
     for index in batches:
         centre = np.minimum(lengths[index], method.max_len)
         strong, weak = method.sample(trainer.instances.users[index][
@@ -202,24 +209,34 @@ def padding_widths(trainer: Trainer, batches: list[np.ndarray], chunk: int = 128
         repeats += len(every) - len(np.unique(every))
         pos = np.minimum(method.unit_end[units], method.max_len)
         today += padded(centre) + chunked(pos, chunk)
+        calls_today += 1 + -(-len(pos) // chunk)
+        plan = cost_balanced_chunks(pos, CPU_CALL_COST)
+        balanced += padded(centre) + sum(padded(pos[part]) for part in plan)
+        calls_balanced += 1 + len(plan)
         both = np.concatenate([centre, pos])
         one_pass += padded(both)
         together += chunked(both, chunk)
         real += int(both.sum())
     n = len(batches)
     return {"repeated_sequences_share": repeats / sequences, "real_positions": real / n,
-            "today_positions": today / n,
+            "today_positions": today / n, "today_calls": calls_today / n,
+            "cost_balanced_positions": balanced / n, "cost_balanced_calls": calls_balanced / n,
             "one_pass_positions": one_pass / n, "sorted_together_positions": together / n}
 
 
-def encoder_layouts(trainer: Trainer, batches: list[np.ndarray], chunks=(128, 64, 32, 16),
-                    repeats: int = 3) -> dict[str, float]:
+def encoder_layouts(trainer: Trainer, batches: list[np.ndarray], chunks=(128, 64, 32),
+                    call_costs=(128, 256, 512), repeats: int = 3) -> dict[str, float]:
     """Encoder forward + backward (ms per step, the process's CPU clock, median over steps of
-    the best of ``repeats``, layouts alternated) of one step's centres and positives, laid out
-    as today (the centres' batch, then the positives in length-sorted chunks of 128), with
-    smaller positive chunks, and with the centres sorted into the positives' chunks."""
+    the best of ``repeats``, layouts alternated) of one step's centres and positives: the
+    centres' batch, then the positives in length-sorted chunks of fixed size (128: the layout
+    before this work) or cut by ``cost_balanced_chunks`` (``call_costs``); and the centres
+    sorted into the positives' chunks (one merged set of passes)."""
     method, encoder = trainer.method, trainer.encoder
     inst = trainer.instances
+    plans = {f"chunks of {c}": functools.partial(fixed_chunks, size=c) for c in chunks}
+    plans.update({f"cost-balanced, call cost {c}": functools.partial(cost_balanced_chunks,
+                                                                     call_cost=c)
+                  for c in call_costs})
     results: dict[str, list[float]] = defaultdict(list)
     for index in batches:
         users = inst.users[index][inst.whole[index]]
@@ -228,15 +245,16 @@ def encoder_layouts(trainer: Trainer, batches: list[np.ndarray], chunks=(128, 64
         positives = prefix_arrays(method.split.train, method.unit_user[units],
                                   method.unit_end[units], method.max_len, True)[0]
         centres = inst.inputs[index]
-        layouts = {f"centres + positives in chunks of {c}": [[centres], positives, c]
-                   for c in chunks}
-        layouts.update({f"centres and positives sorted together, chunks of {c}":
-                        [[], np.concatenate([centres, positives]), c] for c in chunks[1:]})
+        layouts = {f"centres + positives in {name}": ([centres], positives, plan)
+                   for name, plan in plans.items()}
+        layouts.update({f"centres and positives sorted together, {name}":
+                        ([], np.concatenate([centres, positives]), plan)
+                        for name, plan in plans.items() if "128" not in name})
         best = defaultdict(lambda: float("inf"))
         for _ in range(repeats):
-            for name, (whole, rows, chunk) in layouts.items():
+            for name, (whole, rows, plan) in layouts.items():
                 lengths = (rows != PAD).sum(1)
-                parts = whole + [rows[part] for part in length_sorted_chunks(lengths, chunk)]
+                parts = whole + [rows[part] for part in plan(lengths)]
                 parts = [torch.from_numpy(trim_padding(part)[0]) for part in parts]
                 start = time.process_time()
                 sum(encoder(part).sum() for part in parts).backward()
@@ -244,6 +262,10 @@ def encoder_layouts(trainer: Trainer, batches: list[np.ndarray], chunks=(128, 64
         for name, seconds in best.items():
             results[name].append(seconds * 1e3)
     return {name: statistics.median(v) for name, v in results.items()}
+
+
+def fixed_chunks(lengths: np.ndarray, size: int) -> list[np.ndarray]:
+    return length_sorted_chunks(lengths, size)
 
 
 def summarise(phases: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -308,12 +330,14 @@ def main() -> int:
           f"{ce['one_call_ms']:.1f} ms per step")
     pad = out["padding"]
     print(f"sequences encoded more than once in a step: {pad['repeated_sequences_share']:.2%}")
-    print(f"encoder positions per step (whole epoch): real {pad['real_positions']:.0f}, today "
-          f"{pad['today_positions']:.0f}, one merged pass {pad['one_pass_positions']:.0f}, "
+    print(f"encoder positions per step (whole epoch): real {pad['real_positions']:.0f}, chunks "
+          f"of 128 {pad['today_positions']:.0f} ({pad['today_calls']:.1f} calls), cost-balanced "
+          f"{pad['cost_balanced_positions']:.0f} ({pad['cost_balanced_calls']:.1f} calls), "
+          f"one merged pass {pad['one_pass_positions']:.0f}, "
           f"centres and positives sorted together in chunks {pad['sorted_together_positions']:.0f}")
     print("encoder forward + backward per step, CPU ms (median of steps, best of 3):")
     for name, ms in out["encoder_layouts_ms"].items():
-        print(f"  {name:<52} {ms:7.1f}")
+        print(f"  {name:<64} {ms:7.1f}")
     write_result(args.name or f"profile_rcl_step_{args.dataset}", out)
     return 0
 
