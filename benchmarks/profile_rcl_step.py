@@ -84,6 +84,7 @@ class PhaseClock:
 
 
 EXTRA = "RCL's own bookkeeping (extra_loss)"
+FIXED = "rcl, fixed chunks"
 
 
 def by_caller(in_method: str, in_trainer: str):
@@ -283,6 +284,8 @@ def main() -> int:
                    help="wall seconds, or the process's CPU seconds (which load inflates less)")
     p.add_argument("--layout-steps", type=int, default=10,
                    help="steps of the encoder layout comparison")
+    p.add_argument("--fixed-chunks", type=int, default=0,
+                   help="also time RCL with its positives in chunks of this many rows")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--name", default=None)
     args = p.parse_args()
@@ -291,6 +294,11 @@ def main() -> int:
     out: dict = {"dataset": args.dataset, "threads": args.threads, "clock": args.clock,
                  "overrides": overrides}
     trainers = {m: build(m, args.dataset, overrides) for m in ("sasrec", "rcl")}
+    if args.fixed_chunks:
+        # RCL again with the positives in fixed chunks (128: the layout before the plan).
+        fixed = build("rcl", args.dataset, overrides)
+        fixed.method.chunk_plan = functools.partial(fixed_chunks, size=args.fixed_chunks)
+        trainers[FIXED] = fixed
     clock = PhaseClock(time.process_time if args.clock == "cpu" else time.perf_counter)
     instrument_modules(clock)
     phases: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in trainers}
@@ -309,6 +317,11 @@ def main() -> int:
                     phases[m][label].append(ms)
     for m in trainers:
         out[m] = {"steps_per_epoch": len(batches), "phases": summarise(phases[m])}
+    # Per-step ratios of neighbouring runs (the load drifts less within a step than a run).
+    total = {m: np.array(phases[m]["step (total)"]) for m in trainers}
+    out["step_ratios_median"] = {f"{a} / {b}": float(np.median(total[a] / total[b]))
+                                 for a, b in (("rcl", "sasrec"), (FIXED, "sasrec"),
+                                              (FIXED, "rcl")) if a in total}
     rcl = trainers["rcl"]
     batches = batch_order(rcl.lengths, rcl.cfg.train.batch_size, np.random.default_rng(1))
     out["ce_merge"] = ce_merge_cost(rcl, batches[:5])
@@ -320,7 +333,9 @@ def main() -> int:
     print(f"{args.dataset}, {args.threads} threads, {args.steps} steps each, {args.clock} clock "
           f"(means per step)")
     print(f"SASRec step {sasrec_step:.1f} ms, RCL step {step:.1f} ms (x{step / sasrec_step:.2f})")
-    for m in ("sasrec", "rcl"):
+    for pair, ratio in out["step_ratios_median"].items():
+        print(f"step time {pair}: x{ratio:.2f} (median of per-step ratios)")
+    for m in trainers:
         print(f"{m}:")
         rows = sorted(out[m]["phases"].items(), key=lambda kv: -kv[1]["mean_ms"])
         total = out[m]["phases"]["step (total)"]["mean_ms"]

@@ -3,7 +3,7 @@
 Per step, each centre (an instance that ends with its user's final training target) gets one
 strong positive (another training sequence with the same target, Eq. 5) and one weak positive
 (drawn from WP_u with probability proportional to similarity, Eq. 10). Positives are encoded
-with the same encoder, with dropout, in one extra forward pass.
+with the same encoder, with dropout, apart from the centres (length-sorted chunks, ``encode``).
 
 Everything contrasted is a *unit*: the training items of a user before position ``end`` as
 input, item ``end`` as target. Centres and weak positives are whole training sequences
@@ -321,7 +321,7 @@ class RCL(Method):
         needs_view = self.loss_cfg.variant in ("strong", "official")
         view_units = self.whole_unit[users[~has_s] if needs_view else users[:0]]
 
-        # One extra pass encodes every positive (and the dropout views of the Strong ablation).
+        # One extra set of passes encodes every positive (and the Strong ablation's dropout views).
         to_encode = np.concatenate([strong[has_s], weak[has_w], view_units])
         extra_rec = None
         # What the rec. loss sees beside the centres, per centre (the controls match the first).
