@@ -130,8 +130,11 @@ class Method:
         """Called before each epoch (e.g. to rebuild a similarity from the current encoder)."""
 
     def extra_loss(self, batch: Batch, hidden: torch.Tensor,
-                   encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
-        """The method's weighted extra loss for a batch, and scalar statistics to log.
+                   encoder: nn.Module
+                   ) -> tuple[torch.Tensor | None, dict[str, float | torch.Tensor]]:
+        """The method's weighted extra loss for a batch, and scalar statistics to log: floats
+        or 0-d tensors (the trainer sums tensors on the device, so logging one costs no
+        synchronisation per step).
 
         Args:
             batch: the step's instances.

@@ -308,8 +308,8 @@ class RCL(Method):
         return strong, weak
 
     # ---------------------------------------------------------------- the loss
-    def extra_loss(self, batch: Batch, hidden: torch.Tensor,
-                   encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
+    def extra_loss(self, batch: Batch, hidden: torch.Tensor, encoder: nn.Module
+                   ) -> tuple[torch.Tensor | None, dict[str, float | torch.Tensor]]:
         rows = np.flatnonzero(batch.whole)
         if len(rows) == 0:
             return None, {}
