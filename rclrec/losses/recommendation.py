@@ -236,10 +236,23 @@ def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
     return alpha * (t * (1 - 1 / alpha) + 1 / alpha)
 
 
+def gbce_shift(num_negatives: int, beta: float) -> float:
+    """log(beta / K): the common score at which gBCE's pull on the positive and push on the K
+    negatives cancel when the scores say nothing about the items (docs/LOSSES.md).
+
+    ``gbce_loss`` adds it to every score. A dot-product model starting near zero scores (the
+    0.02 initialisation) must otherwise build this offset out of its weights first: a component
+    shared by every item vector and a state that points against it for every user, which on
+    Beauty left all users with one state and a popularity ranking."""
+    return float(np.log(beta / num_negatives))
+
+
 def gbce_loss(states: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor,
               negatives: torch.Tensor, beta: float) -> torch.Tensor:
-    """Generalised BCE (gSASRec): -(beta log sigma(s+) + sum_neg log(1 - sigma(s-))) / (K + 1),
-    averaged over positions; a negative equal to the row's target is left out.
+    """Generalised BCE (gSASRec) of the shifted scores z = s + log(beta / K):
+    -(beta log sigma(z+) + sum_neg log(1 - sigma(z-))) / (K + 1), averaged over positions; a
+    negative equal to the row's target is left out. The shift (``gbce_shift``) is the same for
+    every item, so rankings are those of s.
 
     Args:
         states: (P, D); targets: (P,); item_table: (num_items + 1, D).
@@ -247,23 +260,24 @@ def gbce_loss(states: torch.Tensor, targets: torch.Tensor, item_table: torch.Ten
         beta: ``gbce_beta`` (1 = plain BCE with K negatives).
     """
     dtype = _loss_dtype(states, item_table)
+    shift = gbce_shift(negatives.shape[1], beta)
     with torch.autocast(states.device.type, enabled=False):
         states, item_table = states.to(dtype), item_table.to(dtype)
-        positive = (states * item_table[targets]).sum(-1)  # (P,)
-        # -log sigma(s) = softplus(-s); the negatives' -log(1 - sigma(s)) = softplus(s)
+        positive = (states * item_table[targets]).sum(-1) + shift  # (P,)
+        # -log sigma(z) = softplus(-z); the negatives' -log(1 - sigma(z)) = softplus(z)
         total = beta * F.softplus(-positive).sum() + _NegativeSoftplusSum.apply(
-            states, item_table, negatives, targets)
+            states, item_table, negatives, targets, shift)
         return total / (len(targets) * (negatives.shape[1] + 1))
 
 
 class _NegativeSoftplusSum(_GradientsFromForward):
-    """sum over rows i and their negatives j != target_i of softplus(s_i . e_j), in row blocks:
-    the (P, K, D) negative embeddings are gathered a block at a time, never whole."""
+    """sum over rows i and their negatives j != target_i of softplus(s_i . e_j + shift), in row
+    blocks: the (P, K, D) negative embeddings are gathered a block at a time, never whole."""
 
     @staticmethod
     def forward(ctx, states: torch.Tensor, table: torch.Tensor, negatives: torch.Tensor,
-                targets: torch.Tensor) -> torch.Tensor:
-        ctx.other_inputs = 2
+                targets: torch.Tensor, shift: float) -> torch.Tensor:
+        ctx.other_inputs = 3
         want_grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         count, per_row = negatives.shape
         rows = max(1, CHUNK_ELEMENTS // max(per_row * states.shape[1], 1))
@@ -274,7 +288,7 @@ class _NegativeSoftplusSum(_GradientsFromForward):
             s, t = states[start:start + rows], targets[start:start + rows]
             n = negatives[start:start + rows]
             embedded = table[n]  # (rows, K, D)
-            scores = torch.bmm(embedded, s[:, :, None]).squeeze(2)  # (rows, K)
+            scores = torch.bmm(embedded, s[:, :, None]).squeeze(2).add_(shift)  # (rows, K)
             kept = n != t[:, None]
             total += F.softplus(scores).mul_(kept).sum()
             if want_grads:

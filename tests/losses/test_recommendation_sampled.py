@@ -74,8 +74,9 @@ def test_gbce_by_hand_with_an_accidental_hit_left_out():
     targets = torch.tensor([1])
     sampled = torch.tensor([[2, 1]])  # the second draw is the target itself
     beta = 0.75
+    shift = math.log(beta / 2)  # log(beta / K): every score is shifted by it
     sp = lambda x: math.log1p(math.exp(x))  # noqa: E731 -- softplus
-    expected = (beta * sp(-1.0) + sp(2.0)) / 3  # K + 1 = 3 terms' mean, hit counted as 0
+    expected = (beta * sp(-(1.0 + shift)) + sp(2.0 + shift)) / 3  # mean of K + 1, hit = 0
     assert gbce_loss(states, targets, TABLE, sampled, beta).item() == pytest.approx(
         expected, rel=1e-12)
 
@@ -105,10 +106,68 @@ def reference_sampled_softmax(states, targets, table, sampled, frequency):
 
 
 def reference_gbce(states, targets, table, negatives, beta):
-    positive = (states * table[targets]).sum(-1)
-    scores = torch.einsum("pd,pkd->pk", states, table[negatives])
+    shift = math.log(beta / negatives.shape[1])
+    positive = (states * table[targets]).sum(-1) + shift
+    scores = torch.einsum("pd,pkd->pk", states, table[negatives]) + shift
     terms = F.softplus(scores) * (negatives != targets[:, None])
     return ((beta * F.softplus(-positive) + terms.sum(1)) / (negatives.shape[1] + 1)).mean()
+
+
+def gsasrec_transcription(states, targets, table, negatives, num_items, t, shift=0.0):
+    """The loss of gSASRec's training loop (asash/gSASRec-pytorch, train_gsasrec.py) written
+    out as there: beta from the sampling rate, the positive's logit replaced by
+    log(1 / (sigma(s+)^-beta - 1)), BCE with logits over the K + 1 scores, mean per position;
+    ``shift`` is added to every score first (theirs: 0)."""
+    alpha = negatives.shape[1] / (num_items - 1)
+    beta = alpha * ((1 - 1 / alpha) * t + 1 / alpha)
+    logits = torch.einsum("pd,pnd->pn", states,
+                          table[torch.cat([targets[:, None], negatives], 1)]) + shift
+    eps, biggest = 1e-10, torch.finfo(torch.float64).max
+    positive_probs = torch.clamp(torch.sigmoid(logits[:, :1]), eps, 1 - eps)
+    adjusted = torch.clamp(positive_probs.pow(-beta), 1 + eps, biggest)
+    transformed = torch.clamp(1.0 / (adjusted - 1), eps, biggest).log()
+    labels = torch.zeros_like(logits)
+    labels[:, 0] = 1
+    return F.binary_cross_entropy_with_logits(torch.cat([transformed, logits[:, 1:]], 1),
+                                              labels, reduction="none").mean(-1).mean()
+
+
+@pytest.mark.parametrize("t", [0.0, 0.75, 1.0])
+def test_gbce_equals_the_authors_transformed_logit_in_value_and_gradients(t):
+    gen = torch.Generator().manual_seed(11)
+    num_items, k = 60, 8
+    table = torch.randn(num_items + 1, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    states = torch.randn(9, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(1, num_items + 1, (9,), generator=gen)
+    negatives = torch.randint(1, num_items + 1, (9, k), generator=gen)
+    assert bool((negatives != targets[:, None]).all())  # theirs keeps accidental hits
+    beta = gbce_beta(k, num_items, t)
+    ours = gbce_loss(states, targets, table, negatives, beta)
+    theirs = gsasrec_transcription(states, targets, table, negatives, num_items, t,
+                                   shift=math.log(beta / k))
+    torch.testing.assert_close(ours, theirs)
+    for a, b in zip(torch.autograd.grad(ours, (states, table)),
+                    torch.autograd.grad(theirs, (states, table)), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("t", [0.0, 0.75, 1.0])
+def test_gbce_of_uninformative_scores_is_at_its_minimum_along_a_common_offset(t):
+    # Every item vector is the number 1 (D = 1) and every state c: all scores equal c. At c = 0
+    # the pull on the positive and the push on the K negatives must cancel, so the loss asks
+    # no shared offset of the weights (unshifted, the push of 256 negatives wins by far).
+    num_items, k = 1000, 256
+    beta = gbce_beta(k, num_items, t)
+    table = torch.ones(num_items + 1, 1, dtype=torch.float64)
+    states = torch.zeros(4, 1, dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([1, 2, 3, 4])
+    negatives = torch.arange(5, 5 + k).repeat(4, 1)  # no accidental hit
+    (grad,) = torch.autograd.grad(gbce_loss(states, targets, table, negatives, beta), states)
+    assert grad.abs().max().item() < 1e-12
+    nudged = states.detach() + torch.tensor([[-0.01], [0.01], [0.0], [0.0]], dtype=torch.float64)
+    at_zero = gbce_loss(states.detach(), targets, table, negatives, beta)
+    for rows in (nudged[:1].repeat(4, 1), nudged[1:2].repeat(4, 1)):
+        assert gbce_loss(rows, targets, table, negatives, beta) > at_zero
 
 
 @pytest.mark.parametrize("block_elements", [1, 300, 1 << 20])  # one row, a few rows, all rows
