@@ -243,7 +243,7 @@ def gbce_shift(num_negatives: int, beta: float) -> float:
     ``gbce_loss`` adds it to every score. A dot-product model starting near zero scores (the
     0.02 initialisation) must otherwise build this offset out of its weights first: a component
     shared by every item vector and a state that points against it for every user, which on
-    Beauty left all users with one state and a popularity ranking."""
+    Beauty left all users with nearly one state and one ranking, close to popularity."""
     return float(np.log(beta / num_negatives))
 
 
