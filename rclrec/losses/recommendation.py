@@ -372,19 +372,28 @@ def recommendation_loss(kind: str | RecommendationLoss, states: torch.Tensor,
     raise ValueError(f"train.loss must be one of {', '.join(LOSSES)}, got {kind!r}")
 
 
-def select_target_positions(hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor,
-                                                                                   torch.Tensor]:
+def select_target_positions(hidden: torch.Tensor, targets: torch.Tensor | np.ndarray
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gather the states that have a target.
 
     Args:
         hidden: (B, L, D) encoder states.
         targets: (B, L) next item per position, 0 = none (windows), or (B, 1) (prefixes: the
-            target of the last position).
+            target of the last position). A numpy array (targets still on the host) finds the
+            positions without a boolean mask on the device, which would make a GPU wait for
+            its count.
 
     Returns:
-        states (P, D) and their targets (P,).
+        states (P, D) and their targets (P,), on ``hidden``'s device.
     """
     if targets.shape[1] == 1:
-        return hidden[:, -1], targets[:, 0]
+        last = targets[:, 0]
+        return hidden[:, -1], (torch.from_numpy(last).to(hidden.device)
+                               if isinstance(last, np.ndarray) else last)
+    if isinstance(targets, np.ndarray):
+        where = np.flatnonzero(targets != PAD)
+        rows = hidden.reshape(-1, hidden.shape[2])
+        return (rows[torch.from_numpy(where).to(hidden.device)],
+                torch.from_numpy(targets.reshape(-1)[where]).to(hidden.device))
     keep = targets != PAD
     return hidden[keep], targets[keep]

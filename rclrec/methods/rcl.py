@@ -29,7 +29,6 @@ from rclrec.data.batches import (
     prefix_arrays,
     trim_padding,
 )
-from rclrec.data.dataset import PAD
 from rclrec.data.split import LeaveOneOutSplit, contrast_units
 from rclrec.losses.contrastive import (
     OFFICIAL_WEIGHT_POWER,
@@ -40,7 +39,7 @@ from rclrec.losses.contrastive import (
     relative_contrastive_loss,
     stack_members,
 )
-from rclrec.losses.recommendation import recommendation_loss
+from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch, Method
 from rclrec.similarity.index import SimilarityIndex, index_for_config
 from rclrec.similarity.measures import METRICS
@@ -261,16 +260,9 @@ class RCL(Method):
                 continue
             hidden = encoder(x)
             last.append(hidden[:, -1])
-            # The positions with a target, found on the host (a mask on the device would make
-            # a GPU wait for its count).
-            if y.shape[1] == 1:
-                where = np.arange(len(y)) * hidden.shape[1] + hidden.shape[1] - 1
-                y = y[:, 0]
-            else:
-                where, y = np.flatnonzero(y != PAD), y[y != PAD]
-            states.append(hidden.reshape(-1, hidden.shape[2])[torch.from_numpy(where)
-                                                                .to(self.device)])
-            kept.append(torch.from_numpy(y).to(self.device))
+            s, t = select_target_positions(hidden, y)  # y on the host: no device wait
+            states.append(s)
+            kept.append(t)
         # One gather back to the units' order (a select per unit costs a zero-filled (chunk, L,
         # D) gradient each in the backward pass).
         order = torch.from_numpy(np.argsort(np.concatenate(chunks))).to(self.device)

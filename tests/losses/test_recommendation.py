@@ -1,5 +1,6 @@
 """The full-softmax cross-entropy against PyTorch's own, in value and gradients."""
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -9,6 +10,7 @@ from rclrec.losses.recommendation import (
     bce_one_negative_loss,
     cross_entropy_loss,
     recommendation_loss,
+    select_target_positions,
 )
 
 
@@ -128,3 +130,12 @@ def test_recommendation_loss_follows_train_loss_and_names_a_bad_one():
     torch.testing.assert_close(bce, bce_one_negative_loss(states, targets, table))
     with pytest.raises(ValueError, match="train.loss"):
         recommendation_loss("bpr", states, targets, table)
+
+
+def test_target_positions_found_on_the_host_equal_the_device_mask():
+    hidden = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(0))
+    windows = np.array([[0, 0, 7, 8], [0, 3, 4, 5], [0, 0, 0, 9]])
+    for targets in (windows, windows[:, -1:]):
+        on_host = select_target_positions(hidden, targets)
+        on_device = select_target_positions(hidden, torch.from_numpy(targets))
+        assert torch.equal(on_host[0], on_device[0]) and torch.equal(on_host[1], on_device[1])
