@@ -91,7 +91,7 @@ def timed_steps(trainer: Trainer, batches: list[np.ndarray], clock=time.perf_cou
         with trainer.autocast():
             hidden = trainer.encoder(batch.inputs)
             marks.append(clock())
-            states, targets = select_target_positions(hidden, batch.targets)
+            states, targets = select_target_positions(hidden, batch.host_targets)
             loss = recommendation_loss(cfg.loss, states, targets, trainer.encoder.item_table)
         marks.append(clock())
         trainer.optimizer.zero_grad(set_to_none=True)

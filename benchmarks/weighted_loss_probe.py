@@ -60,8 +60,7 @@ def main() -> int:
         stats = []
         for _ in range(args.batches):
             rows = rng.choice(centres, cfg.train.batch_size, replace=False)
-            batch = Batch(rows, torch.from_numpy(inst.inputs[rows]),
-                          torch.from_numpy(inst.targets[rows]), inst.users[rows], inst.whole[rows])
+            batch = Batch.of(inst, rows, torch.device("cpu"))
             with torch.no_grad():
                 stats.append(method.extra_loss(batch, encoder(batch.inputs), encoder)[1])
         row = {"weight_floor": floor, **{k: float(np.mean([s[k] for s in stats]))

@@ -97,8 +97,8 @@ def supervised_contrastive(z: torch.Tensor, labels: torch.Tensor, tau: float,
     pos = (labels[:, None] == labels[None, :]) & ~eye
     n_pos = pos.sum(1)
     has = n_pos > 0
-    if not bool(has.any()):
-        return z.sum() * 0.0
-    # where(): the diagonal holds -inf, and 0 * -inf would be NaN.
+    # where(): the diagonal holds -inf, and 0 * -inf would be NaN. No branch or mask on `has`:
+    # either would make a GPU wait for its values.
     per_anchor = torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(1)
-    return -(per_anchor[has] / n_pos[has]).mean()
+    per_anchor = torch.where(has, per_anchor / n_pos.clamp(min=1), torch.zeros_like(per_anchor))
+    return -per_anchor.sum() / has.sum().clamp(min=1)

@@ -100,7 +100,9 @@ def stack_members(centre: Tensor, strong: Tensor | None, has_strong: Tensor | No
     Args:
         centre: (B, ...) centres.
         strong: (B, ...) strong positives (rows where ``has_strong`` is False are ignored) or None.
-        has_strong: (B,) bool or None (= none present).
+        has_strong: (B,) bool or None (= none present). A mask on the CPU selects rows on
+            another device by indices found on the CPU: a mask on a GPU would make it wait
+            for the count of rows.
         weak: (B, ...) weak positives or None.
         has_weak: (B,) bool or None.
 
@@ -109,10 +111,17 @@ def stack_members(centre: Tensor, strong: Tensor | None, has_strong: Tensor | No
     """
     parts = [centre]
     if strong is not None and has_strong is not None:
-        parts.append(strong[has_strong])
+        parts.append(_present(strong, has_strong))
     if weak is not None and has_weak is not None:
-        parts.append(weak[has_weak])
+        parts.append(_present(weak, has_weak))
     return torch.cat(parts)
+
+
+def _present(rows: Tensor, mask: Tensor) -> Tensor:
+    """``rows[mask]``, by indices found where the mask is (see ``stack_members``)."""
+    if mask.device == rows.device:
+        return rows[mask]
+    return rows[mask.nonzero().squeeze(1).to(rows.device, non_blocking=True)]
 
 
 def member_columns(has_strong: Tensor, has_weak: Tensor) -> tuple[Tensor, Tensor]:
@@ -260,7 +269,7 @@ def positive_weight(weights: Tensor, pos_col: Tensor) -> Tensor:
 
 
 def official_rcl_loss(h_query: Tensor, h_strong: Tensor, h_weak: Tensor, weak_weight: Tensor,
-                      tau: float = 0.1) -> tuple[Tensor, dict[str, float]]:
+                      tau: float = 0.1) -> tuple[Tensor, dict[str, Tensor]]:
     """The loss of the authors' code (docs/BASELINES.md section 10.5), for comparison only.
 
     Not the paper: the negatives of row i are the other rows' keys (not A), each row of the
@@ -280,8 +289,8 @@ def official_rcl_loss(h_query: Tensor, h_strong: Tensor, h_weak: Tensor, weak_we
 
     Returns:
         loss: L_strong + L_weak (the code scales each by lambda = 0.1; so should the caller).
-        stats: ``boundary_active`` (share of weighted rows whose weak logit was clamped),
-            ``l_strong``, ``l_weak``.
+        stats: 0-d tensors: ``boundary_active`` (share of weighted rows whose weak logit was
+            clamped), ``l_strong``, ``l_weak``.
     """
     dtype = torch.promote_types(h_query.dtype, torch.float32)
     q, a, w_keys = h_query.to(dtype), h_strong.to(dtype), h_weak.to(dtype)
@@ -301,9 +310,9 @@ def official_rcl_loss(h_query: Tensor, h_strong: Tensor, h_weak: Tensor, weak_we
         active = weight > 0
         values = torch.stack([
             (clamped & active).sum().float() / active.sum().clamp(min=1).float(),
-            l_strong.float(), l_weak.float()]).tolist()
-    return l_strong + l_weak, dict(zip(("boundary_active", "l_strong", "l_weak"), values,
-                                       strict=True))
+            l_strong.float(), l_weak.float()])
+    return l_strong + l_weak, dict(zip(("boundary_active", "l_strong", "l_weak"),
+                                       values.unbind(), strict=True))
 
 
 # ---------------------------------------------------------------- the loss
@@ -340,7 +349,7 @@ class ContrastBatch:
 
 
 def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = None
-                              ) -> tuple[Tensor, dict[str, float]]:
+                              ) -> tuple[Tensor, dict[str, Tensor | float]]:
     """Relative contrastive loss of one batch (Eq. 12-17, 19), mean over contributing centres.
 
     Per centre u (a = strong positive, b = weak positive, present or not):
@@ -373,12 +382,14 @@ def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = 
 
     Returns:
         loss: scalar tensor.
-        stats: floats: ``contributing`` (share of centres with a term), ``strong``, ``weak``,
-            ``both`` (shares with a strong / weak / both positives), ``boundary_active`` (among
-            centres with both, the share where l_w(u,b) < l(u,a), i.e. the gradient goes to the
-            strong pair), ``l_strong`` and ``l_weak`` (means of l(u,a) and of the weak pair
-            loss used, 0 if none), ``weak_zero_weight`` (weak pairs dropped for s_ub = 0),
-            ``self_view`` (share of strong positives that are self views), ``members`` (M).
+        stats: 0-d tensors, unread (a read would wait for the device): ``contributing``
+            (share of centres with a term), ``strong``, ``weak``, ``both`` (shares with a
+            strong / weak / both positives), ``boundary_active`` (among centres with both, the
+            share where l_w(u,b) < l(u,a), i.e. the gradient goes to the strong pair),
+            ``l_strong`` and ``l_weak`` (means of l(u,a) and of the weak pair loss used, 0 if
+            none), ``weak_zero_weight`` (weak pairs dropped for s_ub = 0),
+            ``self_view`` (share of strong positives that are self views); ``members`` (M, a
+            float).
 
     Raises:
         ValueError: missing similarity for a weighted variant, missing targets with
@@ -389,16 +400,25 @@ def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = 
     similarity = batch.similarity
     b = h_centre.shape[0]
     device = h_centre.device
-    no = torch.zeros(b, dtype=torch.bool, device=device)
-    has_strong = no if h_strong is None or batch.has_strong is None else batch.has_strong.bool()
-    has_weak = no if h_weak is None or batch.has_weak is None else batch.has_weak.bool()
+    no = torch.zeros(b, dtype=torch.bool)
+    # The masks where the caller has them (on the CPU: no device read to check or select by
+    # them), and on the device for the arithmetic.
+    host_strong = no if h_strong is None or batch.has_strong is None else batch.has_strong.bool()
+    host_weak = no if h_weak is None or batch.has_weak is None else batch.has_weak.bool()
+    has_strong = host_strong.to(device, non_blocking=True)
+    has_weak = host_weak.to(device, non_blocking=True)
+    no = no.to(device, non_blocking=True)
     for name, h in (("h_strong", h_strong), ("h_weak", h_weak)):
         if h is not None and h.shape != h_centre.shape:
             raise ValueError(f"{name} has shape {tuple(h.shape)}, expected {tuple(h_centre.shape)}")
     if cfg.variant == "official":
-        return _official(batch, has_strong, has_weak, cfg)
+        if h_strong is None or not bool(host_strong.all()):
+            raise ValueError("variant 'official' needs a strong key in every row; fill the "
+                             "missing ones with fill_missing_strong (the code used the centre "
+                             "itself)")
+        return _official(batch, has_weak, cfg)
 
-    members = stack_members(h_centre, h_strong, has_strong, h_weak, has_weak)  # (M, D)
+    members = stack_members(h_centre, h_strong, host_strong, h_weak, host_weak)  # (M, D)
     m = members.shape[0]
     strong_col, weak_col = member_columns(has_strong, has_weak)
     logits = pair_logits(h_centre, members, cfg.tau, cfg.similarity)  # (B, M)
@@ -419,7 +439,8 @@ def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = 
             raise ValueError(f"variant {cfg.variant!r} needs the (B, M) similarity weights")
         if similarity.shape != (b, m):
             raise ValueError(f"similarity has shape {tuple(similarity.shape)}, expected ({b}, {m})")
-        if bool((similarity < 0).any()):
+        # Checked where it costs no device read (on the CPU; weights from RCL's index are >= 0).
+        if similarity.device.type == "cpu" and bool((similarity < 0).any()):
             raise ValueError("similarity weights must be >= 0")
         s_pos = positive_weight(similarity.detach() + cfg.weight_floor, weak_col)
         weak_zero = has_weak & (s_pos <= 0)
@@ -458,8 +479,8 @@ def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = 
 
     with torch.no_grad():
         def share(x: Tensor, of: Tensor | int = b) -> Tensor:
-            total = of.sum() if isinstance(of, Tensor) else torch.tensor(of, device=device)
-            return x.sum().float() / total.clamp(min=1).float()
+            total = of.sum().clamp(min=1).float() if isinstance(of, Tensor) else max(of, 1)
+            return x.sum().float() / total
 
         def mean(x: Tensor, where: Tensor) -> Tensor:
             return torch.where(where, x, zero).sum().float() / where.sum().clamp(min=1).float()
@@ -469,22 +490,21 @@ def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = 
             share(contributes), share(has_strong), share(has_weak), share(both),
             share(boundary, both), mean(l_strong, has_strong), mean(l_weak, has_weak),
             weak_zero.sum().float(), share(view, has_strong),
-        ]).tolist()  # one device sync
+        ])  # not read here: a read waits for the device
     keys = ("contributing", "strong", "weak", "both", "boundary_active", "l_strong", "l_weak",
             "weak_zero_weight", "self_view")
-    stats = dict(zip(keys, values, strict=True))
+    stats = dict(zip(keys, values.unbind(), strict=True))
     stats["members"] = float(m)
     return loss, stats
 
 
-def _official(batch: ContrastBatch, has_strong: Tensor, has_weak: Tensor,
-              cfg: RCLLossConfig) -> tuple[Tensor, dict[str, float]]:
-    """Adapt the arguments of ``relative_contrastive_loss`` to ``official_rcl_loss``."""
+def _official(batch: ContrastBatch, has_weak: Tensor,
+              cfg: RCLLossConfig) -> tuple[Tensor, dict[str, float | Tensor]]:
+    """Adapt the arguments of ``relative_contrastive_loss`` to ``official_rcl_loss`` (every
+    row has a strong key)."""
     h_centre, h_strong, h_weak = batch.centre, batch.strong, batch.weak
     similarity = batch.similarity
-    if h_strong is None or not bool(has_strong.all()):
-        raise ValueError("variant 'official' needs a strong key in every row; fill the missing "
-                         "ones with fill_missing_strong (the code used the centre itself)")
+    has_strong = torch.ones_like(has_weak)
     weight = has_weak.to(h_centre.dtype)
     if similarity is not None:
         _, weak_col = member_columns(has_strong, has_weak)
@@ -492,7 +512,7 @@ def _official(batch: ContrastBatch, has_strong: Tensor, has_weak: Tensor,
         weight = torch.where(has_weak, weight.clamp(min=0) ** cfg.official_weight_power, 0.0)
     keys = h_centre if h_weak is None else torch.where(has_weak[:, None], h_weak, h_centre)
     loss, stats = official_rcl_loss(h_centre, h_strong, keys, weight, cfg.tau)
-    shares = {"contributing": 1.0, "strong": 1.0, "weak": has_weak.float().mean().item(),
-              "members": float(3 * h_centre.shape[0]), "both": has_weak.float().mean().item(),
+    shares = {"contributing": 1.0, "strong": 1.0, "weak": has_weak.float().mean(),
+              "members": float(3 * h_centre.shape[0]), "both": has_weak.float().mean(),
               "weak_zero_weight": 0.0, "self_view": 0.0}  # members = encoded sequences
     return loss, {**shares, **stats}

@@ -386,14 +386,15 @@ def select_target_positions(hidden: torch.Tensor, targets: torch.Tensor | np.nda
     Returns:
         states (P, D) and their targets (P,), on ``hidden``'s device.
     """
+    def to_device(array: np.ndarray) -> torch.Tensor:  # non_blocking: no wait for the device
+        return torch.from_numpy(array).to(hidden.device, non_blocking=True)
+
     if targets.shape[1] == 1:
         last = targets[:, 0]
-        return hidden[:, -1], (torch.from_numpy(last).to(hidden.device)
-                               if isinstance(last, np.ndarray) else last)
+        return hidden[:, -1], to_device(last) if isinstance(last, np.ndarray) else last
     if isinstance(targets, np.ndarray):
         where = np.flatnonzero(targets != PAD)
         rows = hidden.reshape(-1, hidden.shape[2])
-        return (rows[torch.from_numpy(where).to(hidden.device)],
-                torch.from_numpy(targets.reshape(-1)[where]).to(hidden.device))
+        return rows[to_device(where)], to_device(targets.reshape(-1)[where])
     keep = targets != PAD
     return hidden[keep], targets[keep]

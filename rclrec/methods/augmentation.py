@@ -57,10 +57,10 @@ class AugmentationMethod(Method):
         """(P, D) -> (P, num_items) dot products with items 1..num_items."""
         return states @ encoder.item_table[1:].T
 
-    def rows_tensor(self, rows: np.ndarray) -> torch.Tensor:
-        """Left-padded inputs of training instances, trimmed to their longest (tensor)."""
+    def rows_inputs(self, rows: np.ndarray) -> np.ndarray:
+        """Left-padded inputs of training instances, trimmed to their longest."""
         (inputs,) = trim_padding(self.instances.inputs[rows])
-        return torch.from_numpy(inputs).to(self.device)
+        return inputs
 
 
 def last_targets(batch: Batch) -> torch.Tensor:
@@ -68,8 +68,10 @@ def last_targets(batch: Batch) -> torch.Tensor:
     return batch.targets[:, -1]
 
 
-def encode_last(encoder: nn.Module, *seqs: torch.Tensor, chunk: int = 256) -> list[torch.Tensor]:
-    """Last-position states of several (B_k, L_k) left-padded batches.
+def encode_last(encoder: nn.Module, *seqs: np.ndarray | torch.Tensor, chunk: int = 256,
+                device: torch.device | None = None) -> list[torch.Tensor]:
+    """Last-position states of several (B_k, L_k) left-padded batches, on ``device`` [that of
+    the tensors; the CPU for numpy arrays, whose chunks are found on the host: no device read].
 
     All rows are encoded together in length-sorted chunks, each trimmed to its longest row:
     views and partners are random rows of any length, and one batch padded to the longest
@@ -80,5 +82,10 @@ def encode_last(encoder: nn.Module, *seqs: torch.Tensor, chunk: int = 256) -> li
         One (B_k, D) tensor per input batch.
     """
     width = max(s.shape[1] for s in seqs)
-    joined = torch.cat([F.pad(s, (width - s.shape[1], 0), value=PAD) for s in seqs], 0)
-    return list(last_states(encoder, joined, chunk).split([s.shape[0] for s in seqs], 0))
+    if all(isinstance(s, np.ndarray) for s in seqs):
+        joined = np.concatenate([np.pad(s, ((0, 0), (width - s.shape[1], 0)),
+                                        constant_values=PAD) for s in seqs])
+    else:
+        joined = torch.cat([F.pad(s, (width - s.shape[1], 0), value=PAD) for s in seqs], 0)
+    states = last_states(encoder, joined, chunk, device)
+    return list(states.split([s.shape[0] for s in seqs], 0))

@@ -11,9 +11,15 @@ import torch
 from torch import nn
 
 from rclrec.config import ExperimentConfig
-from rclrec.data.batches import TrainingInstances
+from rclrec.data.batches import TrainingInstances, trim_padding
 from rclrec.data.split import LeaveOneOutSplit
 from rclrec.losses.recommendation import RecommendationLoss
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array on ``device``, copied without waiting for it (``non_blocking``: a blocking
+    copy first waits for all the work already queued on a GPU)."""
+    return torch.from_numpy(np.asarray(array)).to(device, non_blocking=True)
 
 
 @dataclass
@@ -26,6 +32,9 @@ class Batch:
         targets: (B, L) or (B, 1) targets (tensor).
         users: (B,) user rows (numpy).
         whole: (B,) True where the instance ends with the user's final training target (numpy).
+        host_inputs, host_targets: ``inputs`` and ``targets`` as numpy arrays: what depends
+            on their values (which positions have a target, augmented views) is found on the
+            host, where a GPU would have to stop to read them back.
     """
 
     index: np.ndarray
@@ -33,6 +42,16 @@ class Batch:
     targets: torch.Tensor
     users: np.ndarray
     whole: np.ndarray
+    host_inputs: np.ndarray
+    host_targets: np.ndarray
+
+    @classmethod
+    def of(cls, instances: TrainingInstances, index: np.ndarray, device: torch.device) -> Batch:
+        """The instances ``index``, trimmed to their longest input."""
+        inputs, targets = trim_padding(instances.inputs[index], instances.targets[index])
+        return cls(index=index, inputs=to_device(inputs, device),
+                   targets=to_device(targets, device), users=instances.users[index],
+                   whole=instances.whole[index], host_inputs=inputs, host_targets=targets)
 
 
 class Method:

@@ -49,14 +49,15 @@ class CL4SRec(AugmentationMethod):
     Config = CL4SRecConfig
     section = "cl4srec"
 
-    def extra_loss(self, batch: Batch, hidden: torch.Tensor,
-                   encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
+    def extra_loss(self, batch: Batch, hidden: torch.Tensor, encoder: nn.Module
+                   ) -> tuple[torch.Tensor | None, dict[str, float | torch.Tensor]]:
         if len(batch.index) < 2:
             return None, {}
         s = self.settings
-        v1, v2 = two_views(batch.inputs, ratios={"crop": s.crop, "mask": s.mask,
-                                                 "reorder": s.reorder},
-                           mask_token=self.mask_id(encoder), generator=self.generator)
-        z1, z2 = encode_last(encoder, v1, v2)
+        # Drawn on the host, from the host's copy of the inputs (no wait for the device).
+        views = two_views(batch.host_inputs, ratios={"crop": s.crop, "mask": s.mask,
+                                                     "reorder": s.reorder},
+                          mask_token=self.mask_id(encoder), generator=self.generator)
+        z1, z2 = encode_last(encoder, *views, device=self.device)
         loss = nt_xent(z1, z2, tau=s.tau, similarity=s.similarity)
-        return s.weight * loss, {"cl": float(loss.detach())}
+        return s.weight * loss, {"cl": loss.detach()}

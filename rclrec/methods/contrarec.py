@@ -138,16 +138,15 @@ class ContraRec(AugmentationMethod):
     Config = ContraRecConfig
     section = "contrarec"
 
-    def extra_loss(self, batch: Batch, hidden: torch.Tensor,
-                   encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
+    def extra_loss(self, batch: Batch, hidden: torch.Tensor, encoder: nn.Module
+                   ) -> tuple[torch.Tensor | None, dict[str, float | torch.Tensor]]:
         if len(batch.index) < 2:
             return None, {}
         s = self.settings
         token = self.mask_id(encoder)
-        a = contrarec_view(batch.inputs, mask_token=token, beta_a=s.beta_a, beta_b=s.beta_b,
-                           generator=self.generator)
-        b = contrarec_view(batch.inputs, mask_token=token, beta_a=s.beta_a, beta_b=s.beta_b,
-                           generator=self.generator)
-        za, zb = encode_last(encoder, a, b)
+        # Drawn on the host, from the host's copy of the inputs (no wait for the device).
+        a, b = (contrarec_view(batch.host_inputs, mask_token=token, beta_a=s.beta_a,
+                               beta_b=s.beta_b, generator=self.generator) for _ in range(2))
+        za, zb = encode_last(encoder, a, b, device=self.device)
         loss = contrarec_ccc_loss(za, zb, last_targets(batch), tau=s.ccc_tau)
-        return s.weight * loss, {"ccc": float(loss.detach())}
+        return s.weight * loss, {"ccc": loss.detach()}

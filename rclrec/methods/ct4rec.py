@@ -149,12 +149,12 @@ class CT4Rec(AugmentationMethod):
     section = "ct4rec"
     rec_loss_weight = 0.5  # the trainer's pass; the second pass adds the other half
 
-    def extra_loss(self, batch: Batch, hidden: torch.Tensor,
-                   encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
+    def extra_loss(self, batch: Batch, hidden: torch.Tensor, encoder: nn.Module
+                   ) -> tuple[torch.Tensor | None, dict[str, float | torch.Tensor]]:
         s = self.settings
         hidden2 = encoder(batch.inputs)  # (B, L, D), a second dropout mask
-        s1, targets = select_target_positions(hidden, batch.targets)
-        s2, _ = select_target_positions(hidden2, batch.targets)
+        s1, targets = select_target_positions(hidden, batch.host_targets)
+        s2, _ = select_target_positions(hidden2, batch.host_targets)
         rec2 = recommendation_loss(self.rec_loss, s2, targets, encoder.item_table)
         rd = ct4rec_rd_loss(*self.candidate_scores(encoder, targets, s1, s2), clip=s.clip)
         if s.ur_positions == "all":
@@ -162,13 +162,12 @@ class CT4Rec(AugmentationMethod):
         else:
             ur = ct4rec_ur_loss(hidden[:, -1], hidden2[:, -1], tau=s.ur_tau)
         total = 0.5 * rec2 + s.rd_weight * rd + s.ur_weight * ur
-        return total, {"rec2": float(rec2.detach()), "rd": float(rd.detach()),
-                       "ur": float(ur.detach())}
+        return total, {"rec2": rec2.detach(), "rd": rd.detach(), "ur": ur.detach()}
 
     def candidate_scores(self, encoder: nn.Module, targets: torch.Tensor,
                          *states: torch.Tensor) -> list[torch.Tensor]:
         """(P, 1 + rd_negatives) scores of each (P, D) states: the target, then random items."""
         negatives = torch.randint(1, self.num_items + 1, (len(targets), self.settings.rd_negatives),
-                                  generator=self.generator).to(targets.device)
+                                  generator=self.generator).to(targets.device, non_blocking=True)
         table = encoder.item_table[torch.cat([targets[:, None], negatives], 1)]
         return [torch.einsum("pd,pcd->pc", s, table) for s in states]

@@ -112,14 +112,15 @@ class DuoRec(AugmentationMethod):
         self.rng = np.random.default_rng(int(cfg.train.seed) + 2)
         self.sampler = SameTargetSampler(instances.targets[:, -1], self.rng)
 
-    def extra_loss(self, batch: Batch, hidden: torch.Tensor,
-                   encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
+    def extra_loss(self, batch: Batch, hidden: torch.Tensor, encoder: nn.Module
+                   ) -> tuple[torch.Tensor | None, dict[str, float | torch.Tensor]]:
         if len(batch.index) < 2:
             return None, {}
         s = self.settings
         partners = self.sampler.sample(batch.index)
-        h_view, h_same = encode_last(encoder, batch.inputs, self.rows_tensor(partners))
+        h_view, h_same = encode_last(encoder, batch.host_inputs, self.rows_inputs(partners),
+                                     device=self.device)
         mask = same_target_mask(last_targets(batch)) if s.mask_same_target else None
         loss = duorec_loss(h_view, h_same, tau=s.tau, similarity=s.similarity, mask=mask)
         found = float((partners != batch.index).mean())
-        return s.weight * loss, {"duorec": float(loss.detach()), "duorec_partner": found}
+        return s.weight * loss, {"duorec": loss.detach(), "duorec_partner": found}

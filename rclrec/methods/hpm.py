@@ -258,8 +258,8 @@ class HPM(AugmentationMethod):
     def parameters(self) -> list[nn.Parameter]:
         return list(self.cat_encoder.parameters())
 
-    def extra_loss(self, batch: Batch, hidden: torch.Tensor,
-                   encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
+    def extra_loss(self, batch: Batch, hidden: torch.Tensor, encoder: nn.Module
+                   ) -> tuple[torch.Tensor | None, dict[str, float | torch.Tensor]]:
         if len(batch.index) < 2:
             return None, {}
         s = self.settings
@@ -269,4 +269,4 @@ class HPM(AugmentationMethod):
         loss = hpm_dual_contrastive_loss(h_item, h_cat, last_targets(batch), self.categories_t,
                                          tau=s.tau, cross_weight=s.cross_weight,
                                          normalize=s.normalize)
-        return s.weight * loss, {"hpm": float(loss.detach()), "approximate": 1.0}
+        return s.weight * loss, {"hpm": loss.detach(), "approximate": 1.0}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -114,10 +115,14 @@ def mclrec_margin_regularizer(za: torch.Tensor, zb: torch.Tensor,
     idx = torch.arange(2 * n, device=z.device)
     pos_idx = (idx + n) % (2 * n)
     p = logits[idx, pos_idx][:, None]  # (2N, 1)
-    keep = torch.ones(2 * n, 2 * n, dtype=torch.bool, device=z.device)
-    keep[idx, idx] = False
-    keep[idx, pos_idx] = False
-    neg = logits[keep].reshape(2 * n, 2 * n - 2)  # (2N, 2N - 2)
+    # The negatives' columns of each row (all but i and its positive), found on the host: a
+    # boolean mask on the device would make a GPU wait for its count.
+    keep = np.ones((2 * n, 2 * n), dtype=bool)
+    rows = np.arange(2 * n)
+    keep[rows, rows] = False
+    keep[rows, (rows + n) % (2 * n)] = False
+    columns = np.nonzero(keep)[1].reshape(2 * n, 2 * n - 2)
+    neg = logits.gather(1, torch.from_numpy(columns).to(z.device, non_blocking=True))
     m = neg.max(1, keepdim=True).values
     lower, upper = torch.minimum(p, m), torch.maximum(p, m)
     return F.relu(p - lower).mean() + F.relu(upper - neg).mean()
@@ -207,34 +212,35 @@ class MCLRec(AugmentationMethod):
         g1, g2 = self.augmenters
         return mclrec_step_loss(step, rec_loss, (z1, z2, g1(z1), g2(z2)), self.settings)
 
-    def augmenter_step(self, v1: torch.Tensor, v2: torch.Tensor, encoder: nn.Module) -> float:
+    def augmenter_step(self, v1: np.ndarray, v2: np.ndarray, encoder: nn.Module) -> torch.Tensor:
         """MCLRec's step 2: update g1, g2 on lmd NTXent(z1, z2) + L_meta (encoder untouched)."""
         with torch.no_grad():
-            z1, z2 = encode_last(encoder, v1, v2)
+            z1, z2 = encode_last(encoder, v1, v2, device=self.device)
         loss = self.step_loss(2, None, z1, z2)
         self.aug_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.aug_optimizer.step()
         self.aug_optimizer.zero_grad(set_to_none=True)  # no stale grads for the trainer's Adam
-        return float(loss.detach())
+        return loss.detach()
 
-    def extra_loss(self, batch: Batch, hidden: torch.Tensor,
-                   encoder: nn.Module) -> tuple[torch.Tensor | None, dict[str, float]]:
+    def extra_loss(self, batch: Batch, hidden: torch.Tensor, encoder: nn.Module
+                   ) -> tuple[torch.Tensor | None, dict[str, float | torch.Tensor]]:
         if len(batch.index) < 2:
             return None, {}
         s = self.settings
-        v1, v2 = two_views(batch.inputs, ratios={"crop": s.crop, "mask": s.mask,
-                                                 "reorder": s.reorder},
+        # Drawn on the host, from the host's copy of the inputs (no wait for the device).
+        v1, v2 = two_views(batch.host_inputs, ratios={"crop": s.crop, "mask": s.mask,
+                                                      "reorder": s.reorder},
                            mask_token=self.mask_id(encoder), generator=self.generator)
         aug_loss = self.augmenter_step(v1, v2, encoder) if encoder.training else float("nan")
-        z1, z2 = encode_last(encoder, v1, v2)
+        z1, z2 = encode_last(encoder, v1, v2, device=self.device)
         self.augmenters.requires_grad_(False)  # frozen in the encoder step
         try:
             loss = self.step_loss(1, z1.new_zeros(()), z1, z2)
         finally:
             self.augmenters.requires_grad_(True)
-        stats = {"mclrec": float(loss.detach()), "mclrec_aug": aug_loss}
+        stats = {"mclrec": loss.detach(), "mclrec_aug": aug_loss}
         if s.lmd == 0:  # the NTXent(z1, z2) term is off; still log it
             with torch.no_grad():
-                stats["mclrec_cl0"] = float(nt_xent(z1, z2, tau=s.tau))
+                stats["mclrec_cl0"] = nt_xent(z1, z2, tau=s.tau)
         return loss, stats

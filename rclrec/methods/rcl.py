@@ -40,7 +40,7 @@ from rclrec.losses.contrastive import (
     stack_members,
 )
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
-from rclrec.methods.base import Batch, Method
+from rclrec.methods.base import Batch, Method, to_device
 from rclrec.similarity.index import SimilarityIndex, index_for_config
 from rclrec.similarity.measures import METRICS
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
@@ -254,7 +254,7 @@ class RCL(Method):
         last, states, kept = [], [], []
         for part in chunks:
             x, y = trim_padding(inputs[part], targets[part])
-            x = torch.from_numpy(x).to(self.device)
+            x = to_device(x, self.device)
             if not with_targets:
                 last.append(encoder.last_state(x))
                 continue
@@ -265,7 +265,7 @@ class RCL(Method):
             kept.append(t)
         # One gather back to the units' order (a select per unit costs a zero-filled (chunk, L,
         # D) gradient each in the backward pass).
-        order = torch.from_numpy(np.argsort(np.concatenate(chunks))).to(self.device)
+        order = to_device(np.argsort(np.concatenate(chunks)), self.device)
         if not with_targets:
             return torch.cat(last)[order]
         return torch.cat(last)[order], torch.cat(states), torch.cat(kept)
@@ -306,7 +306,7 @@ class RCL(Method):
         if len(rows) == 0:
             return None, {}
         users = batch.users[rows]
-        h_centre = hidden[torch.from_numpy(rows).to(self.device), -1]  # (B, D)
+        h_centre = hidden[to_device(rows, self.device), -1]  # (B, D)
         strong, weak = self.sample(users)
         has_s, has_w = strong >= 0, weak >= 0
         # Strong and official use a dropout view of the centre where SP_u is empty.
@@ -331,19 +331,23 @@ class RCL(Method):
         else:
             encoded = h_centre.new_zeros((0, h_centre.shape[1]))
         n_s, n_w = int(has_s.sum()), int(has_w.sum())
-        ts, tw = torch.from_numpy(has_s).to(self.device), torch.from_numpy(has_w).to(self.device)
-        # The positives go to their centres' rows by indices found on the host (a boolean mask
-        # on the device would make a GPU wait for its count).
+        # The positives go to their centres' rows by indices found on the host, and the loss
+        # gets the masks on the host (a boolean mask on the device would make a GPU wait for
+        # its count).
         encoded = encoded.to(h_centre.dtype)
-        h_strong = h_centre.new_zeros(h_centre.shape).index_copy(
-            0, torch.from_numpy(np.flatnonzero(has_s)).to(self.device), encoded[:n_s])
-        h_weak = h_centre.new_zeros(h_centre.shape).index_copy(
-            0, torch.from_numpy(np.flatnonzero(has_w)).to(self.device), encoded[n_s:n_s + n_w])
+
+        def rows_of(present: np.ndarray) -> torch.Tensor:
+            return to_device(np.flatnonzero(present), self.device)
+
+        h_strong = h_centre.new_zeros(h_centre.shape).index_copy(0, rows_of(has_s), encoded[:n_s])
+        h_weak = h_centre.new_zeros(h_centre.shape).index_copy(0, rows_of(has_w),
+                                                               encoded[n_s:n_s + n_w])
         strong_units, strong_present = strong.copy(), has_s
         is_view = None
         if needs_view and len(view_units):
-            h_strong, ts, is_view = fill_missing_strong(h_strong, ts, h_strong.clone().index_put(
-                (~ts,), encoded[n_s + n_w:]))
+            h_strong, _, is_view = fill_missing_strong(
+                h_strong, to_device(has_s, self.device),
+                h_strong.index_copy(0, rows_of(~has_s), encoded[n_s + n_w:]))
             strong_units[~has_s] = view_units
             strong_present = np.ones_like(has_s)
 
@@ -356,12 +360,12 @@ class RCL(Method):
             # The index holds whole sequences; a strong prefix is not in it (weight 0).
             member_users = np.where(self.unit_is_whole[member_units],
                                     self.unit_user[member_units], -1)
-            similarity = torch.from_numpy(
-                pair_similarity(self.index, users, member_users, symmetric=True)).to(self.device)
+            similarity = to_device(
+                pair_similarity(self.index, users, member_users, symmetric=True), self.device)
         loss, stats = relative_contrastive_loss(ContrastBatch(
-            h_centre, h_strong, ts, h_weak, tw, similarity,
-            centre_targets=torch.from_numpy(self.targets[users]).to(self.device),
-            member_targets=torch.from_numpy(self.unit_target[member_units]).to(self.device),
+            h_centre, h_strong, torch.from_numpy(strong_present), h_weak, torch.from_numpy(has_w),
+            similarity, centre_targets=to_device(self.targets[users], self.device),
+            member_targets=to_device(self.unit_target[member_units], self.device),
             strong_is_view=is_view), self.loss_cfg)
         total = self.rcl.weight * loss
         if extra_rec is not None:

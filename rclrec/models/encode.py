@@ -2,19 +2,21 @@
 
 Ranking, serving, the embedding analysis and the contrastive methods all need ``h``, the
 encoder's state at each sequence's last position, for more sequences than one forward pass
-should hold. They all go through :func:`iter_last_states`: rows sorted by length, cut into
-chunks, each chunk trimmed to its longest row. Short-sequence data (Beauty: a median of 6
+should hold. They all go through :func:`chunk_windows` (by :func:`iter_last_states`, or
+directly where every position's state is needed: RCL's positives): rows sorted by length, cut
+into chunks (of a fixed number of rows, or by a plan such as ``cost_balanced_chunks``), each
+chunk trimmed to its longest row. Short-sequence data (Beauty: a median of 6
 items in a window of 50) then costs a fraction of the work of padding every row to the longest.
 
 Padding does not change a row's state in exact arithmetic (it is masked in SASRec; FMLP-Rec
 pads to max_len itself), but a different padding width may change SASRec's last float bits;
-a row's chunk, hence its width, depends only on the lengths and the chunk size, so results
+a row's chunk, hence its width, depends only on the lengths and the chunking, so results
 are reproducible call to call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,32 +25,64 @@ from torch import nn
 from rclrec.data.batches import left_pad, length_sorted_chunks
 from rclrec.data.dataset import PAD
 
+# How rows are cut into chunks: rows per forward pass, or a plan from the rows' lengths to the
+# chunks' row indices (e.g. ``cost_balanced_chunks``), each chunk sorted by length.
+Chunking = int | Callable[[np.ndarray], list[np.ndarray]]
 
-def iter_last_states(encoder: nn.Module, seqs: torch.Tensor, chunk: int,
+
+def chunk_windows(seqs: torch.Tensor | np.ndarray, chunk: Chunking,
+                  device: torch.device | str | None = None
+                  ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """Left-padded sequences in chunks of rows, each trimmed to its longest row.
+
+    Args:
+        seqs: (N, L) item ids, 0 = padding on the left. A numpy array (the rows still on the
+            host) finds the lengths there and copies each chunk without waiting for the device.
+        chunk: rows per chunk, cut from the rows sorted by length, or a plan (``Chunking``).
+        device: where each chunk goes [``seqs``' device; the CPU for a numpy array].
+
+    Yields:
+        rows (C,) int64 indices into ``seqs`` and their (C, W) window on ``device``.
+    """
+    width = seqs.shape[1]
+    on_host = isinstance(seqs, np.ndarray)
+    if on_host:
+        lengths = (seqs != PAD).sum(1)
+        device = "cpu" if device is None else device
+    else:
+        lengths = (seqs != PAD).sum(1).cpu().numpy()
+        device = seqs.device if device is None else device
+    plan = length_sorted_chunks(lengths, chunk) if isinstance(chunk, int) else chunk(lengths)
+    for rows in plan:
+        longest = max(int(lengths[rows].max()), 1)  # an empty row keeps its last column
+        if on_host:
+            window = torch.from_numpy(seqs[rows, width - longest:])
+        else:
+            window = seqs[torch.from_numpy(rows).to(seqs.device), width - longest:]
+        yield rows, window.to(device, non_blocking=True)
+
+
+def iter_last_states(encoder: nn.Module, seqs: torch.Tensor | np.ndarray, chunk: Chunking,
                      device: torch.device | str | None = None
                      ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """Last-position states of left-padded sequences, one length-sorted chunk at a time.
+    """Last-position states of left-padded sequences, one chunk (``chunk_windows``) at a time.
 
     Args:
         encoder: any rclrec encoder (it has ``last_state``).
-        seqs: (N, L) item ids, 0 = padding on the left.
-        chunk: rows per forward pass.
-        device: where each chunk is encoded [``seqs``' device].
+        seqs: (N, L) item ids, 0 = padding on the left (tensor or numpy array).
+        chunk: rows per forward pass, or a plan (``Chunking``).
+        device: where each chunk is encoded [``seqs``' device; the CPU for a numpy array].
 
     Yields:
         rows (C,) int64 indices into ``seqs`` and their states (C, D). Autograd is kept: the
         caller decides on ``torch.no_grad``.
     """
-    width = seqs.shape[1]
-    lengths = (seqs != PAD).sum(1).cpu().numpy()
-    device = seqs.device if device is None else device
-    for rows in length_sorted_chunks(lengths, chunk):
-        longest = max(int(lengths[rows].max()), 1)  # an empty row keeps its last column
-        window = seqs[torch.from_numpy(rows).to(seqs.device), width - longest:]
-        yield rows, encoder.last_state(window.to(device))
+    for rows, window in chunk_windows(seqs, chunk, device):
+        yield rows, encoder.last_state(window)
 
 
-def last_states(encoder: nn.Module, seqs: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+def last_states(encoder: nn.Module, seqs: torch.Tensor | np.ndarray, chunk: Chunking = 256,
+                device: torch.device | str | None = None) -> torch.Tensor:
     """(N, D) last-position states of (N, L) left-padded sequences, in their input order.
 
     Autograd is kept (training uses it for views and positives); one gather puts the rows
@@ -56,9 +90,9 @@ def last_states(encoder: nn.Module, seqs: torch.Tensor, chunk: int = 256) -> tor
     """
     if len(seqs) == 0:
         return encoder.item_table.new_zeros((0, encoder.item_table.shape[1]))
-    rows, parts = zip(*iter_last_states(encoder, seqs, chunk), strict=True)
-    order = torch.from_numpy(np.argsort(np.concatenate(rows))).to(parts[0].device)
-    return torch.cat(parts)[order]
+    rows, parts = zip(*iter_last_states(encoder, seqs, chunk, device), strict=True)
+    order = torch.from_numpy(np.argsort(np.concatenate(rows)))
+    return torch.cat(parts)[order.to(parts[0].device, non_blocking=True)]
 
 
 @torch.no_grad()
@@ -69,7 +103,6 @@ def encode_histories(encoder: nn.Module, histories: list[np.ndarray], max_len: i
     was_training = encoder.training
     encoder.eval()
     try:
-        return last_states(encoder, torch.from_numpy(left_pad(histories, max_len)).to(device),
-                           chunk)
+        return last_states(encoder, left_pad(histories, max_len), chunk, device)
     finally:
         encoder.train(was_training)

@@ -13,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rclrec.config import ConfigError, ExperimentConfig
-from rclrec.data.batches import TrainingInstances, batch_order, real_length, trim_padding
+from rclrec.data.batches import TrainingInstances, batch_order, real_length
 from rclrec.data.split import LeaveOneOutSplit
 from rclrec.eval.ranking import NonFiniteScores, evaluate_ranking
 from rclrec.files import CorruptFile
@@ -186,15 +186,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def make_batch(self, index: np.ndarray) -> Batch:
-        inst = self.instances
-        inputs, targets = trim_padding(inst.inputs[index], inst.targets[index])
-        return Batch(
-            index=index,
-            inputs=torch.from_numpy(inputs).to(self.device),
-            targets=torch.from_numpy(targets).to(self.device),
-            users=inst.users[index],
-            whole=inst.whole[index],
-        )
+        return Batch.of(self.instances, index, self.device)
 
     def loss_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
         """Recommendation loss (Eq. 3-4) plus the method's own weighted loss (e.g. Eq. 18).
@@ -202,7 +194,7 @@ class Trainer:
         The stats may be tensors on the device: reading them each step would stall a GPU."""
         with self.autocast():
             hidden = self.encoder(batch.inputs)  # (B, L, D)
-            states, targets = select_target_positions(hidden, batch.targets)
+            states, targets = select_target_positions(hidden, batch.host_targets)
             rec = recommendation_loss(self.method.rec_loss, states, targets,
                                       self.encoder.item_table)
             extra, stats = self.method.extra_loss(batch, hidden, self.encoder)
@@ -227,17 +219,22 @@ class Trainer:
         bar = tqdm(batches, desc=f"epoch {epoch}", unit="step", leave=False,
                    disable=not self.show_progress, dynamic_ncols=True)
         for step, index in enumerate(bar, start=1):
-            loss, stats = self.loss_step(self.make_batch(index))
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            # The ranks' mean loss: a NaN on one rank stops them all, not only that one.
-            shared_loss = self.world.average_gradients(self.params, loss.detach())
-            self.optimizer.step()
-            sums.add(step, shared_loss, {**stats, "loss": loss.detach()})
+            self.train_step(step, index, sums)
             if step % READ_EVERY == 0 or step == len(batches):
                 self.check_finite(epoch, sums)
                 bar.set_postfix(loss=f"{sums.read()['loss'] / step:.4f}")
         return {k: v / max(len(batches), 1) for k, v in sums.read().items()}
+
+    def train_step(self, step: int, index: np.ndarray, sums: StepSums) -> None:
+        """One update on the instances ``index``; its losses go to ``sums``, unread: nothing
+        here reads a value back from the device, which would make a GPU wait."""
+        loss, stats = self.loss_step(self.make_batch(index))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # The ranks' mean loss: a NaN on one rank stops them all, not only that one.
+        shared_loss = self.world.average_gradients(self.params, loss.detach())
+        self.optimizer.step()
+        sums.add(step, shared_loss, {**stats, "loss": loss.detach()})
 
     @staticmethod
     def check_finite(epoch: int, sums: StepSums) -> None:

@@ -17,8 +17,7 @@ from rclrec.run import resolve, run_training
 
 
 def make_batch(inst, rows):
-    return Batch(rows, torch.from_numpy(inst.inputs[rows]), torch.from_numpy(inst.targets[rows]),
-                 inst.users[rows], inst.whole[rows])
+    return Batch.of(inst, rows, torch.device("cpu"))
 
 
 def test_same_target_sampler_returns_same_target_or_anchor():

@@ -57,8 +57,7 @@ def test_the_extra_loss_reaches_the_encoder(built, name, encoder_name):
         assert encoder_name == "fmlp" and "rcl.rec_loss_on_positives" in str(e)
         return
     rows = np.flatnonzero(inst.whole)[:32]
-    batch = Batch(rows, torch.from_numpy(inst.inputs[rows]), torch.from_numpy(inst.targets[rows]),
-                  inst.users[rows], inst.whole[rows])
+    batch = Batch.of(inst, rows, torch.device("cpu"))
     loss, stats = method.extra_loss(batch, encoder(batch.inputs), encoder)
     assert loss is not None and torch.isfinite(loss)
     assert all(np.isfinite(float(v)) for v in stats.values())  # floats or 0-d tensors

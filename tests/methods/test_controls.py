@@ -49,8 +49,7 @@ def _method(cls, method_name):
     encoder = build_encoder(cfg.encoder, split.num_items)
     method.setup(encoder)
     rows = np.flatnonzero(inst.whole)[:96]
-    batch = Batch(rows, torch.from_numpy(inst.inputs[rows]),
-                  torch.from_numpy(inst.targets[rows]), inst.users[rows], inst.whole[rows])
+    batch = Batch.of(inst, rows, torch.device("cpu"))
     return method, encoder, batch
 
 

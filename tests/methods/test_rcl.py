@@ -67,8 +67,7 @@ def test_positives_are_valid_and_sampled_by_similarity():
 
     # the contrast loss of one batch is finite and has gradients
     rows = np.flatnonzero(inst.whole)[:64]
-    batch = Batch(rows, torch.from_numpy(inst.inputs[rows]), torch.from_numpy(inst.targets[rows]),
-                  inst.users[rows], inst.whole[rows])
+    batch = Batch.of(inst, rows, torch.device("cpu"))
     hidden = encoder(batch.inputs)
     loss, stats = method.extra_loss(batch, hidden, encoder)
     loss.backward()
@@ -113,8 +112,7 @@ def test_strong_prefixes_have_the_centre_target_and_cover_more_centres():
     # The loss of one batch is finite and reaches the encoder.
     encoder = build_encoder(m.cfg.encoder, split.num_items)
     rows = np.flatnonzero(inst.whole)[:64]
-    batch = Batch(rows, torch.from_numpy(inst.inputs[rows]), torch.from_numpy(inst.targets[rows]),
-                  inst.users[rows], inst.whole[rows])
+    batch = Batch.of(inst, rows, torch.device("cpu"))
     loss, _ = m.extra_loss(batch, encoder(batch.inputs), encoder)
     loss.backward()
     assert torch.isfinite(loss) and encoder.item_embedding.weight.grad.abs().sum() > 0
@@ -182,8 +180,7 @@ def test_positives_get_the_rec_loss_with_windows_and_not_with_prefixes():
         encoder = build_encoder(cfg.encoder, split.num_items)
         method.setup(encoder)
         rows = np.flatnonzero(inst.whole)[:64]
-        batch = Batch(rows, torch.from_numpy(inst.inputs[rows]),
-                      torch.from_numpy(inst.targets[rows]), inst.users[rows], inst.whole[rows])
+        batch = Batch.of(inst, rows, torch.device("cpu"))
         loss, _ = method.extra_loss(batch, encoder(batch.inputs), encoder)
         assert (float(loss.detach()) > 0) is expected
 
@@ -228,8 +225,7 @@ def test_the_layout_of_the_positives_passes_changes_neither_loss_nor_gradients()
     encoder = build_encoder(cfg.encoder, split.num_items).eval()  # no dropout: comparable
     method.setup(encoder)
     rows = np.flatnonzero(inst.whole)[:96]
-    batch = Batch(rows, torch.from_numpy(inst.inputs[rows]), torch.from_numpy(inst.targets[rows]),
-                  inst.users[rows], inst.whole[rows])
+    batch = Batch.of(inst, rows, torch.device("cpu"))
     drawn = method.rng.bit_generator.state
     layouts = {"cost-balanced": method.chunk_plan,
                "one pass": lambda lengths: length_sorted_chunks(lengths, len(lengths)),

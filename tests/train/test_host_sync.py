@@ -1,0 +1,100 @@
+"""A training step never makes the device wait for the host (issue 15).
+
+On a GPU, reading a value back (``float(loss)``, ``.item()``, ``if tensor``, a boolean mask,
+whose count the host needs) or a blocking copy to it waits until the device has finished all
+queued work. The step runs here on the ``meta`` device, whose tensors have shapes but no
+values: every read of a value raises there, and the guard below fails a blocking copy.
+"""
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from rclrec.data.split import leave_one_out
+from rclrec.methods import method_class
+from rclrec.models import build_encoder
+from rclrec.run import build_instances, load_data, resolve
+from rclrec.train.trainer import StepSums, Trainer
+
+META = torch.device("meta")
+COPIES = (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default)
+
+
+class NoBlockingCopies(TorchDispatchMode):
+    """Fails a host-to-device copy made without ``non_blocking``: it waits for the device."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in COPIES:
+            source, target = (args[0], kwargs.get("device")) if func is COPIES[0] else (
+                args[1], args[0].device)
+            blocking = not kwargs.get("non_blocking", len(args) > 2 and args[2])
+            if source.device.type == "cpu" and target is not None and \
+                    torch.device(target).type == "meta" and blocking:
+                raise AssertionError(f"a blocking host-to-device copy: {func}")
+        return func(*args, **kwargs)
+
+
+def meta_autocast(real):
+    """torch.autocast that is a no-op context on the meta device (which has none)."""
+    def autocast(device_type, *args, **kwargs):
+        if device_type == "meta":
+            return contextlib.nullcontext()
+        return real(device_type, *args, **kwargs)
+    return autocast
+
+
+def meta_trainer(tiny_config, tmp_path, method: str, **settings) -> Trainer:
+    cfg = resolve(tiny_config({"method": method, "train.batch_size": "64", **settings}))
+    split = leave_one_out(load_data(cfg))
+    instances = build_instances(cfg, split)
+    torch.manual_seed(0)
+    method_obj = method_class(cfg.method)(cfg, split, instances, META)
+    encoder = build_encoder(cfg.encoder, split.num_items, method_obj.extra_tokens).to(META)
+    trainer = Trainer(cfg, split, instances, encoder, method_obj, META, tmp_path,
+                      show_progress=False)
+    # The fused Adam kernel has no meta version; the update itself reads nothing back.
+    trainer.optimizer = torch.optim.Adam(trainer.params, lr=cfg.train.lr, foreach=False)
+    method_obj.setup(encoder)
+    return trainer
+
+
+def run_steps(trainer: Trainer, monkeypatch, steps: int = 2) -> StepSums:
+    monkeypatch.setattr(torch, "autocast", meta_autocast(torch.autocast))
+    sums = StepSums(META)
+    order = np.random.default_rng(0).permutation(len(trainer.instances))
+    with NoBlockingCopies():
+        for step in range(1, steps + 1):
+            trainer.train_step(step, order[(step - 1) * 64:step * 64], sums)
+    return sums
+
+
+@pytest.mark.parametrize("method, settings", [
+    ("sasrec", {}), ("rcl", {}), ("rcl", {"rcl.variant": "strong"}),
+    ("rcl", {"rcl.variant": "official", "rcl.score": "dot"}),
+    ("rcl", {"rcl.strong_positives": "prefixes"}),
+    ("cl4srec", {}), ("duorec", {}), ("ct4rec", {}), ("mclrec", {}), ("contrarec", {}),
+    ("hpm", {}), ("random_positives", {}), ("repeated_centres", {})])
+def test_a_training_step_reads_nothing_back_from_the_device(tiny_config, tmp_path, monkeypatch,
+                                                            method, settings):
+    trainer = meta_trainer(tiny_config, tmp_path, method, **settings)
+    sums = run_steps(trainer, monkeypatch)
+    assert "loss" in sums.sums and all(v.device == META for v in sums.sums.values()
+                                       if isinstance(v, torch.Tensor))
+
+
+def test_the_guard_catches_each_kind_of_read(tiny_config, tmp_path, monkeypatch):
+    """The checks above could fail: each way of reading the device raises under them."""
+    monkeypatch.setattr(torch, "autocast", meta_autocast(torch.autocast))
+    x = torch.ones(4, device=META)
+    reads = [lambda: float(x.sum()), lambda: x.sum().item(), lambda: bool(x.any()),
+             lambda: x.tolist(), lambda: x[x > 0], lambda: x.cpu(),
+             lambda: torch.zeros(4).to(META)]
+    with NoBlockingCopies():
+        for read in reads:
+            with pytest.raises((RuntimeError, NotImplementedError, AssertionError)):
+                read()
+        torch.zeros(4).to(META, non_blocking=True)  # the way a step copies to the device
