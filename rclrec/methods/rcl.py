@@ -27,7 +27,6 @@ from rclrec.data.batches import (
     cost_balanced_chunks,
     length_sorted_chunks,
     prefix_arrays,
-    trim_padding,
 )
 from rclrec.data.split import LeaveOneOutSplit, contrast_units
 from rclrec.losses.contrastive import (
@@ -41,6 +40,7 @@ from rclrec.losses.contrastive import (
 )
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.base import Batch, Method, to_device
+from rclrec.models.encode import chunk_windows
 from rclrec.similarity.index import SimilarityIndex, index_for_config
 from rclrec.similarity.measures import METRICS
 from rclrec.similarity.positives import StrongSampler, WeakSampler, pair_similarity
@@ -237,35 +237,35 @@ class RCL(Method):
         """Last-position states (U, D) of the given units.
 
         Positives are random units of any length, so they are encoded in length-sorted chunks,
-        each trimmed to its longest sequence, instead of one batch padded to the longest: chunks
-        of ``chunk`` rows if given, else the cuts of ``chunk_plan``. With ``with_targets`` also
-        returns the states and targets of every position that has a target (for the
-        recommendation loss on positives).
+        each trimmed to its longest sequence (``chunk_windows``), instead of one batch padded
+        to the longest: chunks of ``chunk`` rows if given, else the cuts of ``chunk_plan``.
+        With ``with_targets`` also returns the states and targets of every position that has a
+        target (for the recommendation loss on positives).
         """
         inputs, targets = prefix_arrays(self.split.train, self.unit_user[units],
                                         self.unit_end[units], self.max_len, self.every_position)
-        lengths = np.minimum(self.unit_end[units], self.max_len)
-        chunks = (length_sorted_chunks(lengths, chunk) if chunk is not None
-                  else self.chunk_plan(lengths))
-        if not chunks:
-            empty = encoder.item_table.new_zeros((0, encoder.item_table.shape[1]))
-            no_targets = torch.zeros(0, dtype=torch.long, device=self.device)
-            return (empty, empty, no_targets) if with_targets else empty
-        last, states, kept = [], [], []
-        for part in chunks:
-            x, y = trim_padding(inputs[part], targets[part])
-            x = to_device(x, self.device)
+        rows, last, states, kept = [], [], [], []
+        plan = self.chunk_plan if chunk is None else chunk
+        for part, x in chunk_windows(inputs, plan, self.device):
+            rows.append(part)
             if not with_targets:
                 last.append(encoder.last_state(x))
                 continue
             hidden = encoder(x)
             last.append(hidden[:, -1])
+            y = targets[part]
+            if self.every_position:  # trimmed as the inputs are
+                y = y[:, y.shape[1] - x.shape[1]:]
             s, t = select_target_positions(hidden, y)  # y on the host: no device wait
             states.append(s)
             kept.append(t)
+        if not rows:
+            empty = encoder.item_table.new_zeros((0, encoder.item_table.shape[1]))
+            no_targets = torch.zeros(0, dtype=torch.long, device=self.device)
+            return (empty, empty, no_targets) if with_targets else empty
         # One gather back to the units' order (a select per unit costs a zero-filled (chunk, L,
         # D) gradient each in the backward pass).
-        order = to_device(np.argsort(np.concatenate(chunks)), self.device)
+        order = to_device(np.argsort(np.concatenate(rows)), self.device)
         if not with_targets:
             return torch.cat(last)[order]
         return torch.cat(last)[order], torch.cat(states), torch.cat(kept)

@@ -247,3 +247,37 @@ def test_the_layout_of_the_positives_passes_changes_neither_loss_nor_gradients()
                 assert g is None
             else:
                 torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("instances", ["windows", "prefixes"])
+def test_the_positives_go_through_the_one_chunked_loop_bit_for_bit(instances):
+    """RCL.encode (through rclrec/models/encode.py ``chunk_windows``) gives, bit for bit, what
+    its own loop gave: the chunks of ``chunk_plan``, each trimmed by ``trim_padding``, encoded
+    with dropout in that order, the rows put back in the units' order."""
+    from rclrec.data.batches import prefix_arrays, prefix_instances, trim_padding
+    from rclrec.losses.recommendation import select_target_positions
+
+    cfg = load_config(overrides={**SMALL, "rcl.similarity": "jaccard"})
+    split = leave_one_out(load_dataset("synthetic"))
+    make = window_instances if instances == "windows" else prefix_instances
+    method = RCL(cfg, split, make(split.train, 50), torch.device("cpu"))
+    torch.manual_seed(0)
+    encoder = build_encoder(cfg.encoder, split.num_items).train()  # with dropout
+    units = np.random.default_rng(1).choice(np.flatnonzero(method.unit_end >= 1), 200)
+    torch.manual_seed(5)
+    last, states, targets = method.encode(encoder, units, with_targets=True)
+
+    inputs, unit_targets = prefix_arrays(split.train, method.unit_user[units],
+                                         method.unit_end[units], 50, method.every_position)
+    chunks = method.chunk_plan(np.minimum(method.unit_end[units], 50))
+    assert len(chunks) > 1
+    torch.manual_seed(5)
+    parts = []
+    for part in chunks:
+        x, y = trim_padding(inputs[part], unit_targets[part])
+        hidden = encoder(torch.from_numpy(x))
+        parts.append((hidden[:, -1], *select_target_positions(hidden, y)))
+    ref_last, ref_states, ref_targets = (torch.cat(p) for p in zip(*parts, strict=True))
+    order = torch.from_numpy(np.argsort(np.concatenate(chunks)))
+    assert torch.equal(last, ref_last[order])
+    assert torch.equal(states, ref_states) and torch.equal(targets, ref_targets)

@@ -73,3 +73,24 @@ def test_last_states_keeps_autograd_and_encode_histories_restores_the_mode():
     encode_histories(encoder, histories(), MAX_LEN)
     assert encoder.training
     assert encode_histories(encoder, [], MAX_LEN).shape == (0, 16)
+
+
+def test_a_chunk_plan_cuts_the_rows_and_host_rows_give_the_same_states():
+    """``chunk`` may be a plan (lengths -> chunks, e.g. cost_balanced_chunks): the chunks are
+    its chunks, each trimmed to its longest row; numpy rows give the tensor rows' states."""
+    from rclrec.data.batches import cost_balanced_chunks
+
+    encoder = make("sasrec").eval()
+    padded = left_pad(histories(), MAX_LEN)
+    lengths = (padded != 0).sum(1)
+    plan = cost_balanced_chunks(lengths, call_cost=40)
+    assert 1 < len(plan) < len(padded)
+    got = [(rows, h) for rows, h in iter_last_states(encoder, padded,
+                                                     lambda x: cost_balanced_chunks(x, 40))]
+    assert [list(rows) for rows, _ in got] == [list(rows) for rows in plan]
+    for rows, h in got:
+        width = max(int(lengths[rows].max()), 1)
+        window = torch.from_numpy(padded[rows, MAX_LEN - width:])
+        assert torch.equal(h, encoder.last_state(window))
+    from_tensor = last_states(encoder, torch.from_numpy(padded), 5)
+    assert torch.equal(last_states(encoder, padded, 5), from_tensor)
