@@ -271,7 +271,7 @@ def test_every_error_is_a_json_response(service_url, monkeypatch):
     assert status == 413 and "at most" in body["error"]
     status, body = json_of(raw(port, b"POST /recommend HTTP/1.1\r\nHost: x\r\n"
                                      b"Content-Length: " + b"1" + b"0" * 30 + b"\r\n\r\n"))
-    assert status in (400, 413) and body["error"]
+    assert status == 413 and "at most" in body["error"]  # h11 refuses it as malformed HTTP
     status, body = json_of(raw(port, b"NONSENSE\r\n\r\n"))
     assert status == 400 and body["error"]
 

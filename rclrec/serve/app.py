@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -191,16 +192,27 @@ def import_uvicorn() -> Any:
     return uvicorn
 
 
-def protocol_class(header_timeout_s: float) -> type:
+# A Content-Length header in a request's head (h11 keeps none of the head it could not parse).
+DECLARED_LENGTH = re.compile(rb"^content-length:[ \t]*([0-9]+)[ \t]*\r?$", re.I | re.M)
+HEAD_BYTES = 64 * 1024  # of a request head kept to find it (h11 refuses longer heads anyway)
+
+
+def protocol_class(header_timeout_s: float, limits: Limits | None = None) -> type:
     """uvicorn's h11 protocol with a deadline for each request's headers, and JSON answers to
     malformed HTTP. uvicorn times out an idle connection only after a first response and
     restarts the wait on every byte, so a client that connects and sends nothing, or sends its
-    headers a byte at a time, would keep its connection for ever."""
+    headers a byte at a time, would keep its connection for ever.
+
+    h11 refuses a Content-Length of more than 20 digits as malformed HTTP before the service
+    sees it: such a request gets the 413 of any too large body (``check_content_length``
+    under ``limits``), not a 400."""
+    limits = limits or Limits()
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class Protocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
+        _head = b""  # the bytes of the request head now arriving
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -213,12 +225,15 @@ def protocol_class(header_timeout_s: float) -> type:
             self._arm()
 
         def data_received(self, data: bytes) -> None:
+            if self.cycle is None or self.cycle.response_complete:  # a head is arriving
+                self._head = (self._head + data)[-HEAD_BYTES:]
             super().data_received(data)
             if self.cycle is not None and not self.cycle.response_complete:
                 self._disarm()  # the headers are in
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            self._head = b""
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -241,10 +256,16 @@ def protocol_class(header_timeout_s: float) -> type:
                 self.transport.close()
 
         def send_400_response(self, msg: str) -> None:
+            status = HTTPStatus.BAD_REQUEST
+            declared = DECLARED_LENGTH.search(self._head)
+            try:
+                check_content_length(declared and declared.group(1).decode(), limits)
+            except RequestError as e:
+                status, msg = e.status, str(e)
             data = json.dumps({"error": msg}).encode()
             headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
                        (b"content-length", str(len(data)).encode())]
-            for event in (h11.Response(status_code=400, headers=headers),
+            for event in (h11.Response(status_code=int(status), headers=headers),
                           h11.Data(data=data), h11.EndOfMessage()):
                 self.transport.write(self.conn.send(event))
             self.transport.close()
@@ -270,7 +291,8 @@ class HttpServer:
         self.service = service
         self.socket = socket.create_server((host, port), reuse_port=False)
         self.host, self.port = self.socket.getsockname()[:2]
-        config = uvicorn.Config(service, http=protocol_class(header_timeout_s), lifespan="on",
+        config = uvicorn.Config(service, http=protocol_class(header_timeout_s, service.limits),
+                                lifespan="on",
                                 backlog=backlog, timeout_keep_alive=int(header_timeout_s),
                                 timeout_graceful_shutdown=int(shutdown_timeout_s),
                                 log_level="warning", access_log=False)
