@@ -342,11 +342,23 @@ class Trainer:
             if self.world.main:
                 self.save_checkpoint()
         self.tracker.close()
+        error = None
         if self.world.main and self.best_path.exists():
-            best = load_torch(self.best_path)
-            problem = state_dict_problem(best, self.encoder.state_dict())
-            if problem is not None:
-                raise CorruptFile(f"{self.best_path}: not this run's best weights ({problem}); "
-                                  f"remove it and checkpoint.pt to start the run again")
-            self.encoder.load_state_dict(best)
+            try:
+                self.load_best()
+            except (CorruptFile, OSError) as e:
+                error = e
+        # Rank 0's error reaches every rank (each reports it, none waits for rank 0 in vain).
+        error = self.world.share(error)
+        if error is not None:
+            raise error
         return st
+
+    def load_best(self) -> None:
+        """Load ``best.pt`` into the encoder (rank 0: the one that tests and writes files)."""
+        best = load_torch(self.best_path)
+        problem = state_dict_problem(best, self.encoder.state_dict())
+        if problem is not None:
+            raise CorruptFile(f"{self.best_path}: not this run's best weights ({problem}); "
+                              f"remove it and checkpoint.pt to start the run again")
+        self.encoder.load_state_dict(best)

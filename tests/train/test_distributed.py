@@ -84,3 +84,24 @@ def test_a_bad_run_folder_stops_every_rank_with_the_error(tmp_path, flags):
     assert failed.stderr.count(f"rclrec train: error: {run / 'metrics.json'}: not valid "
                                f"JSON") == 2, failed.stderr[-3000:]
     assert "internal error" not in failed.stderr
+
+
+def test_a_damaged_or_unreadable_best_pt_stops_every_rank_with_the_error(tmp_path, flags):
+    """Only rank 0 reads best.pt at the end of training: its error reaches the other ranks,
+    which exit with the same line instead of failing on rank 0's closed connection."""
+    trained = torchrun(*flags, "--epochs", "2", "--out", str(tmp_path / "run"))
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    (tmp_path / "run" / "metrics.json").unlink()  # interrupted after its last epoch
+    best = tmp_path / "run" / "best.pt"
+    best.write_bytes(best.read_bytes()[:100])  # truncated
+    damaged = torchrun(*flags, "--epochs", "2", "--resume", "--out", str(tmp_path / "run"))
+    best.unlink()
+    best.mkdir()  # unreadable: a folder where the file should be
+    unreadable = torchrun(*flags, "--epochs", "2", "--resume", "--out", str(tmp_path / "run"))
+    for failed, words in ((damaged, "not a PyTorch file written by rclrec"),
+                          (unreadable, "directory")):
+        assert failed.returncode != 0
+        lines = [line for line in failed.stderr.splitlines() if "rclrec train: error:" in line]
+        assert len(lines) == 2 and all(str(best) in line and words in line
+                                       for line in lines), failed.stderr[-3000:]
+        assert "internal error" not in failed.stderr and "RuntimeError" not in failed.stderr
