@@ -73,7 +73,9 @@ def run_steps(trainer: Trainer, monkeypatch, steps: int = 2) -> StepSums:
 
 
 @pytest.mark.parametrize("method, settings", [
-    ("sasrec", {}), ("rcl", {}), ("rcl", {"rcl.variant": "strong"}),
+    ("sasrec", {}), ("sasrec", {"train.loss": "bce"}), ("sasrec", {"train.loss": "sampled"}),
+    ("sasrec", {"train.loss": "gbce"}), ("sasrec", {"encoder.name": "fmlp"}),
+    ("rcl", {}), ("rcl", {"encoder.name": "fmlp"}), ("rcl", {"rcl.variant": "strong"}),
     ("rcl", {"rcl.variant": "official", "rcl.score": "dot"}),
     ("rcl", {"rcl.strong_positives": "prefixes"}),
     ("cl4srec", {}), ("duorec", {}), ("ct4rec", {}), ("mclrec", {}), ("contrarec", {}),
