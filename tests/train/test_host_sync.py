@@ -20,7 +20,7 @@ from rclrec.run import build_instances, load_data, resolve
 from rclrec.train.trainer import StepSums, Trainer
 
 META = torch.device("meta")
-COPIES = (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default)
+aten = torch.ops.aten
 
 
 class NoBlockingCopies(TorchDispatchMode):
@@ -28,13 +28,17 @@ class NoBlockingCopies(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in COPIES:
-            source, target = (args[0], kwargs.get("device")) if func is COPIES[0] else (
-                args[1], args[0].device)
-            blocking = not kwargs.get("non_blocking", len(args) > 2 and args[2])
-            if source.device.type == "cpu" and target is not None and \
-                    torch.device(target).type == "meta" and blocking:
-                raise AssertionError(f"a blocking host-to-device copy: {func}")
+        if func is aten._to_copy.default:  # tensor.to(device)
+            source, target = args[0], kwargs.get("device")
+            non_blocking = kwargs.get("non_blocking", False)
+        elif func is aten.copy_.default:  # target.copy_(source)
+            source, target = args[1], args[0].device
+            non_blocking = args[2] if len(args) > 2 else kwargs.get("non_blocking", False)
+        else:
+            return func(*args, **kwargs)
+        to_device = target is not None and torch.device(target).type == "meta"
+        if source.device.type == "cpu" and to_device and not non_blocking:
+            raise AssertionError(f"a blocking host-to-device copy ({func})")
         return func(*args, **kwargs)
 
 
