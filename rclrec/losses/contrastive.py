@@ -36,6 +36,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from rclrec.devices import to_device
+
 VARIANTS = ("rcl", "unweight", "weak", "strong", "three_pairs", "official")
 OFFICIAL_WEIGHT_POWER = 0.1  # the official code's `smooth_loss`: weight_i = s(u_i, b_i) ** 0.1
 SIMILARITIES = ("dot", "cosine")
@@ -121,7 +123,7 @@ def _present(rows: Tensor, mask: Tensor) -> Tensor:
     """``rows[mask]``, by indices found where the mask is (see ``stack_members``)."""
     if mask.device == rows.device:
         return rows[mask]
-    return rows[mask.nonzero().squeeze(1).to(rows.device, non_blocking=True)]
+    return rows[to_device(mask.nonzero().squeeze(1), rows.device)]
 
 
 def member_columns(has_strong: Tensor, has_weak: Tensor) -> tuple[Tensor, Tensor]:

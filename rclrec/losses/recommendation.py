@@ -11,6 +11,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from rclrec.data.dataset import PAD
+from rclrec.devices import to_device
 
 
 def cross_entropy_loss(states: torch.Tensor, targets: torch.Tensor,
@@ -386,15 +387,13 @@ def select_target_positions(hidden: torch.Tensor, targets: torch.Tensor | np.nda
     Returns:
         states (P, D) and their targets (P,), on ``hidden``'s device.
     """
-    def to_device(array: np.ndarray) -> torch.Tensor:  # non_blocking: no wait for the device
-        return torch.from_numpy(array).to(hidden.device, non_blocking=True)
-
+    device = hidden.device
     if targets.shape[1] == 1:
         last = targets[:, 0]
-        return hidden[:, -1], to_device(last) if isinstance(last, np.ndarray) else last
+        return hidden[:, -1], to_device(last, device) if isinstance(last, np.ndarray) else last
     if isinstance(targets, np.ndarray):
         where = np.flatnonzero(targets != PAD)
         rows = hidden.reshape(-1, hidden.shape[2])
-        return rows[to_device(where)], to_device(targets.reshape(-1)[where])
+        return rows[to_device(where, device)], to_device(targets.reshape(-1)[where], device)
     keep = targets != PAD
     return hidden[keep], targets[keep]

@@ -13,13 +13,8 @@ from torch import nn
 from rclrec.config import ExperimentConfig
 from rclrec.data.batches import TrainingInstances, trim_padding
 from rclrec.data.split import LeaveOneOutSplit
+from rclrec.devices import to_device
 from rclrec.losses.recommendation import RecommendationLoss
-
-
-def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A host array on ``device``, copied without waiting for it (``non_blocking``: a blocking
-    copy first waits for all the work already queued on a GPU)."""
-    return torch.from_numpy(np.asarray(array)).to(device, non_blocking=True)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rclrec.config import ConfigError, check_choice, check_finite
+from rclrec.devices import to_device
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
 from rclrec.methods.augmentation import AugmentationMethod
 from rclrec.methods.base import Batch
@@ -167,7 +168,8 @@ class CT4Rec(AugmentationMethod):
     def candidate_scores(self, encoder: nn.Module, targets: torch.Tensor,
                          *states: torch.Tensor) -> list[torch.Tensor]:
         """(P, 1 + rd_negatives) scores of each (P, D) states: the target, then random items."""
-        negatives = torch.randint(1, self.num_items + 1, (len(targets), self.settings.rd_negatives),
-                                  generator=self.generator).to(targets.device, non_blocking=True)
+        negatives = to_device(torch.randint(1, self.num_items + 1,
+                                            (len(targets), self.settings.rd_negatives),
+                                            generator=self.generator), targets.device)
         table = encoder.item_table[torch.cat([targets[:, None], negatives], 1)]
         return [torch.einsum("pd,pcd->pc", s, table) for s in states]

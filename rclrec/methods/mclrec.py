@@ -33,6 +33,7 @@ from torch.nn import functional as F
 
 from rclrec.config import check_choice, check_finite
 from rclrec.data.augment import MCLREC_RATIOS, two_views
+from rclrec.devices import to_device
 from rclrec.losses.baselines import check_pair, nt_xent
 from rclrec.methods.augmentation import MASK_TOKENS, AugmentationMethod, encode_last
 from rclrec.methods.base import Batch
@@ -122,7 +123,7 @@ def mclrec_margin_regularizer(za: torch.Tensor, zb: torch.Tensor,
     keep[rows, rows] = False
     keep[rows, (rows + n) % (2 * n)] = False
     columns = np.nonzero(keep)[1].reshape(2 * n, 2 * n - 2)
-    neg = logits.gather(1, torch.from_numpy(columns).to(z.device, non_blocking=True))
+    neg = logits.gather(1, to_device(columns, z.device))
     m = neg.max(1, keepdim=True).values
     lower, upper = torch.minimum(p, m), torch.maximum(p, m)
     return F.relu(p - lower).mean() + F.relu(upper - neg).mean()

@@ -29,6 +29,7 @@ from rclrec.data.batches import (
     prefix_arrays,
 )
 from rclrec.data.split import LeaveOneOutSplit, contrast_units
+from rclrec.devices import to_device
 from rclrec.losses.contrastive import (
     OFFICIAL_WEIGHT_POWER,
     VARIANTS,
@@ -39,7 +40,7 @@ from rclrec.losses.contrastive import (
     stack_members,
 )
 from rclrec.losses.recommendation import recommendation_loss, select_target_positions
-from rclrec.methods.base import Batch, Method, to_device
+from rclrec.methods.base import Batch, Method
 from rclrec.models.encode import chunk_windows
 from rclrec.similarity.index import SimilarityIndex, index_for_config
 from rclrec.similarity.measures import METRICS
