@@ -71,7 +71,8 @@ def last_targets(batch: Batch) -> torch.Tensor:
 def encode_last(encoder: nn.Module, *seqs: np.ndarray | torch.Tensor, chunk: int = 256,
                 device: torch.device | None = None) -> list[torch.Tensor]:
     """Last-position states of several (B_k, L_k) left-padded batches, on ``device`` [that of
-    the tensors; the CPU for numpy arrays, whose chunks are found on the host: no device read].
+    the tensors; the encoder's for numpy arrays, whose chunks are found on the host: no device
+    read].
 
     All rows are encoded together in length-sorted chunks, each trimmed to its longest row:
     views and partners are random rows of any length, and one batch padded to the longest

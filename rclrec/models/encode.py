@@ -5,8 +5,9 @@ encoder's state at each sequence's last position, for more sequences than one fo
 should hold. They all go through :func:`chunk_windows` (by :func:`iter_last_states`, or
 directly where every position's state is needed: RCL's positives): rows sorted by length, cut
 into chunks (of a fixed number of rows, or by a plan such as ``cost_balanced_chunks``), each
-chunk trimmed to its longest row. Short-sequence data (Beauty: a median of 6
-items in a window of 50) then costs a fraction of the work of padding every row to the longest.
+chunk trimmed to its longest row. Data whose sequences are mostly much shorter than the
+window (docs/USAGE.md gives Beauty's lengths) then costs a fraction of the work of padding every
+row to the longest.
 
 Padding does not change a row's state in exact arithmetic (it is masked in SASRec; FMLP-Rec
 pads to max_len itself), but a different padding width may change SASRec's last float bits;
@@ -24,6 +25,7 @@ from torch import nn
 
 from rclrec.data.batches import left_pad, length_sorted_chunks
 from rclrec.data.dataset import PAD
+from rclrec.devices import to_device
 
 # How rows are cut into chunks: rows per forward pass, or a plan from the rows' lengths to the
 # chunks' row indices (e.g. ``cost_balanced_chunks``), each chunk sorted by length.
@@ -42,7 +44,8 @@ def chunk_windows(seqs: torch.Tensor | np.ndarray, chunk: Chunking,
         device: where each chunk goes [``seqs``' device; the CPU for a numpy array].
 
     Yields:
-        rows (C,) int64 indices into ``seqs`` and their (C, W) window on ``device``.
+        rows (C,) int64 indices into ``seqs`` and their (C, W) window on ``device`` (copied
+        with ``rclrec.devices.to_device``: no wait for a GPU).
     """
     width = seqs.shape[1]
     on_host = isinstance(seqs, np.ndarray)
@@ -58,8 +61,8 @@ def chunk_windows(seqs: torch.Tensor | np.ndarray, chunk: Chunking,
         if on_host:
             window = torch.from_numpy(seqs[rows, width - longest:])
         else:
-            window = seqs[torch.from_numpy(rows).to(seqs.device), width - longest:]
-        yield rows, window.to(device, non_blocking=True)
+            window = seqs[to_device(rows, seqs.device), width - longest:]
+        yield rows, to_device(window, device)
 
 
 def iter_last_states(encoder: nn.Module, seqs: torch.Tensor | np.ndarray, chunk: Chunking,
@@ -71,12 +74,15 @@ def iter_last_states(encoder: nn.Module, seqs: torch.Tensor | np.ndarray, chunk:
         encoder: any rclrec encoder (it has ``last_state``).
         seqs: (N, L) item ids, 0 = padding on the left (tensor or numpy array).
         chunk: rows per forward pass, or a plan (``Chunking``).
-        device: where each chunk is encoded [``seqs``' device; the CPU for a numpy array].
+        device: where each chunk is encoded [``seqs``' device; the encoder's for a numpy
+            array].
 
     Yields:
         rows (C,) int64 indices into ``seqs`` and their states (C, D). Autograd is kept: the
         caller decides on ``torch.no_grad``.
     """
+    if device is None and isinstance(seqs, np.ndarray):
+        device = encoder.item_table.device
     for rows, window in chunk_windows(seqs, chunk, device):
         yield rows, encoder.last_state(window)
 
@@ -91,15 +97,17 @@ def last_states(encoder: nn.Module, seqs: torch.Tensor | np.ndarray, chunk: Chun
     if len(seqs) == 0:
         return encoder.item_table.new_zeros((0, encoder.item_table.shape[1]))
     rows, parts = zip(*iter_last_states(encoder, seqs, chunk, device), strict=True)
-    order = torch.from_numpy(np.argsort(np.concatenate(rows)))
-    return torch.cat(parts)[order.to(parts[0].device, non_blocking=True)]
+    order = np.argsort(np.concatenate(rows))
+    return torch.cat(parts)[to_device(order, parts[0].device)]
 
 
 @torch.no_grad()
 def encode_histories(encoder: nn.Module, histories: list[np.ndarray], max_len: int, *,
-                     device: torch.device | str = "cpu", chunk: int = 1024) -> torch.Tensor:
+                     device: torch.device | str | None = None, chunk: int = 1024
+                     ) -> torch.Tensor:
     """(N, D) states after each history (its most recent ``max_len`` items), in eval mode
-    and without autograd; the encoder's training mode is restored afterwards."""
+    and without autograd, encoded on ``device`` [the encoder's]; the encoder's training mode
+    is restored afterwards."""
     was_training = encoder.training
     encoder.eval()
     try:

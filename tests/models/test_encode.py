@@ -94,3 +94,11 @@ def test_a_chunk_plan_cuts_the_rows_and_host_rows_give_the_same_states():
         assert torch.equal(h, encoder.last_state(window))
     from_tensor = last_states(encoder, torch.from_numpy(padded), 5)
     assert torch.equal(last_states(encoder, padded, 5), from_tensor)
+
+
+def test_host_rows_are_encoded_where_the_encoder_is():
+    """Numpy rows go to the encoder's device by default (here the meta device), not the CPU."""
+    encoder = make("sasrec").eval().to("meta")
+    padded = left_pad(histories(), MAX_LEN)
+    assert last_states(encoder, padded, 5).device.type == "meta"
+    assert encode_histories(encoder, histories(), MAX_LEN, chunk=5).device.type == "meta"
