@@ -395,7 +395,10 @@ def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = 
 
     Raises:
         ValueError: missing similarity for a weighted variant, missing targets with
-            ``mask_same_target``, negative similarities, or mismatched shapes.
+            ``mask_same_target``, negative similarities, or mismatched shapes. Negative
+            similarities are caught here only in CPU tensors (on a GPU the check would make
+            the host wait for the device): check weights on another device where they are
+            made (RCL checks its host array; ``SimilarityIndex.load`` its file).
     """
     cfg = cfg or RCLLossConfig()
     h_centre, h_strong, h_weak = batch.centre, batch.strong, batch.weak
@@ -441,7 +444,7 @@ def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = 
             raise ValueError(f"variant {cfg.variant!r} needs the (B, M) similarity weights")
         if similarity.shape != (b, m):
             raise ValueError(f"similarity has shape {tuple(similarity.shape)}, expected ({b}, {m})")
-        # Checked where it costs no device read (on the CPU; weights from RCL's index are >= 0).
+        # Checked only where it costs no device read (see Raises).
         if similarity.device.type == "cpu" and bool((similarity < 0).any()):
             raise ValueError("similarity weights must be >= 0")
         s_pos = positive_weight(similarity.detach() + cfg.weight_floor, weak_col)

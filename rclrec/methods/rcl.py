@@ -361,8 +361,13 @@ class RCL(Method):
             # The index holds whole sequences; a strong prefix is not in it (weight 0).
             member_users = np.where(self.unit_is_whole[member_units],
                                     self.unit_user[member_units], -1)
-            similarity = to_device(
-                pair_similarity(self.index, users, member_users, symmetric=True), self.device)
+            weights = pair_similarity(self.index, users, member_users, symmetric=True)
+            # Checked here, on the host: the loss checks its weights only on the CPU (on a GPU
+            # its check would wait for the device).
+            if not (np.isfinite(weights).all() and (weights >= 0).all()):
+                raise ValueError("the similarity index gave weights that are negative or not "
+                                 "finite (SimilarityIndex.load checks a cached index)")
+            similarity = to_device(weights, self.device)
         loss, stats = relative_contrastive_loss(ContrastBatch(
             h_centre, h_strong, torch.from_numpy(strong_present), h_weak, torch.from_numpy(has_w),
             similarity, centre_targets=to_device(self.targets[users], self.device),

@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import os
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rclrec.config import ConfigError
-from rclrec.files import atomic_write
+from rclrec.files import CorruptFile, atomic_write
 from rclrec.similarity._kernels import HAVE_NUMBA, NUM_HI_BINS
 from rclrec.similarity.fused import FUSED_METRICS
 from rclrec.similarity.measures import (
@@ -99,11 +100,43 @@ class SimilarityIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SimilarityIndex:
-        with np.load(path, allow_pickle=False) as z:
-            info = json.loads(str(z["info"])) if "info" in z else {}
-            metric = str(z["metric"]) if "metric" in z else info.get("metric", "")
-            return cls(z["indptr"].astype(np.int64), z["indices"].astype(np.int32),
-                       z["scores"].astype(np.float32), metric, info)
+        """Read an index written by ``save``, checked (``problem``): the loss trusts its scores
+        as weights, and checks them itself only where that costs no wait for a GPU.
+
+        Raises:
+            CorruptFile: the file is not such an index (truncated, damaged, edited); the
+                message names it.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                info = json.loads(str(z["info"])) if "info" in z else {}
+                metric = str(z["metric"]) if "metric" in z else info.get("metric", "")
+                index = cls(z["indptr"].astype(np.int64), z["indices"].astype(np.int32),
+                            z["scores"].astype(np.float32), metric, info)
+        except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # JSON errors too
+            raise CorruptFile(f"{path}: not a similarity index written by rclrec ({e}); "
+                              f"remove it to build it again") from e
+        problem = index.problem()
+        if problem is not None:
+            raise CorruptFile(f"{path}: not a valid similarity index ({problem}); remove it to "
+                              f"build it again")
+        return index
+
+    def problem(self) -> str | None:
+        """What makes these arrays no CSR index of positive similarities, or None."""
+        indptr, indices, scores = self.indptr, self.indices, self.scores
+        if indptr.ndim != 1 or indices.ndim != 1 or scores.ndim != 1 or len(indptr) == 0:
+            return "indptr, indices and scores must be non-empty 1-d arrays"
+        if indptr[0] != 0 or bool((np.diff(indptr) < 0).any()):
+            return "indptr must start at 0 and never decrease"
+        if not indptr[-1] == len(indices) == len(scores):
+            return (f"indptr ends at {indptr[-1]} but there are {len(indices)} indices and "
+                    f"{len(scores)} scores")
+        if len(indices) and (indices.min() < 0 or indices.max() >= self.num_rows):
+            return f"a neighbour id outside 0..{self.num_rows - 1}"
+        if not bool(np.isfinite(scores).all()) or bool((scores <= 0).any()):
+            return "every score must be finite and > 0"
+        return None
 
 
 def default_cache_dir() -> Path:
@@ -364,6 +397,9 @@ def build_index(inputs: Sequence[np.ndarray], targets: np.ndarray,
         path = cache_path(cache_dir, data_hash or sequences_hash(inputs, targets), metric, options)
         if path.exists():
             index = SimilarityIndex.load(path)
+            if index.num_rows != n:
+                raise CorruptFile(f"{path}: an index of {index.num_rows} sequences, not {n}; "
+                                  f"remove it to build it again")
             index.info["cache_hit"] = True
             index.info["cache_path"] = str(path)
             return index

@@ -281,3 +281,26 @@ def test_the_positives_go_through_the_one_chunked_loop_bit_for_bit(instances):
     order = torch.from_numpy(np.argsort(np.concatenate(chunks)))
     assert torch.equal(last, ref_last[order])
     assert torch.equal(states, ref_states) and torch.equal(targets, ref_targets)
+
+
+def test_a_cached_index_with_a_negative_score_stops_training_with_its_file(
+        tmp_path, rclrec_cache, capsys):
+    """The weighted loss checks its weights only on the CPU (on a GPU the check would wait for
+    the device): a cached index with a negative score is refused when it is read."""
+    from rclrec.cli import main
+    from rclrec.similarity.index import SimilarityIndex
+
+    flags = ["train", "--dataset", "synthetic", "--method", "rcl", "--epochs", "1",
+             "--max-steps", "2", "--set", "encoder.hidden_dim=16", "--set",
+             "encoder.inner_dim=32", "--set", "rcl.similarity=jaccard", "--quiet"]
+    assert main([*flags, "--out", str(tmp_path / "a")]) == 0
+    (path,) = rclrec_cache.rglob("*.npz")
+    index = SimilarityIndex.load(path)
+    index.scores[1] = -index.scores[1]
+    index.save(path)
+    capsys.readouterr()
+    assert main([*flags, "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"rclrec train: error: {path}: ") and "> 0" in err, err
+    assert len(err.splitlines()) == 1
+

@@ -259,3 +259,58 @@ def test_engines_agree_on_random_data():
             assert b.info["engine"] == "numba"
             for name in ("indptr", "indices", "scores"):
                 np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def _saved(tmp_path, **arrays):
+    """An index (3 rows) saved to a file, with some arrays replaced."""
+    index = SimilarityIndex(np.array([0, 2, 2, 3]), np.array([1, 2, 0], np.int32),
+                            np.array([0.5, 0.25, 1.0], np.float32), "jaccard")
+    for name, value in arrays.items():
+        setattr(index, name, np.asarray(value))
+    return index.save(tmp_path / "index.npz")
+
+
+@pytest.mark.parametrize("arrays, words", [
+    ({"scores": [0.5, -0.25, 1.0]}, "finite and > 0"),
+    ({"scores": [0.5, np.nan, 1.0]}, "finite and > 0"),
+    ({"scores": [0.5, 0.0, 1.0]}, "finite and > 0"),
+    ({"indptr": [0, 2, 1, 3]}, "never decrease"),
+    ({"indptr": [1, 2, 2, 3]}, "start at 0"),
+    ({"indptr": [0, 2, 2, 4]}, "ends at 4"),
+    ({"indices": [1, 3, 0]}, "outside 0..2"),
+    ({"indices": [1, -1, 0]}, "outside 0..2"),
+])
+def test_a_damaged_index_file_is_refused_naming_the_file(tmp_path, arrays, words):
+    """The loss trusts the index's scores as weights (and cannot check them on a GPU without
+    waiting for it): a cached file with a negative score, or arrays that are no CSR, is an
+    error that names the file."""
+    from rclrec.files import CorruptFile
+
+    path = _saved(tmp_path, **arrays)
+    with pytest.raises(CorruptFile, match=words) as caught:
+        SimilarityIndex.load(path)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_a_truncated_index_file_is_refused_naming_the_file(tmp_path):
+    from rclrec.files import CorruptFile
+
+    path = _saved(tmp_path)
+    assert SimilarityIndex.load(path).nnz == 3  # the intact file loads
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CorruptFile, match="not a similarity index written by rclrec"):
+        SimilarityIndex.load(path)
+
+
+def test_a_cached_index_of_other_sequences_is_refused(tmp_path):
+    from rclrec.files import CorruptFile
+
+    inputs = [np.array([1, 2]), np.array([2, 3]), np.array([1, 3]), np.array([1, 2, 3])]
+    targets = np.array([4, 5, 6, 7])
+    spec = IndexSpec("jaccard", alpha=1.0)
+    built = build_index(inputs, targets, spec, cache_dir=tmp_path)
+    path = built.info["cache_path"]
+    SimilarityIndex(np.array([0, 1, 1]), np.array([1], np.int32), np.array([0.5], np.float32),
+                    "jaccard").save(path)  # a valid index of 2 sequences
+    with pytest.raises(CorruptFile, match="an index of 2 sequences, not 4"):
+        build_index(inputs, targets, spec, cache_dir=tmp_path)

@@ -104,3 +104,15 @@ def test_the_guard_catches_each_kind_of_read(tiny_config, tmp_path, monkeypatch)
             with pytest.raises((RuntimeError, NotImplementedError, AssertionError)):
                 read()
         torch.zeros(4).to(META, non_blocking=True)  # the way a step copies to the device
+
+
+def test_negative_weights_are_caught_on_the_host_whatever_the_device(tiny_config, tmp_path,
+                                                                     monkeypatch):
+    """The weighted loss checks its weights only on the CPU (on a GPU the check would wait for
+    the device): RCL checks its host array before the copy, here on the meta device."""
+    trainer = meta_trainer(tiny_config, tmp_path, "rcl", **{"rcl.similarity": "jaccard"})
+    run_steps(trainer, monkeypatch, steps=1)  # positive weights: no error
+    index = trainer.method.index
+    index.scores[:] = -index.scores
+    with pytest.raises(ValueError, match="negative or not finite"):
+        run_steps(trainer, monkeypatch, steps=1)
