@@ -324,6 +324,11 @@ def official_rcl_loss(h_query: Tensor, h_strong: Tensor, h_weak: Tensor, weak_we
 class ContrastBatch:
     """One step's representations and what the loss needs to know about them.
 
+    The masks (``has_strong``, ``has_weak``, ``strong_is_view``) may be on the host, and
+    should be when the representations are on a GPU: the loss selects the members of A and
+    checks the masks where they are, and on a GPU either would make the host wait for the
+    device; it copies them to the representations' device itself (without waiting).
+
     Attributes:
         centre: (B, D) centre representations h_u.
         strong: (B, D) sampled strong positives h_a, or None for none.
@@ -406,24 +411,24 @@ def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = 
     b = h_centre.shape[0]
     device = h_centre.device
     no = torch.zeros(b, dtype=torch.bool)
-    # The masks where the caller has them (on the CPU: no device read to check or select by
-    # them), and on the device for the arithmetic.
-    host_strong = no if h_strong is None or batch.has_strong is None else batch.has_strong.bool()
-    host_weak = no if h_weak is None or batch.has_weak is None else batch.has_weak.bool()
-    has_strong = host_strong.to(device, non_blocking=True)
-    has_weak = host_weak.to(device, non_blocking=True)
-    no = no.to(device, non_blocking=True)
+    # The masks where the caller has them (best on the host: checking them and selecting by
+    # them then reads nothing back from the device), and their copies on the device for the
+    # arithmetic.
+    given_strong = no if h_strong is None or batch.has_strong is None else batch.has_strong.bool()
+    given_weak = no if h_weak is None or batch.has_weak is None else batch.has_weak.bool()
+    has_strong, has_weak = to_device(given_strong, device), to_device(given_weak, device)
+    no = to_device(no, device)
     for name, h in (("h_strong", h_strong), ("h_weak", h_weak)):
         if h is not None and h.shape != h_centre.shape:
             raise ValueError(f"{name} has shape {tuple(h.shape)}, expected {tuple(h_centre.shape)}")
     if cfg.variant == "official":
-        if h_strong is None or not bool(host_strong.all()):
+        if h_strong is None or not bool(given_strong.all()):
             raise ValueError("variant 'official' needs a strong key in every row; fill the "
                              "missing ones with fill_missing_strong (the code used the centre "
                              "itself)")
         return _official(batch, has_weak, cfg)
 
-    members = stack_members(h_centre, h_strong, host_strong, h_weak, host_weak)  # (M, D)
+    members = stack_members(h_centre, h_strong, given_strong, h_weak, given_weak)  # (M, D)
     m = members.shape[0]
     strong_col, weak_col = member_columns(has_strong, has_weak)
     logits = pair_logits(h_centre, members, cfg.tau, cfg.similarity)  # (B, M)
@@ -490,7 +495,8 @@ def relative_contrastive_loss(batch: ContrastBatch, cfg: RCLLossConfig | None = 
         def mean(x: Tensor, where: Tensor) -> Tensor:
             return torch.where(where, x, zero).sum().float() / where.sum().clamp(min=1).float()
 
-        view = no if batch.strong_is_view is None else batch.strong_is_view.bool() & has_strong
+        view = (no if batch.strong_is_view is None
+                else to_device(batch.strong_is_view.bool(), device) & has_strong)
         values = torch.stack([
             share(contributes), share(has_strong), share(has_weak), share(both),
             share(boundary, both), mean(l_strong, has_strong), mean(l_weak, has_weak),

@@ -14,6 +14,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from rclrec.data.split import leave_one_out
+from rclrec.losses.contrastive import (
+    ContrastBatch,
+    RCLLossConfig,
+    fill_missing_strong,
+    relative_contrastive_loss,
+)
 from rclrec.methods import method_class
 from rclrec.models import build_encoder
 from rclrec.run import build_instances, load_data, resolve
@@ -116,3 +122,21 @@ def test_negative_weights_are_caught_on_the_host_whatever_the_device(tiny_config
     index.scores[:] = -index.scores
     with pytest.raises(ValueError, match="negative or not finite"):
         run_steps(trainer, monkeypatch, steps=1)
+
+
+@pytest.mark.parametrize("variant", ["rcl", "strong"])
+def test_host_masks_meet_representations_on_another_device(variant, monkeypatch):
+    """The contrastive loss's masks may stay on the host (they should, with a GPU): every one
+    of them, the self-view mask included, meets representations on another device."""
+    monkeypatch.setattr(torch, "autocast", meta_autocast(torch.autocast))
+    g = torch.Generator().manual_seed(0)
+    hc, hs, hw = (torch.randn(4, 3, generator=g) for _ in range(3))
+    has_s, has_w = torch.tensor([True, False, True, False]), torch.tensor([True, True, False,
+                                                                           False])
+    h_s, has_all, is_view = fill_missing_strong(hs, has_s, hc + 0.1)
+    weights = None if variant == "strong" else torch.ones(4, 4 + 4 + 2, device=META)
+    batch = ContrastBatch(hc.to(META), h_s.to(META), has_all, hw.to(META), has_w, weights,
+                          strong_is_view=is_view)
+    with NoBlockingCopies():
+        loss, stats = relative_contrastive_loss(batch, RCLLossConfig(variant=variant))
+    assert loss.device == META and stats["self_view"].device == META
