@@ -24,6 +24,7 @@ import torch
 from torch import distributed as dist
 
 from rclrec.config import ConfigError
+from rclrec.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,22 @@ class World:
         box = [obj if self.main else None]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def share_error(self, error: Exception | None,
+                    kinds: tuple[type[Exception], ...] = ()) -> None:
+        """Raise rank 0's ``error`` on every rank; return on every rank when it has none.
+
+        Every rank calls it (the others pass None), so none waits for rank 0 in vain. Rank 0
+        raises its own error; the others get it as plain values (``error_record``: an
+        exception object may not pickle) and raise one rebuilt from them
+        (``rebuilt_error``): of its class if that is one of ``kinds``, an ``OSError`` or an
+        ``InputError`` (the same one-line message), else a ``RuntimeError`` naming it.
+        """
+        record = self.share(None if error is None else error_record(error, kinds))
+        if error is not None:
+            raise error
+        if record is not None:
+            raise rebuilt_error(record, kinds)
 
     def average_gradients(self, params: list[torch.nn.Parameter],
                           loss: torch.Tensor) -> torch.Tensor:
@@ -92,6 +109,30 @@ class World:
 
 
 SINGLE = World()
+
+
+def error_record(error: Exception, kinds: tuple[type[Exception], ...] = ()
+                 ) -> tuple[str, tuple[Any, ...]]:
+    """``error`` as plain values that always pickle: the first of ``kinds``, ``OSError``
+    and ``InputError`` it is an instance of (else its own class's name), and its arguments: an
+    OSError's errno, reason and file, any other error's message."""
+    known = [cls for cls in (*kinds, OSError, InputError) if isinstance(error, cls)]
+    kind = known[0].__name__ if known else type(error).__name__
+    if isinstance(error, OSError) and error.errno is not None:
+        filename = None if error.filename is None else str(error.filename)
+        return kind, (error.errno, error.strerror, filename)
+    return kind, (str(error),)
+
+
+def rebuilt_error(record: tuple[str, tuple[Any, ...]],
+                  kinds: tuple[type[Exception], ...] = ()) -> Exception:
+    """The error an ``error_record`` describes (its class if known here, else a
+    RuntimeError: an error that is not about the input is a bug wherever it happened)."""
+    kind, args = record
+    known = {cls.__name__: cls for cls in (*kinds, OSError, InputError)}
+    if kind in known:
+        return known[kind](*args)
+    return RuntimeError(f"rank 0 failed: {kind}: {args[0]}")
 
 
 def is_main_process() -> bool:

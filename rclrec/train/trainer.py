@@ -266,15 +266,15 @@ class Trainer:
         return self._evaluate(self.split.valid_inputs(), self.split.valid_targets)
 
     def shared_validation(self) -> dict[str, float]:
-        """Rank 0 validates and every rank gets its metrics, or its NonFiniteScores error."""
-        try:
-            valid = self.validate() if self.world.main else None
-        except NonFiniteScores as e:
-            valid = e
-        valid = self.world.share(valid)
-        if isinstance(valid, Exception):
-            raise valid
-        return valid
+        """Rank 0 validates and every rank gets its metrics, or its error (whatever it is)."""
+        valid = failure = None
+        if self.world.main:
+            try:
+                valid = self.validate()
+            except Exception as e:
+                failure = e
+        self.world.share_error(failure, kinds=(NonFiniteScores,))
+        return self.world.share(valid)
 
     def check_finite_weights(self, epoch: int) -> None:
         """The loss guard sees each step's loss before its update: the last update of an epoch
@@ -342,17 +342,19 @@ class Trainer:
             if self.world.main:
                 self.save_checkpoint()
         self.tracker.close()
-        error = None
+        self.load_best_on_rank_0()
+        return st
+
+    def load_best_on_rank_0(self) -> None:
+        """Rank 0 loads ``best.pt``; its error, whatever it is, reaches every rank (each
+        reports it, none waits for rank 0 in vain)."""
+        failure = None
         if self.world.main and self.best_path.exists():
             try:
                 self.load_best()
-            except (CorruptFile, OSError) as e:
-                error = e
-        # Rank 0's error reaches every rank (each reports it, none waits for rank 0 in vain).
-        error = self.world.share(error)
-        if error is not None:
-            raise error
-        return st
+            except Exception as e:
+                failure = e
+        self.world.share_error(failure, kinds=(CorruptFile,))
 
     def load_best(self) -> None:
         """Load ``best.pt`` into the encoder (rank 0: the one that tests and writes files)."""

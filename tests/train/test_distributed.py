@@ -101,7 +101,8 @@ def test_a_damaged_or_unreadable_best_pt_stops_every_rank_with_the_error(tmp_pat
     for failed, words in ((damaged, "not a PyTorch file written by rclrec"),
                           (unreadable, "directory")):
         assert failed.returncode != 0
-        lines = [line for line in failed.stderr.splitlines() if "rclrec train: error:" in line]
-        assert len(lines) == 2 and all(str(best) in line and words in line
-                                       for line in lines), failed.stderr[-3000:]
+        # Split at the message, not into lines: the two ranks' lines may interleave.
+        errors = [e.splitlines()[0] for e in failed.stderr.split("rclrec train: error: ")[1:]]
+        assert len(errors) == 2 and all(e.startswith(f"{best}: ") and words in e
+                                        for e in errors), failed.stderr[-3000:]
         assert "internal error" not in failed.stderr and "RuntimeError" not in failed.stderr
