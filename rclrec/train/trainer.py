@@ -38,11 +38,13 @@ class StepSums:
 
     ``add`` records tensors without reading them; ``read`` and ``first_non_finite`` copy the
     sums to the host (one synchronisation). A non-finite loss is still found: its step and
-    value are kept on the device until the next read.
+    value are kept on the device until the next read. The sums are float64 (float32 where the
+    device has no float64: MPS), so that an epoch of many steps does not lose the last ones.
     """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
+        self.dtype = torch.float32 if device.type == "mps" else torch.float64
         self.sums: dict[str, torch.Tensor | float] = {}
         self.bad_step = torch.zeros((), dtype=torch.long, device=device)  # 0 = none yet
         self.bad_value = torch.zeros((), device=device)
@@ -52,7 +54,7 @@ class StepSums:
         self.bad_step = torch.where(first, step, self.bad_step)
         self.bad_value = torch.where(first, shared_loss.float(), self.bad_value)
         for k, v in stats.items():
-            v = v.detach().float() if isinstance(v, torch.Tensor) else v
+            v = v.detach().to(self.dtype) if isinstance(v, torch.Tensor) else v
             self.sums[k] = self.sums[k] + v if k in self.sums else v
 
     def first_non_finite(self) -> tuple[int, float] | None:

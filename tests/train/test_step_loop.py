@@ -56,6 +56,20 @@ def test_step_sums_equal_the_per_step_sums():
     assert sums.first_non_finite() is None
 
 
+def test_step_sums_keep_small_losses_after_large_ones():
+    """Summed in float64: a float32 sum would lose every 1.0 added to 1e8 (float32 steps
+    there are 8), as a long epoch loses the last bits of its losses."""
+    sums = StepSums(torch.device("cpu"))
+    sums.add(1, torch.tensor(1e8), {"loss": torch.tensor(1e8)})
+    for step in range(2, 12):
+        sums.add(step, torch.tensor(1.0), {"loss": torch.tensor(1.0)})
+    assert sums.read() == {"loss": 1e8 + 10}
+    sums.add(12, torch.tensor(float("nan")), {"loss": torch.tensor(float("nan"))})
+    sums.add(13, torch.tensor(float("inf")), {"loss": torch.tensor(float("inf"))})
+    step, value = sums.first_non_finite()
+    assert step == 12 and value != value  # the first non-finite step, its NaN
+
+
 @pytest.mark.parametrize("read_every", [1, 3, 1000])
 def test_epoch_means_equal_the_per_step_losses(tmp_path, monkeypatch, read_every, make_trainer):
     monkeypatch.setattr(trainer_module, "READ_EVERY", read_every)
