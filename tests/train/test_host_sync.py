@@ -11,7 +11,9 @@ import contextlib
 import numpy as np
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from rclrec.data.split import leave_one_out
 from rclrec.losses.contrastive import (
@@ -30,7 +32,9 @@ aten = torch.ops.aten
 
 
 class NoBlockingCopies(TorchDispatchMode):
-    """Fails a host-to-device copy made without ``non_blocking``: it waits for the device."""
+    """Fails what makes the host wait for the device on the way in: a host-to-device copy
+    without ``non_blocking``, and an op given host tensors (more than a scalar) beside device
+    ones, such as a device tensor indexed by CPU indices, which CUDA copies there blocking."""
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -41,11 +45,37 @@ class NoBlockingCopies(TorchDispatchMode):
             source, target = args[1], args[0].device
             non_blocking = args[2] if len(args) > 2 else kwargs.get("non_blocking", False)
         else:
+            tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+            if (any(t.device == META for t in tensors)
+                    and any(t.device.type == "cpu" and t.dim() > 0 for t in tensors)):
+                raise AssertionError(f"host tensors beside device tensors ({func}): a "
+                                     f"blocking copy")
             return func(*args, **kwargs)
         to_device = target is not None and torch.device(target).type == "meta"
         if source.device.type == "cpu" and to_device and not non_blocking:
             raise AssertionError(f"a blocking host-to-device copy ({func})")
         return func(*args, **kwargs)
+
+
+class NoHostDataToTheDevice(TorchFunctionMode):
+    """Fails ``torch.tensor(data, device=...)`` and ``torch.as_tensor``'s copy of host data:
+    a blocking copy, made below the dispatcher where ``NoBlockingCopies`` cannot see it."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.tensor, torch.as_tensor):
+            device = kwargs.get("device", args[2] if len(args) > 2 else None)
+            on_device = isinstance(args[0], torch.Tensor) and args[0].device == META
+            if device is not None and torch.device(device) == META and not on_device:
+                raise AssertionError(f"host data copied to the device by {func.__name__}")
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def device_guard():
+    """Both guards: nothing in the block may wait for the device."""
+    with NoHostDataToTheDevice(), NoBlockingCopies():
+        yield
 
 
 def meta_autocast(real):
@@ -76,7 +106,7 @@ def run_steps(trainer: Trainer, monkeypatch, steps: int = 2) -> StepSums:
     monkeypatch.setattr(torch, "autocast", meta_autocast(torch.autocast))
     sums = StepSums(META)
     order = np.random.default_rng(0).permutation(len(trainer.instances))
-    with NoBlockingCopies():
+    with device_guard():
         for step in range(1, steps + 1):
             trainer.train_step(step, order[(step - 1) * 64:step * 64], sums)
     return sums
@@ -104,12 +134,19 @@ def test_the_guard_catches_each_kind_of_read(tiny_config, tmp_path, monkeypatch)
     x = torch.ones(4, device=META)
     reads = [lambda: float(x.sum()), lambda: x.sum().item(), lambda: bool(x.any()),
              lambda: x.tolist(), lambda: x[x > 0], lambda: x.cpu(),
-             lambda: torch.zeros(4).to(META)]
-    with NoBlockingCopies():
+             lambda: torch.zeros(4).to(META), lambda: torch.tensor([1, 2], device=META),
+             lambda: torch.as_tensor(np.arange(2), device=META),
+             lambda: x[torch.tensor([0, 1])], lambda: x.index_select(0, torch.tensor([0])),
+             lambda: x.gather(0, torch.zeros(4, dtype=torch.long)),
+             lambda: x.index_put_((torch.tensor([0]),), torch.ones((), device=META)),
+             lambda: x.index_copy(0, torch.tensor([0]), torch.ones(1, device=META))]
+    with device_guard():
         for read in reads:
             with pytest.raises((RuntimeError, NotImplementedError, AssertionError)):
                 read()
         torch.zeros(4).to(META, non_blocking=True)  # the way a step copies to the device
+        x[torch.zeros(4, dtype=torch.long).to(META, non_blocking=True)]  # indices copied so
+        x * torch.tensor(2.0)  # a host scalar is a parameter of the kernel, not a copy
 
 
 def test_negative_weights_are_caught_on_the_host_whatever_the_device(tiny_config, tmp_path,
@@ -137,6 +174,6 @@ def test_host_masks_meet_representations_on_another_device(variant, monkeypatch)
     weights = None if variant == "strong" else torch.ones(4, 4 + 4 + 2, device=META)
     batch = ContrastBatch(hc.to(META), h_s.to(META), has_all, hw.to(META), has_w, weights,
                           strong_is_view=is_view)
-    with NoBlockingCopies():
+    with device_guard():
         loss, stats = relative_contrastive_loss(batch, RCLLossConfig(variant=variant))
     assert loss.device == META and stats["self_view"].device == META
