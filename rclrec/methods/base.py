@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,29 +25,35 @@ class Batch:
     Attributes:
         index: (B,) rows of the TrainingInstances.
         inputs: (B, L) left-padded input items (tensor on the training device).
-        targets: (B, L) or (B, 1) targets (tensor).
         users: (B,) user rows (numpy).
         whole: (B,) True where the instance ends with the user's final training target (numpy).
-        host_inputs, host_targets: ``inputs`` and ``targets`` as numpy arrays: what depends
-            on their values (which positions have a target, augmented views) is found on the
-            host, where a GPU would have to stop to read them back.
+        host_inputs, host_targets: ``inputs`` and the (B, L) or (B, 1) targets as numpy
+            arrays: what depends on their values (which positions have a target, augmented
+            views) is found on the host, where a GPU would have to stop to read them back.
+        device: the training device.
+        targets: ``host_targets`` on the device, copied when first asked for (most methods
+            never need them there).
     """
 
     index: np.ndarray
     inputs: torch.Tensor
-    targets: torch.Tensor
     users: np.ndarray
     whole: np.ndarray
     host_inputs: np.ndarray
     host_targets: np.ndarray
+    device: torch.device
+
+    @functools.cached_property
+    def targets(self) -> torch.Tensor:
+        return to_device(self.host_targets, self.device)
 
     @classmethod
     def of(cls, instances: TrainingInstances, index: np.ndarray, device: torch.device) -> Batch:
         """The instances ``index``, trimmed to their longest input."""
         inputs, targets = trim_padding(instances.inputs[index], instances.targets[index])
-        return cls(index=index, inputs=to_device(inputs, device),
-                   targets=to_device(targets, device), users=instances.users[index],
-                   whole=instances.whole[index], host_inputs=inputs, host_targets=targets)
+        return cls(index=index, inputs=to_device(inputs, device), users=instances.users[index],
+                   whole=instances.whole[index], host_inputs=inputs, host_targets=targets,
+                   device=device)
 
 
 class Method:

@@ -177,3 +177,24 @@ def test_host_masks_meet_representations_on_another_device(variant, monkeypatch)
     with device_guard():
         loss, stats = relative_contrastive_loss(batch, RCLLossConfig(variant=variant))
     assert loss.device == META and stats["self_view"].device == META
+
+
+class RecordCopies(TorchDispatchMode):
+    """Counts the copies made by ``tensor.to(device)``."""
+
+    count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func is aten._to_copy.default
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_batch_copies_its_targets_to_the_device_only_when_asked(tiny_config, tmp_path):
+    """Most methods use only the host targets: no copy for them; one, kept, for the others."""
+    trainer = meta_trainer(tiny_config, tmp_path, "sasrec")
+    with device_guard(), RecordCopies() as copies:
+        batch = trainer.make_batch(np.arange(64))
+        assert copies.count == 1  # the inputs
+        assert batch.targets.device == META
+        assert batch.targets.shape == torch.Size(batch.host_targets.shape)
+        assert batch.targets is batch.targets and copies.count == 2
