@@ -1,12 +1,12 @@
 """The trainer's SASRec step with the target positions found by a device boolean mask (the
-step before issue 15's change) or on the host (``Batch.host_targets``, today's), in one
-process: the two alternate on every batch (which goes first alternates too), each on its own
-copy of the same initial model, with the same dropout seed per step.
+step before issue 15's change) or on the host (``Batch.host_targets``, today's), over one
+epoch in one process: the two alternate on every batch (which goes first alternates too),
+each on its own copy of the same initial model, with the same dropout seed per step.
 
 On a GPU the mask makes the host wait for the device (its count); on the CPU nothing waits,
 and this measures what finding the positions on the host costs or saves there.
 
-    RCLREC_DATA=/work/shared/data python benchmarks/host_targets_ab.py --steps 300
+    RCLREC_DATA=/work/shared/data python benchmarks/host_targets_ab.py
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ VARIANTS = ("device mask", "host targets")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="beauty")
-    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -67,7 +66,7 @@ def main() -> None:
         return float(loss.detach())
 
     batches = batch_order(trainers[VARIANTS[0]].lengths, cfg.train.batch_size,
-                          np.random.default_rng(0))[:args.steps]
+                          np.random.default_rng(0))
     seconds = {name: [] for name in VARIANTS}
     losses = {name: [] for name in VARIANTS}
     for i, index in enumerate(batches):
