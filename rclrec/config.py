@@ -8,13 +8,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from rclrec.errors import ConfigError  # defined there; rclrec.config.ConfigError for callers
 

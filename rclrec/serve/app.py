@@ -152,7 +152,7 @@ class Service:
         while True:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise RequestError(HTTPStatus.REQUEST_TIMEOUT, "the body did not arrive within "
                                    f"{self.body_timeout_s:g} s") from None
             if message["type"] == "http.disconnect":
