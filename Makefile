@@ -12,8 +12,9 @@ ARGS ?=
 $(BIN)/rclrec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# The CPU build of torch first (pyproject.toml accepts torch>=2.1), so that installing
-	# rclrec finds torch satisfied and pulls no CUDA build.
+	# torch first (pyproject.toml accepts torch>=2.1), so that installing rclrec finds it
+	# satisfied. On this project's machines this is a local CPU wheel; PyPI's Linux wheel is
+	# the CUDA build (README, "Install and dependencies": the CPU index for a CPU build).
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(BIN)/rclrec
