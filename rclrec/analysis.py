@@ -50,7 +50,8 @@ def analyze_run(run_dir: str | Path, *, centres: int = 2000, seed: int = 0,
               "seed": seed}
     # Dot products as the paper's Figure 6; cosines as RCL's loss scores pairs by default. The
     # strong - weak gap is paired per centre, with its standard error, because the means of
-    # strong and weak differ by about 1% and need an uncertainty to be read.
+    # strong and weak differ little and need an uncertainty to be read (docs/RESULTS.md,
+    # "Figure 6 across the variants").
     for name, r in (("dot", reps), ("cosine", unit)):
         h = r[chosen]
         scores = {role: (h * r[rows]).sum(1) for role, rows in

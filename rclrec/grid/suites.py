@@ -174,11 +174,12 @@ ABLATION = Group("ablation", "ablation", ("rcl",), ("beauty",),
                  variants=tuple({"rcl.variant": v, "rcl.similarity": s}
                                 for s in SIMILARITIES for v in VARIANTS))
 # Figure 4 sweeps alpha on Jaccard with the neighbour cap lifted. On Beauty no sequence has more
-# 2-gram candidates (different-target sequences with a shared bigram, at most 397) than
-# k = ceil(alpha (N - 1)) = 560 at the smallest alpha, so on the default 2-grams every alpha keeps
-# the same weak positives and the sweep would train one model six times; with Jaccard the cut
-# binds (6.7% of rows at 0.025). The report prints this cut table (datasets/*.json "alpha_cut").
-# 8,192 lies above k at alpha 0.25 on Beauty (5,591): alpha, not the cap, sets k.
+# 2-gram candidates (different-target sequences with a shared bigram) than
+# k = ceil(alpha (N - 1)) at the smallest alpha, so on the default 2-grams every alpha keeps the
+# same weak positives and the sweep would train one model six times; with Jaccard the cut binds
+# (docs/RESULTS.md, "Where top-alpha binds"). The report prints this cut table (datasets/*.json
+# "alpha_cut"). The cap of 8,192 lies above k at the largest alpha on Beauty: alpha, not the
+# cap, sets k.
 ALPHA_SWEEP = Group("alpha", "alpha", ("rcl",), ("beauty",),
                     variants=tuple({"rcl.alpha": a, "rcl.similarity": "jaccard",
                                     "rcl.max_neighbours": 8192} for a in ALPHAS))
