@@ -29,8 +29,13 @@ TRAIN_SHORTCUTS = {
     "device": "train.device",
     "track": "train.track",
 }
+# For --help without importing the methods (and torch) on every command; a test holds them
+# equal to METHODS and to the RCL loss's VARIANTS.
+METHOD_NAMES = ("sasrec", "rcl", "cl4srec", "duorec", "ct4rec", "mclrec", "contrarec", "hpm",
+                "random_positives", "repeated_centres")
+RCL_VARIANTS = ("rcl", "unweight", "weak", "strong", "three_pairs", "official")
 # Flags named after a setting of the chosen method: flag dest -> the method's field. They set
-# that method's section (rcl.*, or baseline.* for the fields a baseline reads) or are an error.
+# that method's own section (rcl.*, duorec.*, ...) or are an error.
 METHOD_FLAGS = {"variant": "variant", "similarity": "similarity", "alpha": "alpha",
                 "lambda_": "weight", "tau": "tau"}
 
@@ -50,16 +55,16 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                        description="Train a method, select the epoch by validation NDCG@10 and "
                                    "report test metrics at that epoch.")
     p.add_argument("--dataset", help="dataset name (beauty, sports, toys, yelp, lastfm, ml-100k, "
-                                     "ml-1m, synthetic) or a file path [beauty]")
+                                     "ml-1m, synthetic, synthetic-<seed>) or a file path "
+                                     "[beauty]")
     p.add_argument("--data-dir", dest="data_dir", help="directory searched first for datasets")
-    p.add_argument("--method", help="sasrec (default) and other training methods")
+    p.add_argument("--method", help=" | ".join(METHOD_NAMES) + " [sasrec]")
     p.add_argument("--encoder", help="sasrec | fmlp [sasrec]")
     p.add_argument("--epochs", type=int, help="maximum epochs [200]")
     p.add_argument("--max-steps", dest="max_steps", type=int, help="cap steps per epoch")
     p.add_argument("--seed", type=int, help="random seed [0]")
-    p.add_argument("--device", help="auto | cpu | cuda [auto]")
-    p.add_argument("--variant", help="RCL loss variant: rcl | unweight | weak | strong | "
-                                     "three_pairs")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N [auto]")
+    p.add_argument("--variant", help="RCL loss variant: " + " | ".join(RCL_VARIANTS) + " [rcl]")
     p.add_argument("--similarity", help="RCL weak-positive metric: jaccard | tfidf | ngram | "
                                         "levenshtein | semantic; cl4srec, duorec: dot | cos")
     p.add_argument("--alpha", type=float, help="RCL: top alpha fraction of similar sequences")
@@ -130,7 +135,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, help="run directory written by `rclrec train`")
     p.add_argument("--input", help="file of test histories: each user's last item is the "
                                    "target, the earlier ones the input (docs/DATA.md)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N [auto]")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -167,8 +172,9 @@ def add_recommend_parsers(sub: argparse._SubParsersAction) -> None:
                                    '"histories": [[...], ...]) answers {"recommendations": '
                                    '[{"items", "scores", "unknown"}]}.')
     p.add_argument("--run", required=True, help="run directory written by `rclrec train`")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (0.0.0.0: every interface) [127.0.0.1]")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on [8080]")
     add_serving_options(p)
     p.add_argument("--max-body-bytes", type=positive_int, default=1 << 20,
                    help="largest request body; larger ones get a 413 [1048576]")
@@ -264,8 +270,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def add_stats_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="dataset statistics (Table 1) and similarity histograms")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--dataset", required=True, help="dataset name or file path")
+    p.add_argument("--data-dir", dest="data_dir", help="directory searched first for datasets")
     p.add_argument("--similarity", help="comma-separated metrics for the Figure 1 histogram, "
                                         "e.g. jaccard,ngram")
     p.add_argument("--plot", help="PNG path for the histogram [stats_<dataset>.png]")
@@ -301,9 +307,11 @@ def run_stats(args: argparse.Namespace) -> int:
 def add_analyze_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="Figures 5 and 6 for a trained run")
     p.add_argument("--run", required=True, help="run directory written by `rclrec train`")
-    p.add_argument("--centres", type=int, default=2000, help="centres averaged for Figure 6")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--centres", type=int, default=2000,
+                   help="centres averaged for Figure 6 [2000]")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the centres and positives drawn [0]")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N [cpu]")
 
 
 def run_analyze(args: argparse.Namespace) -> int:

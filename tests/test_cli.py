@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from rclrec.cli import main
 
 
@@ -36,3 +38,18 @@ def test_stats_json(capsys):
     stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"users", "items", "interactions", "avg_length", "sparsity",
             "share_without_same_target"} <= set(stats)
+
+
+def test_train_help_lists_every_method_and_rcl_variant(capsys):
+    """`rclrec train --help` names what --method and --variant accept: the registry's methods
+    and the RCL loss's variants (the help is written out so as not to import torch)."""
+    from rclrec.losses.contrastive import VARIANTS
+    from rclrec.methods import METHODS
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    method_help = text.split("--method METHOD")[-1].split("--encoder")[0]
+    variant_help = text.split("--variant VARIANT")[-1].split("--similarity")[0]
+    assert [m for m in METHODS if m not in method_help] == []
+    assert [v for v in VARIANTS if v not in variant_help] == []

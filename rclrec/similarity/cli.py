@@ -34,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--n", type=int, default=2, help="n-gram size for --metric ngram [2]")
     p.add_argument("--alpha", type=float, default=0.05, help="top alpha fraction [0.05]")
     p.add_argument("--selection", default="row", choices=["row", "global"],
-                   help="per-row top alpha (paper) or one global threshold (official code)")
+                   help="per-row top alpha (paper) or one global threshold (official code) "
+                        "[row]")
     p.add_argument("--max-neighbours", dest="max_neighbours", type=int, default=256,
                    help="cap on neighbours per sequence [256]")
     p.add_argument("--keep-same-target", dest="keep_same_target", action="store_true",
