@@ -28,12 +28,33 @@ from rclrec.models import build_encoder
 from rclrec.run import load_data, resolve
 
 
-def load_old_ranking(tree: Path):
-    spec = importlib.util.spec_from_file_location("old_ranking",
-                                                  tree / "rclrec" / "eval" / "ranking.py")
+def load_module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.evaluate_ranking
+    return module
+
+
+def load_old_ranking(tree: Path):
+    """The other tree's evaluate_ranking, with the other tree's versions of the rclrec.eval
+    modules it imports (its counting kernel, ...), not this tree's; the rest of rclrec (the
+    encoder, the data) is this tree's."""
+    eval_dir = tree / "rclrec" / "eval"
+    # ranking last: the others are in place when it imports them.
+    stems = sorted((p.stem for p in eval_dir.glob("*.py") if p.stem not in ("__init__", "saved")),
+                   key=lambda stem: stem == "ranking")
+    own = {f"rclrec.eval.{stem}": sys.modules.get(f"rclrec.eval.{stem}") for stem in stems}
+    try:
+        for stem in stems:
+            sys.modules[f"rclrec.eval.{stem}"] = load_module(f"old_rclrec.eval.{stem}",
+                                                             eval_dir / f"{stem}.py")
+        return sys.modules["rclrec.eval.ranking"].evaluate_ranking
+    finally:
+        for name, module in own.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
 
 
 def main() -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+_I32 = np.int32
+
 
 @njit(cache=True, nogil=True)
 def count_above_and_alike(scores, first, targets, columns, start, higher, alike):
@@ -26,18 +28,21 @@ def count_above_and_alike(scores, first, targets, columns, start, higher, alike)
     """
     zero = np.float32(0.0)
     non_finite = False
+    # Unsigned column indices: a signed index makes numba wrap negative ones around, which
+    # LLVM cannot vectorise but as gathers. int32 sums (cast back after each add, since numba
+    # widens int32 arithmetic to int64) give twice the lanes of int64 ones.
+    width = np.uint64(scores.shape[1])
     for r in range(scores.shape[0]):
         t = targets[r]
         row = scores[r]
-        # Integer sums of comparisons vectorise; s - s is NaN exactly for NaN and +-inf.
-        above = np.int32(0)
-        equal = np.int32(0)
-        bad = np.int32(0)
-        for j in range(first, row.shape[0]):
+        above = _I32(0)
+        equal = _I32(0)
+        bad = _I32(0)
+        for j in range(np.uint64(first), width):
             s = row[j]
-            above += np.int32(s > t)
-            equal += np.int32(s == t)
-            bad += np.int32((s - s) != zero)
+            above = _I32(above + _I32(s > t))
+            equal = _I32(equal + _I32(s == t))
+            bad = _I32(bad | _I32((s - s) != zero))  # s - s is NaN exactly for NaN and +-inf
         if bad:
             non_finite = True
         for c in columns[r]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 
-from rclrec.data.batches import left_pad
 from rclrec.data.dataset import PAD
 from rclrec.errors import InputError
 from rclrec.eval._count_kernel import count_above_and_alike
+from rclrec.eval.histories import FlatHistories
 from rclrec.eval.metrics import metrics_from_ranks
 from rclrec.models.encode import iter_last_states
 
@@ -73,7 +75,8 @@ CPU_BLOCK_ROWS = 64
 
 def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tensor,
                  targets: torch.Tensor, exclude_history: bool = True,
-                 item_block: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 item_block: int | None = None, scratch: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`target_ranks` of the scores ``states @ table.T``, in blocks of items.
 
     Args:
@@ -83,6 +86,9 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
         item_block: items scored per product [the whole table if B x (num_items + 1) fits in
             ``SCORE_ELEMENTS``, else as many items as fit beside the target columns, the users
             taken ``BLOCK_ROWS`` at a time].
+        scratch: a flat buffer of the table's dtype and device, of at least
+            :func:`score_limits`' scores, that the whole-row products are written into [one is
+            allocated per call on the CPU]. A fresh block per product costs its page faults.
 
     Returns:
         higher, tied as :func:`target_ranks` gives them for the whole score matrix.
@@ -91,14 +97,17 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
     limit, block_rows = score_limits(states.device)
     if item_block is None:
         if b * n <= limit:
-            return target_ranks(states @ table.T, history, targets, exclude_history)
+            return target_ranks(_scores(states, table, scratch), history, targets,
+                                exclude_history)
         # Whole-catalogue rows while a block of them fits, else block_rows users by item blocks.
         rows = limit // n if limit // n >= block_rows else block_rows
         if b > rows:
+            if scratch is None and states.device.type == "cpu":
+                scratch = score_scratch(table)
             # Near-equal chunks: no remainder of one or two rows, which a BLAS may round
             # differently from a larger product (a near-tie could then flip).
             chunks = -(-b // rows)
-            parts = [rank_targets(s, table, h, y, exclude_history)
+            parts = [rank_targets(s, table, h, y, exclude_history, scratch=scratch)
                      for s, h, y in zip(states.tensor_split(chunks), history.tensor_split(chunks),
                                         targets.tensor_split(chunks), strict=True)]
             return tuple(torch.cat(p) for p in zip(*parts, strict=True))
@@ -122,6 +131,21 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
         higher += h
         alike += a
     return higher, alike - 1  # minus the target itself
+
+
+def score_scratch(table: torch.Tensor) -> torch.Tensor:
+    """A buffer for :func:`rank_targets`' products with ``table``, to reuse call after call."""
+    return table.new_empty(score_limits(table.device)[0], requires_grad=False)
+
+
+def _scores(states: torch.Tensor, table: torch.Tensor,
+            scratch: torch.Tensor | None) -> torch.Tensor:
+    """``states @ table.T``, written into ``scratch`` where it may be (no autograd needed)."""
+    b, n = states.shape[0], table.shape[0]
+    if (scratch is None or b * n > scratch.numel()
+            or (torch.is_grad_enabled() and (states.requires_grad or table.requires_grad))):
+        return states @ table.T
+    return torch.matmul(states, table.T, out=scratch[:b * n].view(b, n))
 
 
 def score_limits(device: torch.device) -> tuple[int, int]:
@@ -188,18 +212,61 @@ EXACT_FLOAT_COUNT = 1 << 24
 
 def _cpu_block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
                       columns: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`block_counts` in one pass of a numba kernel (same counts, same error)."""
+    """:func:`block_counts` in one pass of a numba kernel (same counts, same error), its rows
+    shared among torch's intra-op thread count of threads."""
     b = block.shape[0]
     higher = np.zeros(b, dtype=np.int64)
     alike = np.zeros(b, dtype=np.int64)
     taken = (columns if columns is not None else torch.zeros(b, 0, dtype=torch.long))
-    non_finite = count_above_and_alike(
-        block.detach().numpy(), max(PAD + 1 - start, 0),
-        target_scores.detach().reshape(b).contiguous().numpy(),
-        taken.to(torch.int64).contiguous().numpy(), start, higher, alike)
+    args = (block.detach().numpy(), target_scores.detach().reshape(b).contiguous().numpy(),
+            taken.to(torch.int64).contiguous().numpy(), higher, alike)
+    first = max(PAD + 1 - start, 0)
+
+    def count(rows: slice) -> bool:
+        scores, targets, taken_rows, above, tied = (a[rows] for a in args)
+        return count_above_and_alike(scores, first, targets, taken_rows, start, above, tied)
+
+    # Each row is counted whole by one thread into its own entries: the same integers
+    # whatever the thread count. The kernel releases the GIL; the calling thread counts too.
+    parts = counting_threads(b * block.shape[1])
+    bounds = [b * i // parts for i in range(parts + 1)]
+    rows = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    pool = _counting_pool(parts - 1)
+    others = [pool.submit(count, r) for r in rows[1:]]
+    non_finite = count(rows[0])
+    non_finite = any([non_finite, *(f.result() for f in others)])
     if non_finite:
         raise NonFiniteScores("the model's scores contain NaN or infinite values")
     return torch.from_numpy(higher), torch.from_numpy(alike)
+
+
+# Scores below which a block is counted by one thread: handing rows to another thread costs
+# more than counting them.
+MIN_SCORES_PER_THREAD = 1 << 15
+
+
+def counting_threads(scores: int) -> int:
+    """Threads that count a block of ``scores``: torch's intra-op thread count (the run's
+    ``train.threads``), fewer for a small block."""
+    return max(1, min(torch.get_num_threads(), scores // MIN_SCORES_PER_THREAD))
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_threads = 0
+
+
+def _counting_pool(workers: int) -> ThreadPoolExecutor | None:
+    """A process-wide pool of at least ``workers`` threads (None for none), kept between
+    blocks and passes: starting threads per block would cost more than the counting."""
+    global _pool, _pool_threads
+    if workers == 0:
+        return None
+    if _pool_threads < workers:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(workers, thread_name_prefix="rclrec-count")
+        _pool_threads = workers
+    return _pool
 
 
 def history_columns(history: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -227,15 +294,17 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
     """
     was_training = encoder.training
     encoder.eval()
-    padded = torch.from_numpy(left_pad(inputs, max_len))
+    histories = FlatHistories(inputs)
+    padded = torch.from_numpy(histories.left_pad(width=max_len))
     table = encoder.item_table  # (num_items + 1, D)
     ranks = np.empty(len(padded), dtype=np.int64)
     ties = np.empty(len(padded), dtype=np.int64)
+    scratch = score_scratch(table) if table.device.type == "cpu" else None
     for rows, h in iter_last_states(encoder, padded, batch_size, device):
         y = torch.from_numpy(targets[rows]).to(device)
-        chunk = [inputs[r] for r in rows]
-        history = torch.from_numpy(left_pad(chunk, max(1, max(len(s) for s in chunk))))
-        higher, tied = rank_targets(h, table, history.to(device), y, exclude_history)
+        history = torch.from_numpy(histories.left_pad(rows))
+        higher, tied = rank_targets(h, table, history.to(device), y, exclude_history,
+                                    scratch=scratch)
         ranks[rows], ties[rows] = higher.cpu(), tied.cpu()
     encoder.train(was_training)
     metrics = metrics_from_ranks(ranks, ks, ties)

@@ -127,3 +127,27 @@ def test_whole_catalogue_row_blocks_are_near_equal(monkeypatch):
     blocked = rank_targets(states, table, history, targets, True)
     assert sorted(sizes) == [8, 8, 8, 8, 9]  # 41 rows in 5 blocks, none of 1
     assert torch.equal(blocked[0], whole[0]) and torch.equal(blocked[1], whole[1])
+
+
+def test_products_written_into_a_reused_buffer_are_the_same_scores():
+    gen = torch.Generator().manual_seed(5)
+    table, states = torch.randn(NUM_ITEMS + 1, 8, generator=gen), torch.randn(9, 8, generator=gen)
+    scratch = torch.full((2000,), float("nan"))
+    assert torch.equal(ranking._scores(states, table, scratch), states @ table.T)
+    assert ranking._scores(states, table, scratch).data_ptr() == scratch.data_ptr()
+    assert ranking._scores(states, table, scratch[:10]).data_ptr() != scratch.data_ptr()
+
+
+def test_a_reused_buffer_gives_the_same_ranks_and_leaves_autograd_alone(monkeypatch):
+    table = tied_table()
+    _, history, targets = cases(b=45)
+    states = table[targets] + 0.0
+    monkeypatch.setattr(ranking, "CPU_SCORE_ELEMENTS", 10 * table.shape[0])  # 10 whole rows
+    whole = target_ranks(states @ table.T, history, targets, True)
+    scratch = ranking.score_scratch(table)
+    for _ in range(2):  # the second call reads a buffer the first one wrote
+        got = rank_targets(states, table, history, targets, True, scratch=scratch)
+        assert torch.equal(got[0], whole[0]) and torch.equal(got[1], whole[1])
+    learned = table.clone().requires_grad_()
+    got = rank_targets(states, learned, history, targets, True, scratch=scratch)
+    assert torch.equal(got[0], whole[0]) and torch.equal(got[1], whole[1])
