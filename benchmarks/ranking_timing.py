@@ -18,11 +18,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from result_file import write_result
 
 from rclrec.config import load_config
 from rclrec.data.split import leave_one_out
+from rclrec.eval import ranking
 from rclrec.eval.ranking import evaluate_ranking
 from rclrec.models import build_encoder
 from rclrec.run import load_data, resolve
@@ -57,12 +59,26 @@ def load_old_ranking(tree: Path):
                 sys.modules[name] = module
 
 
+def one_counting_thread(evaluate):
+    """``evaluate`` with this tree's counting kernel kept on the calling thread."""
+    def run(*args, **kwargs):
+        saved = ranking.MIN_SCORES_PER_THREAD
+        ranking.MIN_SCORES_PER_THREAD = 1 << 62
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            ranking.MIN_SCORES_PER_THREAD = saved
+    return run
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--dataset", default="beauty")
     p.add_argument("--old", type=Path, required=True, help="source tree of the other version")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--one-counting-thread", action="store_true",
+                   help="also time this tree with the counting kernel on one thread only")
     p.add_argument("--name", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -72,31 +88,42 @@ def main() -> int:
     encoder = build_encoder(cfg.encoder, split.num_items)
     inputs, targets = split.valid_inputs(), split.valid_targets
     versions = {"old": load_old_ranking(args.old), "new": evaluate_ranking}
+    if args.one_counting_thread:
+        versions["new_1count"] = one_counting_thread(evaluate_ranking)
     seconds: dict[str, list[float]] = {k: [] for k in versions}
     cpu_seconds: dict[str, list[float]] = {k: [] for k in versions}
-    metrics = {}
-    for _ in range(args.rounds):
-        for name, fn in versions.items():
+    metrics, ranks = {}, {}
+    for round_no in range(args.rounds):
+        # The versions take turns at going first.
+        names = list(versions)
+        order = names[round_no % len(names):] + names[:round_no % len(names)]
+        for name in order:
             start, cpu = time.perf_counter(), time.process_time()
-            metrics[name] = fn(encoder, inputs, targets, cfg.encoder.max_len,
-                               batch_size=cfg.train.eval_batch_size)
+            metrics[name], ranks[name] = versions[name](
+                encoder, inputs, targets, cfg.encoder.max_len,
+                batch_size=cfg.train.eval_batch_size, return_ranks=True)
             seconds[name].append(time.perf_counter() - start)
             cpu_seconds[name].append(time.process_time() - cpu)
-    if metrics["old"] != metrics["new"]:
-        raise SystemExit(f"metrics differ: {metrics}")
+    for name in versions:
+        if metrics[name] != metrics["old"] or not np.array_equal(ranks[name], ranks["old"]):
+            raise SystemExit(f"{name}: metrics or ranks differ from old: {metrics}")
     ratios = {}
     for unit, measured in (("s", seconds), ("CPU s", cpu_seconds)):
         for name, values in measured.items():
             print(f"{name}: {statistics.median(values):.2f} {unit} "
                   f"[{min(values):.2f}-{max(values):.2f}] for {len(inputs)} users")
-        ratios[unit] = [o / n for o, n in zip(measured["old"], measured["new"], strict=True)]
-        print(f"new is x{statistics.median(ratios[unit]):.2f} faster in {unit} (median of "
-              f"{args.rounds} rounds, range {min(ratios[unit]):.2f}-{max(ratios[unit]):.2f})")
-    print("metrics identical")
+        pairs = [("new", "old")] + ([("new", "new_1count")] if "new_1count" in measured else [])
+        for fast, slow in pairs:
+            r = [o / n for o, n in zip(measured[slow], measured[fast], strict=True)]
+            ratios[unit if slow == "old" else f"{unit} against new_1count"] = r
+            print(f"{fast} is x{statistics.median(r):.2f} faster than {slow} in {unit} (median "
+                  f"of {args.rounds} rounds, range {min(r):.2f}-{max(r):.2f})")
+    print("metrics and every user's rank identical")
     out = {"dataset": args.dataset, "users": len(inputs), "threads": args.threads,
            "seconds": seconds, "cpu_seconds": cpu_seconds,
            "speed_up_median": statistics.median(ratios["s"]),
            "cpu_speed_up_median": statistics.median(ratios["CPU s"]),
+           "ratios": ratios,
            "old_tree": str(args.old)}
     write_result(args.name or f"ranking_timing_{args.dataset}", out)
     return 0

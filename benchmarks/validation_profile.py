@@ -11,9 +11,10 @@ on the weights.
     padding        every validation input in one flat array, left-padded to max_len (the
                    encoder's windows)
     encoder        iter_last_states: the last-position state of every user, length-sorted chunks
-    histories      each chunk's history matrix and its sorted distinct columns (history_columns)
+    histories      each chunk's left-padded history matrix (the items left out of the ranking)
     products       the score products, in the row blocks rank_targets cuts, into its reused buffer
-    counting       block_counts on those blocks (items above / tied with each target)
+    counting       block_counts on those blocks (items above / tied with each target, the
+                   history taken back)
 """
 
 from __future__ import annotations
@@ -78,16 +79,13 @@ def parts_of_a_pass(encoder, inputs, targets, max_len: int, batch_size: int) -> 
         rows, h = step
         y = torch.from_numpy(targets[rows])
 
-        def history_of(rows=rows, y=y):
-            return ranking.history_columns(torch.from_numpy(flat.left_pad(rows)), y)
-
-        columns = clock.timed("histories", history_of)
+        columns = torch.from_numpy(clock.timed("histories", flat.left_pad, rows))
         blocks = row_blocks(len(rows), table.shape[0])
         for s, c, t in zip(h.tensor_split(blocks), columns.tensor_split(blocks),
                            y.tensor_split(blocks), strict=True):
             scores = clock.timed("products", ranking._scores, s, table, scratch)
             clock.timed("counting", ranking.block_counts, scores, PAD,
-                        scores.gather(1, t[:, None]), c)
+                        scores.gather(1, t[:, None]), c, t)
     return clock
 
 

@@ -11,15 +11,16 @@ _I32 = np.int32
 
 
 @njit(cache=True, nogil=True)
-def count_above_and_alike(scores, first, targets, columns, start, higher, alike):
+def count_above_and_alike(scores, first, targets, history, target_items, start, higher, alike):
     """Add to ``higher`` / ``alike`` each row's count of scores above / equal to its target.
 
     Args:
         scores: (B, W) float32 scores of items ``start .. start + W - 1``.
         first: the first column counted (1 where column 0 is the padding item, else 0).
         targets: (B,) each row's target score, from the same product as ``scores``.
-        columns: (B, H) int64 item ids taken back from the counts (a row's history but its
-            target); ids outside the block and the padding id are ignored.
+        history: (B, H) int64 item ids taken back from the counts, each once however often it
+            repeats; the padding id, ids outside the block and the row's target are ignored.
+        target_items: (B,) int64 each row's target item id.
         start: item id of column 0.
         higher, alike: (B,) int64, added to in place.
 
@@ -32,6 +33,7 @@ def count_above_and_alike(scores, first, targets, columns, start, higher, alike)
     # LLVM cannot vectorise but as gathers. int32 sums (cast back after each add, since numba
     # widens int32 arithmetic to int64) give twice the lanes of int64 ones.
     width = np.uint64(scores.shape[1])
+    taken = np.zeros(scores.shape[1], dtype=np.bool_)  # the columns taken back from this row
     for r in range(scores.shape[0]):
         t = targets[r]
         row = scores[r]
@@ -45,11 +47,16 @@ def count_above_and_alike(scores, first, targets, columns, start, higher, alike)
             bad = _I32(bad | _I32((s - s) != zero))  # s - s is NaN exactly for NaN and +-inf
         if bad:
             non_finite = True
-        for c in columns[r]:
+        for c in history[r]:
             j = c - start
-            if j >= first and j < row.shape[0] and c > 0:
+            if j >= first and j < row.shape[0] and c > 0 and c != target_items[r] and not taken[j]:
+                taken[j] = True
                 above -= row[j] > t
                 equal -= row[j] == t
+        for c in history[r]:
+            j = c - start
+            if j >= 0 and j < row.shape[0]:
+                taken[j] = False
         higher[r] += above
         alike[r] += equal
     return non_finite

@@ -56,8 +56,8 @@ def target_ranks(scores: torch.Tensor, history: torch.Tensor, targets: torch.Ten
     Raises:
         NonFiniteScores: some score of a real item is NaN or infinite.
     """
-    columns = history_columns(history, targets) if exclude_history else None
-    higher, alike = block_counts(scores, PAD, scores.gather(1, targets[:, None]), columns)
+    higher, alike = block_counts(scores, PAD, scores.gather(1, targets[:, None]),
+                                 history if exclude_history else None, targets)
     return higher, alike - 1  # minus the target itself
 
 
@@ -112,7 +112,6 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
                                         targets.tensor_split(chunks), strict=True)]
             return tuple(torch.cat(p) for p in zip(*parts, strict=True))
         item_block = max(1, limit // b - b)
-    columns = history_columns(history, targets) if exclude_history else None
     # Each block's product scores the targets too: every comparison of a target with an item
     # is between two values of one matrix product, so equal vectors stay exact ties.
     with_targets = table[targets]
@@ -127,7 +126,8 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
         # different shapes may round it differently), so ``alike - 1`` below is exact.
         inside = (targets >= start) & (targets < stop)
         scores[own[inside], targets[inside] - start] = target_scores[inside, 0]
-        h, a = block_counts(scores[:, :stop - start], start, target_scores, columns)
+        h, a = block_counts(scores[:, :stop - start], start, target_scores,
+                            history if exclude_history else None, targets)
         higher += h
         alike += a
     return higher, alike - 1  # minus the target itself
@@ -156,7 +156,8 @@ def score_limits(device: torch.device) -> tuple[int, int]:
 
 
 def block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
-                 columns: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 history: torch.Tensor | None = None, targets: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """How many rankable items of one block of the catalogue score above, and exactly as high
     as, each target.
 
@@ -165,8 +166,9 @@ def block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
             never counted.
         start: the item id of the block's first column.
         target_scores: (B, 1) each target's score, from the same product as ``block``.
-        columns: (B, H) history items left out of the ranking (:func:`history_columns`), or
-            None to rank every item.
+        history: (B, H) items left out of the ranking, or None to rank every item; the
+            padding id, repeats and the row's own target are ignored.
+        targets: (B,) target item ids (needed with ``history``).
 
     Returns:
         higher, alike: (B,) long; ``alike`` counts the target itself when it is in the block.
@@ -175,13 +177,15 @@ def block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
         NonFiniteScores: some score of a real item is NaN or infinite.
     """
     if block.device.type == "cpu" and block.dtype == torch.float32:
-        return _cpu_block_counts(block, start, target_scores, columns)
-    return _torch_block_counts(block, start, target_scores, columns)
+        return _cpu_block_counts(block, start, target_scores, history, targets)
+    return _torch_block_counts(block, start, target_scores, history, targets)
 
 
 def _torch_block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
-                        columns: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                        history: torch.Tensor | None, targets: torch.Tensor | None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`block_counts` in tensor operations, for any device and dtype."""
+    columns = None if history is None else history_columns(history, targets)
     real = block[:, PAD + 1 - start:] if start <= PAD else block
     if real.numel() and not bool(torch.isfinite(torch.stack(torch.aminmax(real))).all()):
         # (min and max are NaN if any score is, and infinite if any score is: one pass.)
@@ -211,20 +215,25 @@ EXACT_FLOAT_COUNT = 1 << 24
 
 
 def _cpu_block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
-                      columns: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                      history: torch.Tensor | None, targets: torch.Tensor | None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`block_counts` in one pass of a numba kernel (same counts, same error), its rows
-    shared among torch's intra-op thread count of threads."""
+    shared among torch's intra-op thread count of threads. The kernel skips the padding, the
+    repeats and the target of each history itself: no sorted copy of the histories."""
     b = block.shape[0]
     higher = np.zeros(b, dtype=np.int64)
     alike = np.zeros(b, dtype=np.int64)
-    taken = (columns if columns is not None else torch.zeros(b, 0, dtype=torch.long))
+    if history is None:
+        history, targets = torch.zeros(b, 0, dtype=torch.long), torch.zeros(b, dtype=torch.long)
     args = (block.detach().numpy(), target_scores.detach().reshape(b).contiguous().numpy(),
-            taken.to(torch.int64).contiguous().numpy(), higher, alike)
+            history.to(torch.int64).contiguous().numpy(),
+            targets.to(torch.int64).contiguous().numpy(), higher, alike)
     first = max(PAD + 1 - start, 0)
 
     def count(rows: slice) -> bool:
-        scores, targets, taken_rows, above, tied = (a[rows] for a in args)
-        return count_above_and_alike(scores, first, targets, taken_rows, start, above, tied)
+        scores, target_scores, taken, items, above, tied = (a[rows] for a in args)
+        return count_above_and_alike(scores, first, target_scores, taken, items, start, above,
+                                     tied)
 
     # Each row is counted whole by one thread into its own entries: the same integers
     # whatever the thread count. The kernel releases the GIL; the calling thread counts too.

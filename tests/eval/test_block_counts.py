@@ -10,7 +10,6 @@ from rclrec.eval.ranking import (
     NonFiniteScores,
     _cpu_block_counts,
     _torch_block_counts,
-    history_columns,
 )
 
 
@@ -22,36 +21,36 @@ def tie_heavy_block(seed: int, start: int):
     target_scores = block[torch.arange(b), targets - start][:, None]
     # Histories reach outside the block and repeat items; the padding id 0 among them.
     history = torch.from_numpy(rng.integers(0, start + w + 5, size=(b, 9)))
-    return block, target_scores, history_columns(history, targets)
+    return block, target_scores, history, targets
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.sampled_from([0, 1, 20]), st.booleans())
 def test_kernel_counts_equal_the_tensor_ops(seed, start, with_history):
-    block, target_scores, columns = tie_heavy_block(seed, start)
-    columns = columns if with_history else None
-    want = _torch_block_counts(block, start, target_scores, columns)
-    got = _cpu_block_counts(block, start, target_scores, columns)
+    block, target_scores, history, targets = tie_heavy_block(seed, start)
+    history, targets = (history, targets) if with_history else (None, None)
+    want = _torch_block_counts(block, start, target_scores, history, targets)
+    got = _cpu_block_counts(block, start, target_scores, history, targets)
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
 def test_kernel_reads_a_column_slice_of_a_wider_product():
-    block, target_scores, columns = tie_heavy_block(3, 0)
+    block, target_scores, history, targets = tie_heavy_block(3, 0)
     wide = torch.cat([block, torch.full((block.shape[0], 4), 9.0)], dim=1)
-    got = _cpu_block_counts(wide[:, :block.shape[1]], 0, target_scores, columns)
-    want = _torch_block_counts(block, 0, target_scores, columns)
+    got = _cpu_block_counts(wide[:, :block.shape[1]], 0, target_scores, history, targets)
+    want = _torch_block_counts(block, 0, target_scores, history, targets)
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
 @pytest.mark.parametrize("fill", [float("nan"), float("inf"), -float("inf")])
 def test_kernel_refuses_non_finite_scores_but_not_in_the_padding_column(fill):
-    block, target_scores, columns = tie_heavy_block(5, 0)
+    block, target_scores, history, targets = tie_heavy_block(5, 0)
     padded = block.clone()
     padded[:, 0] = fill  # column 0 is the padding item: never ranked, never checked
-    _cpu_block_counts(padded, 0, target_scores, columns)
+    _cpu_block_counts(padded, 0, target_scores, history, targets)
     block[2, 7] = fill
     with pytest.raises(NonFiniteScores):
-        _cpu_block_counts(block, 0, target_scores, columns)
+        _cpu_block_counts(block, 0, target_scores, history, targets)
 
 
 def wide_tied_block(seed: int, b: int, w: int, start: int):
@@ -63,25 +62,25 @@ def wide_tied_block(seed: int, b: int, w: int, start: int):
     target_scores = block[torch.arange(b), targets - start][:, None]
     history = torch.from_numpy(rng.integers(0, start + w + 5, size=(b, 11)))
     history[:, :2] = targets[:, None]  # the target in its own history, twice
-    return block, target_scores, history_columns(history, targets)
+    return block, target_scores, history, targets
 
 
 @settings(max_examples=80, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.integers(1, 150), st.integers(1, 5),
        st.sampled_from([0, 1, 37]), st.booleans())
 def test_kernel_counts_any_width_like_the_tensor_ops(seed, w, b, start, with_history):
-    block, target_scores, columns = wide_tied_block(seed, b, w, start)
-    columns = columns if with_history else None
-    want = _torch_block_counts(block, start, target_scores, columns)
-    got = _cpu_block_counts(block, start, target_scores, columns)
+    block, target_scores, history, targets = wide_tied_block(seed, b, w, start)
+    history, targets = (history, targets) if with_history else (None, None)
+    want = _torch_block_counts(block, start, target_scores, history, targets)
+    got = _cpu_block_counts(block, start, target_scores, history, targets)
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
 @pytest.mark.parametrize("w", [1037, 4099])
 def test_kernel_counts_long_rows_like_the_tensor_ops(w):
-    block, target_scores, columns = wide_tied_block(11, 9, w, 0)
-    want = _torch_block_counts(block, 0, target_scores, columns)
-    got = _cpu_block_counts(block, 0, target_scores, columns)
+    block, target_scores, history, targets = wide_tied_block(11, 9, w, 0)
+    want = _torch_block_counts(block, 0, target_scores, history, targets)
+    got = _cpu_block_counts(block, 0, target_scores, history, targets)
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
@@ -90,18 +89,18 @@ def test_kernel_counts_long_rows_like_the_tensor_ops(w):
        st.sampled_from([float("nan"), float("inf"), -float("inf")]))
 def test_kernel_finds_a_non_finite_score_anywhere_in_a_row(seed, w, fill):
     rng = np.random.default_rng(seed)
-    block, target_scores, columns = wide_tied_block(seed, 3, w, 0)
+    block, target_scores, history, targets = wide_tied_block(seed, 3, w, 0)
     block[int(rng.integers(0, 3)), int(rng.integers(1, w))] = fill  # column 0 is padding
     with pytest.raises(NonFiniteScores):
-        _cpu_block_counts(block, 0, target_scores, columns)
+        _cpu_block_counts(block, 0, target_scores, history, targets)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_rows_are_shared_among_torchs_thread_count_with_the_same_counts(monkeypatch, threads):
     from rclrec.eval import ranking
 
-    block, target_scores, columns = wide_tied_block(7, 10, 300, 0)
-    want = _torch_block_counts(block, 0, target_scores, columns)
+    block, target_scores, history, targets = wide_tied_block(7, 10, 300, 0)
+    want = _torch_block_counts(block, 0, target_scores, history, targets)
     calls = []
     kernel = ranking.count_above_and_alike
 
@@ -114,7 +113,7 @@ def test_rows_are_shared_among_torchs_thread_count_with_the_same_counts(monkeypa
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        got = _cpu_block_counts(block, 0, target_scores, columns)
+        got = _cpu_block_counts(block, 0, target_scores, history, targets)
     finally:
         torch.set_num_threads(before)
     assert sorted(calls) == sorted({1: [10], 2: [5, 5], 3: [3, 3, 4]}[threads])
@@ -133,8 +132,8 @@ def test_a_small_block_is_counted_by_one_thread(monkeypatch):
 def test_a_non_finite_score_in_another_threads_rows_is_an_error(monkeypatch):
     from rclrec.eval import ranking
 
-    block, target_scores, columns = wide_tied_block(8, 10, 300, 0)
+    block, target_scores, history, targets = wide_tied_block(8, 10, 300, 0)
     block[9, 200] = float("nan")  # in the last thread's rows
     monkeypatch.setattr(ranking, "counting_threads", lambda scores: 3)
     with pytest.raises(NonFiniteScores):
-        _cpu_block_counts(block, 0, target_scores, columns)
+        _cpu_block_counts(block, 0, target_scores, history, targets)
