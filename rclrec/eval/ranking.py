@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -262,6 +263,7 @@ def counting_threads(scores: int) -> int:
 
 _pool: ThreadPoolExecutor | None = None
 _pool_threads = 0
+_pool_lock = threading.Lock()
 
 
 def _counting_pool(workers: int) -> ThreadPoolExecutor | None:
@@ -270,12 +272,12 @@ def _counting_pool(workers: int) -> ThreadPoolExecutor | None:
     global _pool, _pool_threads
     if workers == 0:
         return None
-    if _pool_threads < workers:
-        if _pool is not None:
-            _pool.shutdown(wait=False)
-        _pool = ThreadPoolExecutor(workers, thread_name_prefix="rclrec-count")
-        _pool_threads = workers
-    return _pool
+    with _pool_lock:
+        if _pool_threads < workers:
+            # A smaller pool is left to finish what other callers gave it, not shut down.
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="rclrec-count")
+            _pool_threads = workers
+        return _pool
 
 
 def history_columns(history: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
