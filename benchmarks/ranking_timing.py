@@ -59,6 +59,14 @@ def load_old_ranking(tree: Path):
                 sys.modules[name] = module
 
 
+def untrained_sasrec(dataset: str):
+    """(settings, leave-one-out split, seeded untrained encoder) of the default SASRec."""
+    cfg = resolve(load_config(overrides={"data.dataset": dataset}))
+    torch.manual_seed(0)
+    split = leave_one_out(load_data(cfg))
+    return cfg, split, build_encoder(cfg.encoder, split.num_items)
+
+
 def one_counting_thread(evaluate):
     """``evaluate`` with this tree's counting kernel kept on the calling thread."""
     def run(*args, **kwargs):
@@ -82,10 +90,7 @@ def main() -> int:
     p.add_argument("--name", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = resolve(load_config(overrides={"data.dataset": args.dataset}))
-    torch.manual_seed(0)
-    split = leave_one_out(load_data(cfg))
-    encoder = build_encoder(cfg.encoder, split.num_items)
+    cfg, split, encoder = untrained_sasrec(args.dataset)
     inputs, targets = split.valid_inputs(), split.valid_targets
     versions = {"old": load_old_ranking(args.old), "new": evaluate_ranking}
     if args.one_counting_thread:

@@ -23,18 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from loss_timing import build_trainer
 from ranking_timing import load_old_ranking
 from result_file import write_result
 
-from rclrec.config import load_config
-from rclrec.data.split import leave_one_out
 from rclrec.eval.ranking import evaluate_ranking
-from rclrec.methods import method_class
-from rclrec.models import build_encoder
-from rclrec.run import build_instances, load_data, resolve
-from rclrec.train.trainer import Trainer
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def timed(fn, *args, **kwargs):
@@ -52,17 +45,9 @@ def main() -> int:
     p.add_argument("--name", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    cfg = resolve(load_config(overrides={"data.dataset": args.dataset}))
-    split = leave_one_out(load_data(cfg))
-    instances = build_instances(cfg, split)
-    device = torch.device("cpu")
-    method = method_class(cfg.method)(cfg, split, instances, device)
-    encoder = build_encoder(cfg.encoder, split.num_items, method.extra_tokens).to(device)
-    trainer = Trainer(cfg, split, instances, encoder, method, device,
-                      ROOT / "benchmarks" / ".work", show_progress=False)
-    method.setup(encoder)
+    trainer = build_trainer(args.dataset, "ce", {})  # SASRec, the default settings
     torch.set_num_threads(args.threads)  # numba may have reset it (see Trainer.fit)
+    cfg, split, encoder, device = trainer.cfg, trainer.split, trainer.encoder, trainer.device
     versions = {"old": load_old_ranking(args.old), "new": evaluate_ranking}
     inputs, targets = split.valid_inputs(), split.valid_targets
 

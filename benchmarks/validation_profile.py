@@ -26,16 +26,13 @@ import time
 from collections import defaultdict
 
 import torch
+from ranking_timing import untrained_sasrec
 from result_file import write_result
 
-from rclrec.config import load_config
 from rclrec.data.dataset import PAD
-from rclrec.data.split import leave_one_out
 from rclrec.eval import ranking
 from rclrec.eval.histories import FlatHistories
-from rclrec.models import build_encoder
 from rclrec.models.encode import iter_last_states
-from rclrec.run import load_data, resolve
 
 PARTS = ("padding", "encoder", "histories", "products", "counting")
 
@@ -97,10 +94,8 @@ def main() -> int:
     p.add_argument("--name", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = resolve(load_config(overrides={"data.dataset": args.dataset}))
-    torch.manual_seed(0)
-    split = leave_one_out(load_data(cfg))
-    encoder = build_encoder(cfg.encoder, split.num_items).eval()
+    cfg, split, encoder = untrained_sasrec(args.dataset)
+    encoder.eval()
     inputs, targets = split.valid_inputs(), split.valid_targets
     max_len, batch = cfg.encoder.max_len, cfg.train.eval_batch_size
     ranking.evaluate_ranking(encoder, inputs, targets, max_len, batch_size=batch)  # warm-up
