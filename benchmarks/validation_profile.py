@@ -10,7 +10,8 @@ on the weights.
 
     padding        every validation input in one flat array, left-padded to max_len (the
                    encoder's windows)
-    encoder        iter_last_states: the last-position state of every user, length-sorted chunks
+    encoder        the last-position state of every user, in length-sorted chunks (those of
+                   iter_last_states, consecutive ones of one width joined: equal_width_chunks)
     histories      each chunk's left-padded history matrix (the items left out of the ranking)
     products       the score products, in the row blocks rank_targets cuts, into its reused buffer
     counting       block_counts on those blocks (items above / tied with each target, the
@@ -32,7 +33,6 @@ from result_file import write_result
 from rclrec.data.dataset import PAD
 from rclrec.eval import ranking
 from rclrec.eval.histories import FlatHistories
-from rclrec.models.encode import iter_last_states
 
 PARTS = ("padding", "encoder", "histories", "products", "counting")
 
@@ -68,12 +68,11 @@ def parts_of_a_pass(encoder, inputs, targets, max_len: int, batch_size: int) -> 
     padded = torch.from_numpy(clock.timed("padding", flat.left_pad, None, max_len))
     table = encoder.item_table
     scratch = ranking.score_scratch(table)  # the products' reused buffer, as in the library
-    states = iter_last_states(encoder, padded, batch_size)
-    while True:
-        step = clock.timed("encoder", next, states, None)
-        if step is None:
-            break
-        rows, h = step
+    windows = (padded != PAD).sum(1).numpy()
+    for rows in ranking.equal_width_chunks(windows, batch_size):
+        width = max(int(windows[rows].max()), 1)
+        h = clock.timed("encoder", encoder.last_state,
+                        padded[torch.from_numpy(rows), max_len - width:])
         y = torch.from_numpy(targets[rows])
 
         columns = torch.from_numpy(clock.timed("histories", flat.left_pad, rows))

@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from rclrec.data.batches import length_sorted_chunks
 from rclrec.data.dataset import PAD
 from rclrec.errors import InputError
 from rclrec.eval._count_kernel import count_above_and_alike
 from rclrec.eval.histories import FlatHistories
 from rclrec.eval.metrics import metrics_from_ranks
-from rclrec.models.encode import iter_last_states
 
 
 def mask_unrankable(scores: torch.Tensor, history: torch.Tensor | None = None,
@@ -289,6 +289,30 @@ def history_columns(history: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return columns.masked_fill(repeat | (columns == targets[:, None]), PAD)
 
 
+def equal_width_chunks(lengths: np.ndarray, size: int) -> list[np.ndarray]:
+    """``length_sorted_chunks(lengths, size)`` (the chunks of ``iter_last_states``) with
+    consecutive chunks of one width (their longest row, at least 1) joined, while a joined
+    chunk holds at most ``size`` x the longest width positions (no more memory than one chunk
+    of the longest rows).
+
+    Every row is encoded at the width ``iter_last_states`` gives it, so its state is the same
+    (the padding width may change SASRec's last float bits; the rows per call do not), in
+    fewer, larger encoder calls: on short-sequence data most chunks share a width of a few
+    items, and each call's fixed cost and thread hand-offs are paid once for all of them.
+    """
+    chunks = length_sorted_chunks(lengths, size)
+    widths = [max(int(lengths[rows].max()), 1) for rows in chunks]
+    limit = size * max(widths, default=1)
+    joined: list[list[np.ndarray]] = []
+    for i, rows in enumerate(chunks):
+        if (i and widths[i] == widths[i - 1]
+                and (sum(map(len, joined[-1])) + len(rows)) * widths[i] <= limit):
+            joined[-1].append(rows)
+        else:
+            joined.append([rows])
+    return [np.concatenate(parts) for parts in joined]
+
+
 @torch.no_grad()
 def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets: np.ndarray,
                      max_len: int, *, batch_size: int = 1024, device: torch.device | str = "cpu",
@@ -311,7 +335,10 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
     ranks = np.empty(len(padded), dtype=np.int64)
     ties = np.empty(len(padded), dtype=np.int64)
     scratch = score_scratch(table) if table.device.type == "cpu" else None
-    for rows, h in iter_last_states(encoder, padded, batch_size, device):
+    windows = (padded != PAD).sum(1).numpy()  # each window's length, as iter_last_states
+    for rows in equal_width_chunks(windows, batch_size):
+        width = max(int(windows[rows].max()), 1)  # an empty row keeps its last column
+        h = encoder.last_state(padded[torch.from_numpy(rows), max_len - width:].to(device))
         y = torch.from_numpy(targets[rows]).to(device)
         history = torch.from_numpy(histories.left_pad(rows))
         higher, tied = rank_targets(h, table, history.to(device), y, exclude_history,

@@ -28,3 +28,30 @@ def test_empty_sequences_give_a_padding_column():
     flat = FlatHistories([np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)])
     np.testing.assert_array_equal(flat.left_pad(), np.zeros((2, 1), dtype=np.int64))
     assert FlatHistories([]).left_pad(width=3).shape == (0, 3)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 12), max_size=60), st.integers(1, 7))
+def test_equal_width_chunks_join_iter_last_states_chunks_of_one_width(lengths, size):
+    from rclrec.data.batches import length_sorted_chunks
+    from rclrec.eval.ranking import equal_width_chunks
+
+    lengths = np.array(lengths, dtype=np.int64)
+    joined = equal_width_chunks(lengths, size)
+    plain = length_sorted_chunks(lengths, size)
+    assert np.array_equal(np.concatenate(joined or [np.zeros(0, np.int64)]),
+                          np.concatenate(plain or [np.zeros(0, np.int64)]))
+    width = {int(r): max(int(lengths[c].max()), 1) for c in plain for r in c}
+    longest = max(width.values(), default=1)
+    for rows in joined:
+        # one width, each row's own, and never more positions than a chunk of the longest
+        assert max(int(lengths[rows].max()), 1) == width[int(rows[0])]
+        assert {width[int(r)] for r in rows} == {width[int(rows[0])]}
+        assert len(rows) * width[int(rows[0])] <= size * longest
+    # Joined as far as allowed: a group is followed by another width, or by a chunk that
+    # would take it over the limit.
+    chunk_of = {int(r): i for i, c in enumerate(plain) for r in c}
+    for a, b in zip(joined[:-1], joined[1:], strict=True):
+        w = width[int(a[0])]
+        assert width[int(b[0])] != w or (len(a) + len(plain[chunk_of[int(b[0])]])) * w > (
+            size * longest)
