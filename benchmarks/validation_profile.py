@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from functools import partial
 
 import torch
 from ranking_timing import untrained_sasrec
@@ -33,6 +34,7 @@ from result_file import write_result
 from rclrec.data.dataset import PAD
 from rclrec.eval import ranking
 from rclrec.eval.histories import FlatHistories
+from rclrec.models.encode import iter_last_states
 
 PARTS = ("padding", "encoder", "histories", "products", "counting")
 
@@ -65,14 +67,16 @@ def row_blocks(b: int, n: int) -> int:
 def parts_of_a_pass(encoder, inputs, targets, max_len: int, batch_size: int) -> Clock:
     clock = Clock()
     flat = clock.timed("padding", FlatHistories, inputs)
-    padded = torch.from_numpy(clock.timed("padding", flat.left_pad, None, max_len))
+    padded = clock.timed("padding", flat.left_pad, None, max_len)
     table = encoder.item_table
     scratch = ranking.score_scratch(table)  # the products' reused buffer, as in the library
-    windows = (padded != PAD).sum(1).numpy()
-    for rows in ranking.equal_width_chunks(windows, batch_size):
-        width = max(int(windows[rows].max()), 1)
-        h = clock.timed("encoder", encoder.last_state,
-                        padded[torch.from_numpy(rows), max_len - width:])
+    chunks = partial(ranking.equal_width_chunks, size=batch_size)
+    states = iter_last_states(encoder, padded, chunks)
+    while True:
+        step = clock.timed("encoder", next, states, None)
+        if step is None:
+            break
+        rows, h = step
         y = torch.from_numpy(targets[rows])
 
         columns = torch.from_numpy(clock.timed("histories", flat.left_pad, rows))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from rclrec.errors import InputError
 from rclrec.eval._count_kernel import count_above_and_alike
 from rclrec.eval.histories import FlatHistories
 from rclrec.eval.metrics import metrics_from_ranks
+from rclrec.models.encode import iter_last_states
 
 
 def mask_unrankable(scores: torch.Tensor, history: torch.Tensor | None = None,
@@ -290,12 +292,12 @@ def history_columns(history: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
 
 
 def equal_width_chunks(lengths: np.ndarray, size: int) -> list[np.ndarray]:
-    """``length_sorted_chunks(lengths, size)`` (the chunks of ``iter_last_states``) with
+    """``length_sorted_chunks(lengths, size)`` (``iter_last_states``' chunks of ``size``) with
     consecutive chunks of one width (their longest row, at least 1) joined, while a joined
     chunk holds at most ``size`` x the longest width positions (no more memory than one chunk
     of the longest rows).
 
-    Every row is encoded at the width ``iter_last_states`` gives it, so its state is the same
+    Every row is encoded at the width chunks of ``size`` give it, so its state is the same
     (the padding width may change SASRec's last float bits; the rows per call do not), in
     fewer, larger encoder calls: on short-sequence data most chunks share a width of a few
     items, and each call's fixed cost and thread hand-offs are paid once for all of them.
@@ -330,15 +332,12 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
     was_training = encoder.training
     encoder.eval()
     histories = FlatHistories(inputs)
-    padded = torch.from_numpy(histories.left_pad(width=max_len))
     table = encoder.item_table  # (num_items + 1, D)
-    ranks = np.empty(len(padded), dtype=np.int64)
-    ties = np.empty(len(padded), dtype=np.int64)
+    ranks = np.empty(len(histories), dtype=np.int64)
+    ties = np.empty(len(histories), dtype=np.int64)
     scratch = score_scratch(table) if table.device.type == "cpu" else None
-    windows = (padded != PAD).sum(1).numpy()  # each window's length, as iter_last_states
-    for rows in equal_width_chunks(windows, batch_size):
-        width = max(int(windows[rows].max()), 1)  # an empty row keeps its last column
-        h = encoder.last_state(padded[torch.from_numpy(rows), max_len - width:].to(device))
+    chunks = partial(equal_width_chunks, size=batch_size)
+    for rows, h in iter_last_states(encoder, histories.left_pad(width=max_len), chunks, device):
         y = torch.from_numpy(targets[rows]).to(device)
         history = torch.from_numpy(histories.left_pad(rows))
         higher, tied = rank_targets(h, table, history.to(device), y, exclude_history,
