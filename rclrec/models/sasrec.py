@@ -17,6 +17,7 @@ from rclrec.data.dataset import PAD
 from rclrec.models.layers import (
     Dropout,
     FeedForward,
+    Linear,
     SequenceEmbedding,
     SequenceEncoder,
     init_weights,
@@ -27,8 +28,8 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, hidden_dim: int, num_heads: int, attn_dropout: float, dropout: float):
         super().__init__()
         self.num_heads = num_heads
-        self.qkv = nn.Linear(hidden_dim, 3 * hidden_dim)
-        self.out = nn.Linear(hidden_dim, hidden_dim)
+        self.qkv = Linear(hidden_dim, 3 * hidden_dim)
+        self.out = Linear(hidden_dim, hidden_dim)
         self.attn_dropout = attn_dropout
         self.probability_dropout = Dropout(attn_dropout)  # the CPU training path's (see below)
         self.dropout = Dropout(dropout)
