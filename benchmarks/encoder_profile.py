@@ -29,13 +29,14 @@ import importlib.util
 import statistics
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from profile_step import epoch_flops, peak_matmul_rate
 from result_file import write_result
-from torch.profiler import ProfilerActivity, profile
+from torch.profiler import ProfilerActivity, profile, record_function
 
 from rclrec.config import load_config
 from rclrec.data.batches import batch_order, trim_padding
@@ -94,13 +95,33 @@ def largest_gap(a: tuple, b: tuple) -> float:
     return float(max(gaps))
 
 
-def top_ops(fn, rows: int) -> list[dict]:
+def top_ops(encoders: dict, inputs: list[torch.Tensor], rounds: int, rows: int
+            ) -> dict[str, list[dict]]:
+    """Self CPU time per op of each encoder's steps, the encoders alternating batch by batch
+    inside one profile (so both see the same load); per epoch (the rounds' mean)."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fn()
-    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in events)
-    return [{"op": e.key, "self_seconds": e.self_cpu_time_total / 1e6,
-             "share": e.self_cpu_time_total / total, "calls": e.count} for e in events[:rows]]
+        for _ in range(rounds):
+            for number, seqs in enumerate(inputs):
+                for label, encoder in encoders.items():
+                    with record_function(f"encoder:{label}"):
+                        encoder_step(encoder, seqs, number)
+    seconds: dict[str, dict[str, float]] = {label: defaultdict(float) for label in encoders}
+    calls: dict[str, dict[str, int]] = {label: defaultdict(int) for label in encoders}
+    for event in prof.events():
+        root = event
+        while root.cpu_parent is not None:
+            root = root.cpu_parent
+        label = root.name.removeprefix("encoder:")
+        if label in encoders and event is not root:
+            seconds[label][event.name] += event.self_cpu_time_total / 1e6 / rounds
+            calls[label][event.name] += 1
+    out = {}
+    for label in encoders:
+        total = sum(seconds[label].values())
+        ranked = sorted(seconds[label].items(), key=lambda kv: kv[1], reverse=True)[:rows]
+        out[label] = [{"op": op, "self_seconds": t, "share": t / total,
+                       "calls": calls[label][op] // rounds} for op, t in ranked]
+    return out
 
 
 def main() -> int:
@@ -110,6 +131,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3, help="epochs of encoder steps, each timed")
     p.add_argument("--old-tree", type=Path, default=None)
     p.add_argument("--ops", type=int, default=30, help="rows of the op table (0: no profile)")
+    p.add_argument("--profile-rounds", type=int, default=2, help="epochs in the op profile")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--name", default=None)
     args = p.parse_args()
@@ -186,15 +208,14 @@ def main() -> int:
               f"x{summary['speed_up_fastest_cpu']:.3f}")
         print(f"  outputs and gradients bit-identical at every step: {identical}; largest "
               f"relative gap {gap:.2e}")
-    ops = {}
-    if args.ops:
-        for label, encoder in encoders.items():
-            ops[label] = top_ops(lambda e=encoder: [encoder_step(e, s, n)
-                                                     for n, s in enumerate(inputs)], args.ops)
-            print(f"top ops, {label} encoder, one epoch of forward + backward (self CPU time):")
-            for o in ops[label]:
-                print(f"  {o['op']:<45} {o['self_seconds']:7.3f} s  {o['share']:5.1%}  "
-                      f"x{o['calls']}")
+    ops = top_ops(encoders, inputs, args.profile_rounds, args.ops) if args.ops else {}
+    for label in ops:
+        total = ops[label][0]["self_seconds"] / ops[label][0]["share"]
+        print(f"top ops, {label} encoder, one epoch of forward + backward (self CPU time, "
+              f"mean of {args.profile_rounds} profiled epochs; all ops {total:.2f} s):")
+        for o in ops[label]:
+            print(f"  {o['op']:<45} {o['self_seconds']:7.3f} s  {o['share']:5.1%}  "
+                  f"x{o['calls']}")
     write_result(args.name or f"encoder_profile_{args.dataset}",
                  {"dataset": args.dataset, "threads": args.threads, "overrides": overrides,
                   "batches": len(inputs), "encoder_flops": flops,
