@@ -17,14 +17,16 @@ peak measured in the same process (before and after, the faster kept).
 With ``--old-tree`` the older tree's ``rclrec/models/sasrec.py`` and ``layers.py`` build a
 second encoder with the same weights; the two take turns batch by batch (which one goes first
 alternates), each step seeded the same, and every step's output and parameter gradients are
-compared: "identical" means bit for bit. Besides the medians over rounds, each batch's
-fastest round is summed per variant (a shared machine only adds time, so the minimum is the
-steadiest estimate of a small difference).
+compared: "identical" means bit for bit. ``--old-threads N`` runs the old encoder (today's,
+copied, without ``--old-tree``) at N threads, to compare thread counts the same way. Besides
+the medians over rounds, each batch's fastest round is summed per variant (a shared machine
+only adds time, so the minimum is the steadiest estimate of a small difference).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import statistics
 import sys
@@ -95,7 +97,7 @@ def largest_gap(a: tuple, b: tuple) -> float:
     return float(max(gaps))
 
 
-def top_ops(encoders: dict, inputs: list[torch.Tensor], rounds: int, rows: int
+def top_ops(encoders: dict, threads: dict, inputs: list[torch.Tensor], rounds: int, rows: int
             ) -> dict[str, list[dict]]:
     """Self CPU time per op of each encoder's steps, the encoders alternating batch by batch
     inside one profile (so both see the same load); per epoch (the rounds' mean)."""
@@ -103,6 +105,7 @@ def top_ops(encoders: dict, inputs: list[torch.Tensor], rounds: int, rows: int
         for _ in range(rounds):
             for number, seqs in enumerate(inputs):
                 for label, encoder in encoders.items():
+                    torch.set_num_threads(threads[label])
                     with record_function(f"encoder:{label}"):
                         encoder_step(encoder, seqs, number)
     seconds: dict[str, dict[str, float]] = {label: defaultdict(float) for label in encoders}
@@ -130,6 +133,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3, help="epochs of encoder steps, each timed")
     p.add_argument("--old-tree", type=Path, default=None)
+    p.add_argument("--old-threads", type=int, default=None,
+                   help="threads of the old encoder (today's copied, without --old-tree)")
     p.add_argument("--ops", type=int, default=30, help="rows of the op table (0: no profile)")
     p.add_argument("--profile-rounds", type=int, default=2, help="epochs in the op profile")
     p.add_argument("--set", dest="overrides", action="append", default=[])
@@ -152,23 +157,30 @@ def main() -> int:
         old = old_encoder_class(args.old_tree)(cfg.encoder, split.num_items).train()
         old.load_state_dict(encoders["new"].state_dict())
         encoders = {"old": old, **encoders}
+    elif args.old_threads:
+        encoders = {"old": copy.deepcopy(encoders["new"]), **encoders}
+    threads = {"old": args.old_threads or args.threads, "new": args.threads}
     peak_before = peak_matmul_rate(torch.float32)
-    for encoder in encoders.values():  # warm-up: first touches, allocator
+    for label, encoder in encoders.items():  # warm-up: first touches, allocator
+        torch.set_num_threads(threads[label])
         for number, seqs in enumerate(inputs[:8]):
             encoder_step(encoder, seqs, number)
 
     rounds, identical, gap = [], True, 0.0
     fastest = {label: [float("inf")] * len(inputs) for label in encoders}  # CPU s per batch
+    fastest_wall = {label: [float("inf")] * len(inputs) for label in encoders}
     for round_no in range(1, args.rounds + 1):
         totals = {label: [0.0, 0.0] for label in encoders}
         for number, seqs in enumerate(inputs):
             order = list(encoders) if (number + round_no) % 2 else list(reversed(encoders))
             results = {}
             for label in order:
+                torch.set_num_threads(threads[label])
                 cpu, wall, out = encoder_step(encoders[label], seqs, number)
                 totals[label][0] += cpu
                 totals[label][1] += wall
                 fastest[label][number] = min(fastest[label][number], cpu)
+                fastest_wall[label][number] = min(fastest_wall[label][number], wall)
                 results[label] = (out, [q.grad for q in encoders[label].parameters()])
             if len(results) == 2:
                 identical &= same_step(results["old"], results["new"])
@@ -178,6 +190,7 @@ def main() -> int:
         print(f"round {round_no}: " + ", ".join(
             f"{label} {c:.2f} CPU s ({w:.2f} wall)" for label, (c, w) in totals.items()),
             flush=True)
+    torch.set_num_threads(args.threads)
     peak_after = peak_matmul_rate(torch.float32)
     peak_wall, peak_cpu = max(peak_before[0], peak_after[0]), max(peak_before[1], peak_after[1])
     floor_wall, floor_cpu = flops / peak_wall, flops / peak_cpu
@@ -188,14 +201,16 @@ def main() -> int:
     for label in encoders:
         cpu = statistics.median(r[label]["cpu_seconds"] for r in rounds)
         wall = statistics.median(r[label]["wall_seconds"] for r in rounds)
-        best = sum(fastest[label])
+        best, best_wall = sum(fastest[label]), sum(fastest_wall[label])
         summary[label] = {"cpu_seconds": cpu, "wall_seconds": wall,
                           "cpu_over_floor": cpu / floor_cpu, "wall_over_floor": wall / floor_wall,
-                          "fastest_cpu_seconds": best}
-        print(f"  {label}: encoder forward + backward per epoch {wall:.2f} s wall = "
+                          "fastest_cpu_seconds": best, "fastest_wall_seconds": best_wall}
+        print(f"  {label} ({threads[label]} threads): encoder forward + backward per epoch "
+              f"{wall:.2f} s wall = "
               f"{wall / floor_wall:.1f}x the floor, {cpu:.2f} CPU s = {cpu / floor_cpu:.1f}x "
               f"(medians of {args.rounds} rounds); each batch's fastest round summed: "
-              f"{best:.2f} CPU s = {best / floor_cpu:.1f}x")
+              f"{best:.2f} CPU s = {best / floor_cpu:.1f}x, {best_wall:.2f} s wall = "
+              f"{best_wall / floor_wall:.1f}x")
     if "old" in encoders:
         for kind in ("cpu_seconds", "wall_seconds"):
             ratios = [r["old"][kind] / r["new"][kind] for r in rounds]
@@ -204,11 +219,13 @@ def main() -> int:
             print(f"  speed-up old / new, {kind}: x{statistics.median(ratios):.3f} "
                   f"[{min(ratios):.3f}-{max(ratios):.3f}]")
         summary["speed_up_fastest_cpu"] = sum(fastest["old"]) / sum(fastest["new"])
-        print(f"  speed-up old / new, each batch's fastest round (CPU s): "
-              f"x{summary['speed_up_fastest_cpu']:.3f}")
+        summary["speed_up_fastest_wall"] = sum(fastest_wall["old"]) / sum(fastest_wall["new"])
+        print(f"  speed-up old / new, each batch's fastest round: "
+              f"x{summary['speed_up_fastest_cpu']:.3f} CPU s, "
+              f"x{summary['speed_up_fastest_wall']:.3f} wall s")
         print(f"  outputs and gradients bit-identical at every step: {identical}; largest "
               f"relative gap {gap:.2e}")
-    ops = top_ops(encoders, inputs, args.profile_rounds, args.ops) if args.ops else {}
+    ops = top_ops(encoders, threads, inputs, args.profile_rounds, args.ops) if args.ops else {}
     for label in ops:
         total = ops[label][0]["self_seconds"] / ops[label][0]["share"]
         print(f"top ops, {label} encoder, one epoch of forward + backward (self CPU time, "
@@ -217,7 +234,7 @@ def main() -> int:
             print(f"  {o['op']:<45} {o['self_seconds']:7.3f} s  {o['share']:5.1%}  "
                   f"x{o['calls']}")
     write_result(args.name or f"encoder_profile_{args.dataset}",
-                 {"dataset": args.dataset, "threads": args.threads, "overrides": overrides,
+                 {"dataset": args.dataset, "threads": threads, "overrides": overrides,
                   "batches": len(inputs), "encoder_flops": flops,
                   "peak_flops_wall": peak_wall, "peak_flops_per_cpu_second": peak_cpu,
                   "floor_wall_seconds": floor_wall, "floor_cpu_seconds": floor_cpu,
