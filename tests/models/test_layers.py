@@ -42,3 +42,15 @@ def test_sequence_embedding_is_the_item_and_position_lookups_bit_for_bit():
     assert torch.equal(embed(seqs), reference)
     assert all(torch.equal(a, p.grad) for a, p in zip(ours, embed.parameters(), strict=True))
     assert ours[1][:2].abs().sum() == 0 and ours[1][2:].abs().sum() > 0  # unused slots get 0
+
+
+def test_linear_under_bf16_autocast_is_nn_linear():
+    torch.manual_seed(0)
+    ours = Linear(64, 32)
+    nn.init.normal_(ours.bias)
+    reference = nn.Linear(64, 32)
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, y_ref = ours(x), reference(x)
+    assert y.dtype == torch.bfloat16 and torch.equal(y, y_ref)
