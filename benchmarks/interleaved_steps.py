@@ -11,6 +11,10 @@ and the ratio old / new (median and range over rounds).
 
     git worktree add /tmp/old 3f8cf0c
     python benchmarks/interleaved_steps.py --old-tree /tmp/old --rounds 3 --threads 1
+
+With ``--old-part encoder`` the old step is instead the older tree's SASRec encoder
+(``rclrec/models/sasrec.py`` and ``layers.py``, the same weights) with today's CE and
+everything else, so that the ratio is the encoder's share of a whole step.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from encoder_profile import old_encoder_class
 from result_file import write_result
 from torch import nn
 
@@ -85,6 +90,9 @@ def main() -> int:
     p.add_argument("--dataset", default="beauty")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=3, help="epochs, each over every batch")
+    p.add_argument("--old-part", choices=("ce", "encoder"), default="ce",
+                   help="what the old step takes from the old tree: the CE (with nn.Dropout) "
+                        "or the SASRec encoder")
     p.add_argument("--name", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -94,8 +102,13 @@ def main() -> int:
     device = torch.device("cpu")
     torch.manual_seed(0)
     encoder = build_encoder(cfg.encoder, split.num_items, 0)
-    variants = {"old": (with_nn_dropout(encoder), old_cross_entropy(args.old_tree)),
-                "new": (encoder, recommendation._FullSoftmaxCrossEntropy)}
+    if args.old_part == "ce":
+        old = (with_nn_dropout(encoder), old_cross_entropy(args.old_tree))
+    else:
+        old_encoder = old_encoder_class(args.old_tree)(cfg.encoder, split.num_items)
+        old_encoder.load_state_dict(encoder.state_dict())
+        old = (old_encoder, recommendation._FullSoftmaxCrossEntropy)
+    variants = {"old": old, "new": (encoder, recommendation._FullSoftmaxCrossEntropy)}
     trainers = {}
     for label, (model, _) in variants.items():
         method = method_class("sasrec")(cfg, split, instances, device)
@@ -135,7 +148,8 @@ def main() -> int:
     print(f"largest |loss old - loss new| over the steps: {max_loss_gap:.2e}")
     write_result(args.name or f"interleaved_steps_{args.dataset}",
                  {"dataset": args.dataset, "threads": args.threads, "steps": len(batches),
-                  "old_tree": str(args.old_tree), "rounds": rounds, "summary": summary,
+                  "old_tree": str(args.old_tree), "old_part": args.old_part,
+                  "rounds": rounds, "summary": summary,
                   "max_loss_gap": max_loss_gap})
     return 0
 

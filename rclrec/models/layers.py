@@ -40,13 +40,28 @@ class Dropout(nn.Dropout):
         return x * uniform.lt_(keep).to(x.dtype).div_(keep)  # F.dropout's own noise tensor
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` computed as a product and then an in-place bias add on the CPU.
+
+    ``F.linear`` calls addmm, which first copies the bias into every row of the fresh output
+    and then adds the product to it; adding the bias after the product gives the same values
+    (one rounding of product + bias either way; tests compare the encoders' shapes) for less
+    memory traffic. Under autocast (bf16) addmm rounds the bias first: that path is kept."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.bias is None or x.device.type != "cpu"
+                or torch.is_autocast_enabled(x.device.type)):
+            return super().forward(x)
+        return torch.matmul(x, self.weight.t()).add_(self.bias)
+
+
 class FeedForward(nn.Module):
     """Point-wise feed-forward: d -> inner -> d with GELU."""
 
     def __init__(self, hidden_dim: int, inner_dim: int, dropout: float) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(hidden_dim, inner_dim)
-        self.fc2 = nn.Linear(inner_dim, hidden_dim)
+        self.fc1 = Linear(hidden_dim, inner_dim)
+        self.fc2 = Linear(inner_dim, hidden_dim)
         self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,8 +91,10 @@ class SequenceEmbedding(nn.Module):
         length = seqs.shape[1]
         if length > self.max_len:
             raise ValueError(f"input length {length} exceeds max_len {self.max_len}")
-        positions = torch.arange(self.max_len - length, self.max_len, device=seqs.device)
-        x = self.item_embedding(seqs) + self.position_embedding(positions)
+        # the last ``length`` rows: the same values as looking up their positions, with a
+        # slice's backward instead of an embedding's
+        positions = self.position_embedding.weight[self.max_len - length:]
+        x = self.item_embedding(seqs) + positions
         return self.dropout(self.norm(x))
 
 

@@ -6,6 +6,8 @@ hidden and attention dropout); ``norm_first`` switches to the pre-LN blocks of t
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -15,6 +17,7 @@ from rclrec.data.dataset import PAD
 from rclrec.models.layers import (
     Dropout,
     FeedForward,
+    Linear,
     SequenceEmbedding,
     SequenceEncoder,
     init_weights,
@@ -25,9 +28,10 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, hidden_dim: int, num_heads: int, attn_dropout: float, dropout: float):
         super().__init__()
         self.num_heads = num_heads
-        self.qkv = nn.Linear(hidden_dim, 3 * hidden_dim)
-        self.out = nn.Linear(hidden_dim, hidden_dim)
+        self.qkv = Linear(hidden_dim, 3 * hidden_dim)
+        self.out = Linear(hidden_dim, hidden_dim)
         self.attn_dropout = attn_dropout
+        self.probability_dropout = Dropout(attn_dropout)  # the CPU training path's (see below)
         self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, queries: int | None = None
@@ -42,10 +46,29 @@ class CausalSelfAttention(nn.Module):
         # (B, L, D) -> (B, H, L, D/H)
         q, k, v = (t.view(b, t.shape[1], self.num_heads, d // self.num_heads).transpose(1, 2)
                    for t in (q, k, v))
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0)
+        if self.training and self.attn_dropout > 0 and x.device.type == "cpu" and q.dtype in (
+                torch.float32, torch.float64):
+            y = math_attention(q, k, v, mask, self.probability_dropout)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(b, q.shape[2], d)
         return self.dropout(self.out(y))
+
+
+def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                   dropout: nn.Module) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` with dropout, as its math path (the only one a CPU
+    has for dropout) computes it, step for step, but with the probabilities' dropout drawn by
+    ``dropout`` (``Dropout`` draws nn.Dropout's mask faster than the ``bernoulli_`` inside).
+
+    Identical to SDPA for float32 and float64 as long as no query row is fully masked (the
+    encoder's mask always lets a query see itself): SDPA's "safe" softmax then changes nothing.
+    """
+    scale = math.sqrt(1.0 / math.sqrt(q.shape[-1]))  # SDPA scales q and k by its square root
+    scores = torch.matmul(q * scale, k.transpose(-2, -1) * scale)
+    scores.add_(torch.where(mask.logical_not(), float("-inf"), 0.0))
+    return torch.matmul(dropout(torch.softmax(scores, dim=-1)), v)
 
 
 class SASRecBlock(nn.Module):

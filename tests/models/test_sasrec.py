@@ -1,7 +1,8 @@
 import torch
+from torch.nn import functional as F
 
 from rclrec.config import EncoderConfig
-from rclrec.models import build_encoder
+from rclrec.models import build_encoder, sasrec
 
 
 def make(**kw):
@@ -62,3 +63,29 @@ def test_item_table_is_the_weight_itself_without_input_only_tokens():
     with_mask = build_encoder(EncoderConfig(), 30, extra_tokens=1)
     assert with_mask.item_table.shape[0] == 31
     assert with_mask.item_table.data_ptr() == with_mask.item_embedding.weight.data_ptr()
+
+
+def test_training_attention_on_the_cpu_is_sdpa_with_dropout_bit_for_bit(monkeypatch):
+    """The CPU training path (math attention, the probabilities' dropout drawn by Dropout) gives
+    the states, last states, gradients and generator state of F.scaled_dot_product_attention
+    with dropout_p, padding rows included."""
+    x = torch.tensor([[0, 0, 0, 1, 2, 3, 4, 5], [0, 0, 0, 0, 0, 0, 3, 7], [1, 2, 3, 4, 5, 6, 7, 8]])
+    results, calls, ours = [], [], sasrec.math_attention
+    for reference in (True, False):
+        enc = make(attn_dropout=0.3).train()
+        if reference:
+            monkeypatch.setattr(sasrec, "math_attention", lambda q, k, v, mask, dropout:
+                                F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                                               dropout_p=dropout.p))
+        else:
+            monkeypatch.setattr(sasrec, "math_attention", lambda *a: calls.append(1) or ours(*a))
+        torch.manual_seed(5)
+        h, last = enc(x), enc.last_state(x)
+        (h.square().sum() + last.sum()).backward()
+        results.append((h, last, [p.grad for p in enc.parameters()], torch.get_rng_state()))
+        monkeypatch.undo()
+    (h_ref, last_ref, g_ref, state_ref), (h, last, g, state) = results
+    assert torch.equal(h, h_ref) and torch.equal(last, last_ref)
+    assert all(torch.equal(a, b) for a, b in zip(g, g_ref, strict=True))
+    assert torch.equal(state, state_ref) and len(calls) == 4  # 2 blocks, forward + last_state
+    assert not torch.equal(h, make(attn_dropout=0.3).eval()(x))  # dropout did act
