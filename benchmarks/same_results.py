@@ -12,8 +12,8 @@ and compare the files byte for byte (docs/RESULTS.md, "Issue 17"):
 Usage: same_results.py OUT.json [METHOD ...]   (default: every method of the registry)
 """
 
+import argparse
 import json
-import sys
 import tempfile
 
 from rclrec.config import ConfigError, load_config
@@ -27,8 +27,16 @@ TINY = {"data.dataset": "synthetic", "data.max_len": "20", "encoder.hidden_dim":
 
 
 def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("out", help="JSON file to write")
+    p.add_argument("methods", nargs="*", metavar="METHOD",
+                   help="methods to run [every method of the registry]")
+    args = p.parse_args()
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        p.error(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(sorted(METHODS))}")
     out = {}
-    for name in sys.argv[2:] or sorted(METHODS):
+    for name in args.methods or sorted(METHODS):
         for encoder in ("sasrec", "fmlp"):
             cfg = load_config(overrides={**TINY, "method": name, "encoder.name": encoder})
             with tempfile.TemporaryDirectory() as folder:
@@ -42,7 +50,7 @@ def main() -> None:
                 "history": [{k: v for k, v in h.items() if "seconds" not in k}
                             for h in m["history"]]}
             print(name, encoder, "test NDCG@10", m["test"]["NDCG@10"], flush=True)
-    with open(sys.argv[1], "w") as f:
+    with open(args.out, "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)
 
 
