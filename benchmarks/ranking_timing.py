@@ -24,7 +24,6 @@ from result_file import write_result
 
 from rclrec.config import load_config
 from rclrec.data.split import leave_one_out
-from rclrec.eval import ranking
 from rclrec.eval.ranking import evaluate_ranking
 from rclrec.models import build_encoder
 from rclrec.run import load_data, resolve
@@ -67,34 +66,18 @@ def untrained_sasrec(dataset: str):
     return cfg, split, build_encoder(cfg.encoder, split.num_items)
 
 
-def one_counting_thread(evaluate):
-    """``evaluate`` with this tree's counting kernel kept on the calling thread."""
-    def run(*args, **kwargs):
-        saved = ranking.MIN_SCORES_PER_THREAD
-        ranking.MIN_SCORES_PER_THREAD = 1 << 62
-        try:
-            return evaluate(*args, **kwargs)
-        finally:
-            ranking.MIN_SCORES_PER_THREAD = saved
-    return run
-
-
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--dataset", default="beauty")
     p.add_argument("--old", type=Path, required=True, help="source tree of the other version")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--one-counting-thread", action="store_true",
-                   help="also time this tree with the counting kernel on one thread only")
     p.add_argument("--name", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg, split, encoder = untrained_sasrec(args.dataset)
     inputs, targets = split.valid_inputs(), split.valid_targets
     versions = {"old": load_old_ranking(args.old), "new": evaluate_ranking}
-    if args.one_counting_thread:
-        versions["new_1count"] = one_counting_thread(evaluate_ranking)
     seconds: dict[str, list[float]] = {k: [] for k in versions}
     cpu_seconds: dict[str, list[float]] = {k: [] for k in versions}
     metrics, ranks = {}, {}
@@ -117,12 +100,10 @@ def main() -> int:
         for name, values in measured.items():
             print(f"{name}: {statistics.median(values):.2f} {unit} "
                   f"[{min(values):.2f}-{max(values):.2f}] for {len(inputs)} users")
-        pairs = [("new", "old")] + ([("new", "new_1count")] if "new_1count" in measured else [])
-        for fast, slow in pairs:
-            r = [o / n for o, n in zip(measured[slow], measured[fast], strict=True)]
-            ratios[unit if slow == "old" else f"{unit} against new_1count"] = r
-            print(f"{fast} is x{statistics.median(r):.2f} faster than {slow} in {unit} (median "
-                  f"of {args.rounds} rounds, range {min(r):.2f}-{max(r):.2f})")
+        r = [o / n for o, n in zip(measured["old"], measured["new"], strict=True)]
+        ratios[unit] = r
+        print(f"new is x{statistics.median(r):.2f} faster than old in {unit} (median "
+              f"of {args.rounds} rounds, range {min(r):.2f}-{max(r):.2f})")
     print("metrics and every user's rank identical")
     out = {"dataset": args.dataset, "users": len(inputs), "threads": args.threads,
            "seconds": seconds, "cpu_seconds": cpu_seconds,

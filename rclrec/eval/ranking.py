@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -220,66 +218,22 @@ EXACT_FLOAT_COUNT = 1 << 24
 def _cpu_block_counts(block: torch.Tensor, start: int, target_scores: torch.Tensor,
                       history: torch.Tensor | None, targets: torch.Tensor | None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`block_counts` in one pass of a numba kernel (same counts, same error), its rows
-    shared among torch's intra-op thread count of threads. The kernel skips the padding, the
-    repeats and the target of each history itself: no sorted copy of the histories."""
+    """:func:`block_counts` in one pass of a numba kernel (same counts, same error). The kernel
+    skips the padding, the repeats and the target of each history itself: no sorted copy of
+    the histories."""
     b = block.shape[0]
     higher = np.zeros(b, dtype=np.int64)
     alike = np.zeros(b, dtype=np.int64)
     if history is None:
         history, targets = torch.zeros(b, 0, dtype=torch.long), torch.zeros(b, dtype=torch.long)
-    args = (block.detach().numpy(), target_scores.detach().reshape(b).contiguous().numpy(),
-            history.to(torch.int64).contiguous().numpy(),
-            targets.to(torch.int64).contiguous().numpy(), higher, alike)
-    first = max(PAD + 1 - start, 0)
-
-    def count(rows: slice) -> bool:
-        scores, target_scores, taken, items, above, tied = (a[rows] for a in args)
-        return count_above_and_alike(scores, first, target_scores, taken, items, start, above,
-                                     tied)
-
-    # Each row is counted whole by one thread into its own entries: the same integers
-    # whatever the thread count. The kernel releases the GIL; the calling thread counts too.
-    parts = counting_threads(b * block.shape[1])
-    bounds = [b * i // parts for i in range(parts + 1)]
-    rows = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-    pool = _counting_pool(parts - 1)
-    others = [pool.submit(count, r) for r in rows[1:]]
-    non_finite = count(rows[0])
-    non_finite = any([non_finite, *(f.result() for f in others)])
-    if non_finite:
+    # One thread: sharing the rows among threads was measured and did not pay
+    # (docs/RESULTS.md, "Validation pass on the CPU").
+    if count_above_and_alike(block.detach().numpy(), max(PAD + 1 - start, 0),
+                             target_scores.detach().reshape(b).contiguous().numpy(),
+                             history.to(torch.int64).contiguous().numpy(),
+                             targets.to(torch.int64).contiguous().numpy(), start, higher, alike):
         raise NonFiniteScores("the model's scores contain NaN or infinite values")
     return torch.from_numpy(higher), torch.from_numpy(alike)
-
-
-# Scores below which a block is counted by one thread: handing rows to another thread costs
-# more than counting them.
-MIN_SCORES_PER_THREAD = 1 << 15
-
-
-def counting_threads(scores: int) -> int:
-    """Threads that count a block of ``scores``: torch's intra-op thread count (the run's
-    ``train.threads``), fewer for a small block."""
-    return max(1, min(torch.get_num_threads(), scores // MIN_SCORES_PER_THREAD))
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_threads = 0
-_pool_lock = threading.Lock()
-
-
-def _counting_pool(workers: int) -> ThreadPoolExecutor | None:
-    """A process-wide pool of at least ``workers`` threads (None for none), kept between
-    blocks and passes: starting threads per block would cost more than the counting."""
-    global _pool, _pool_threads
-    if workers == 0:
-        return None
-    with _pool_lock:
-        if _pool_threads < workers:
-            # A smaller pool is left to finish what other callers gave it, not shut down.
-            _pool = ThreadPoolExecutor(workers, thread_name_prefix="rclrec-count")
-            _pool_threads = workers
-        return _pool
 
 
 def history_columns(history: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
