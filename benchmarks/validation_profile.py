@@ -31,9 +31,9 @@ import torch
 from ranking_timing import untrained_sasrec
 from result_file import write_result
 
+from rclrec.data.batches import FlatHistories
 from rclrec.data.dataset import PAD
 from rclrec.eval import ranking
-from rclrec.eval.histories import FlatHistories
 from rclrec.models.encode import iter_last_states
 
 PARTS = ("padding", "encoder", "histories", "products", "counting")

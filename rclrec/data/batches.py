@@ -24,12 +24,42 @@ def left_pad(seqs: list[np.ndarray], max_len: int) -> np.ndarray:
     Returns:
         (N, max_len) int64.
     """
-    out = np.zeros((len(seqs), max_len), dtype=np.int64)
-    for i, s in enumerate(seqs):
-        s = s[-max_len:]
-        if len(s):
-            out[i, max_len - len(s):] = s
-    return out
+    return FlatHistories(seqs).left_pad(width=max_len)
+
+
+class FlatHistories:
+    """Sequences of item ids stored end to end, left-padded a chunk of rows at a time without a
+    Python loop over the sequences (ranking pads tens of thousands of them every epoch)."""
+
+    def __init__(self, seqs: list[np.ndarray]):
+        self.lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        self.ends = np.cumsum(self.lengths)
+        self.items = (np.concatenate(seqs).astype(np.int64, copy=False) if len(seqs)
+                      else np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def left_pad(self, rows: np.ndarray | None = None, width: int | None = None) -> np.ndarray:
+        """(len(rows), width) int64: the last ``width`` items of each row's sequence, padded
+        on the left with PAD.
+
+        Args:
+            rows: row indices [all, in order].
+            width: columns [the longest of the rows' sequences, at least 1].
+        """
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
+        lengths = self.lengths[rows]
+        if width is None:
+            width = max(int(lengths.max(initial=0)), 1)
+        keep = np.minimum(lengths, width)
+        out = np.full((len(rows), width), PAD, dtype=np.int64)
+        row = np.repeat(np.arange(len(rows)), keep)
+        # Position of each kept item within its row's kept items: 0 .. keep - 1.
+        within = np.arange(int(keep.sum())) - np.repeat(np.cumsum(keep) - keep, keep)
+        out[row, width - keep[row] + within] = self.items[self.ends[rows][row] - keep[row]
+                                                          + within]
+        return out
 
 
 @dataclass

@@ -7,11 +7,10 @@ from functools import partial
 import numpy as np
 import torch
 
-from rclrec.data.batches import length_sorted_chunks
+from rclrec.data.batches import FlatHistories, length_sorted_chunks
 from rclrec.data.dataset import PAD
 from rclrec.errors import InputError
 from rclrec.eval._count_kernel import count_above_and_alike
-from rclrec.eval.histories import FlatHistories
 from rclrec.eval.metrics import metrics_from_ranks
 from rclrec.models.encode import iter_last_states
 
