@@ -189,6 +189,9 @@ def _train_run(cfg: ExperimentConfig, out_dir: Path, world, device_name: str, re
         "best_epoch": state.best_epoch,
         "stopped_early": state.stopped_early,
         "train_seconds": round(state.train_seconds, 3),
+        # Only when every epoch was timed (a checkpoint from before the field was added lacks it).
+        "cpu_seconds": round(state.cpu_seconds, 3)
+        if all("cpu_seconds" in h for h in state.history) else None,
         "seconds_per_epoch": round(sum(h["train_seconds"] for h in state.history) / epochs, 3)
         if state.history else None,
         "seconds_to_best": round(state.seconds_to_best, 3),

@@ -74,6 +74,9 @@ class TrainState:
     best_epoch: int = 0
     bad_epochs: int = 0
     train_seconds: float = 0.0  # wall time of finished epochs, training and validation
+    # The process's CPU time over the same epochs (all its threads): the run's cost in
+    # core-seconds, which wall time overstates on a machine shared with other jobs.
+    cpu_seconds: float = 0.0
     seconds_to_best: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
@@ -312,14 +315,16 @@ class Trainer:
         torch.set_num_threads(threads)
         while st.epoch < cfg.epochs and not st.stopped_early:
             epoch = st.epoch + 1
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             losses = self.train_epoch(epoch)
             self.world.check_in_sync(self.params)
             self.check_finite_weights(epoch)
             train_time = time.perf_counter() - started
             valid = self.shared_validation()
             elapsed = time.perf_counter() - started
+            cpu_time = time.process_time() - cpu_started
             st.train_seconds += elapsed
+            st.cpu_seconds += cpu_time
             st.epoch = epoch
             score = valid[select]
             improved = score > st.best_score
@@ -331,7 +336,8 @@ class Trainer:
             else:
                 st.bad_epochs += 1
             st.history.append({"epoch": epoch, "train_seconds": round(train_time, 3),
-                               "epoch_seconds": round(elapsed, 3), **losses,
+                               "epoch_seconds": round(elapsed, 3),
+                               "cpu_seconds": round(cpu_time, 3), **losses,
                                "valid": valid})
             self.tracker.log_epoch(st.history[-1])  # train.track: mirror of metrics.json
             if self.show_progress:

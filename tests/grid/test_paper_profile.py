@@ -248,6 +248,10 @@ def test_cost_units_follow_the_device():
                            seconds=1800)) == ("core-h", 1.5)
     gpu = _cell("b", "rcl", "beauty", 0.05, 0.09, 0, device="NVIDIA H200", seconds=90)
     assert cell_cost(gpu) == ("GPU-min", 1.5)
+    # On a shared CPU the wall time overstates the cost: the run's CPU time is the cost.
+    shared = _cell("c", "rcl", "beauty", 0.05, 0.09, 0, threads=1, seconds=3600)
+    assert cell_cost({**shared, "cpu_seconds": 900.0}) == ("core-h", 0.25)
+    assert cell_cost({**shared, "cpu_seconds": None}) == ("core-h", 1.0)
     assert settings_text({"rcl.weight": 0.2, "encoder.dropout": 0.3,
                           "encoder.attn_dropout": 0.3}) == "lambda 0.2, dropout 0.3"
 

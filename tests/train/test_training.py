@@ -12,6 +12,7 @@ from rclrec.data.split import leave_one_out
 from rclrec.eval.metrics import metrics_from_ranks
 from rclrec.eval.saved import evaluate_run
 from rclrec.run import run_training
+from rclrec.train.checkpoint import load_torch, save_torch_atomic
 
 # Runs that learn the planted structure: the tiny run with a wider encoder, light dropout and
 # whole epochs (each test sets their number).
@@ -66,6 +67,23 @@ def test_resume_continues_exactly(tmp_path, config):
                            show_progress=False)
     assert resumed["epochs_run"] == 3
     assert resumed["test"] == straight["test"]
+    # CPU time is summed over the epochs of every part, as wall time is.
+    per_epoch = [h["cpu_seconds"] for h in resumed["history"]]
+    assert len(per_epoch) == 3 and min(per_epoch) > 0
+    assert resumed["cpu_seconds"] == pytest.approx(sum(per_epoch), abs=0.01)
+
+
+def test_cpu_time_left_out_when_a_resumed_checkpoint_never_recorded_it(tmp_path, config):
+    run_training(config(train__epochs=1), tmp_path / "run", show_progress=False)
+    (tmp_path / "run" / "metrics.json").unlink()
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    saved = load_torch(checkpoint)  # as a checkpoint written before the field existed
+    del saved["state"]["cpu_seconds"], saved["state"]["history"][0]["cpu_seconds"]
+    save_torch_atomic(checkpoint, saved)
+    resumed = run_training(config(train__epochs=2), tmp_path / "run", resume=True,
+                           show_progress=False)
+    assert resumed["epochs_run"] == 2 and resumed["history"][1]["cpu_seconds"] > 0
+    assert resumed["cpu_seconds"] is None  # a part of the run's CPU time is unknown
 
 
 def test_existing_run_is_not_overwritten(tmp_path, config):
