@@ -4,12 +4,14 @@ for large catalogs sampled softmax with log-Q correction and gBCE (docs/LOSSES.m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
+from rclrec.cpu_workers import run_one_thread_each
 from rclrec.data.dataset import PAD
 from rclrec.devices import to_device
 
@@ -67,7 +69,9 @@ class _FullSoftmaxCrossEntropy(_GradientsFromForward):
     scales them. Without gradients (evaluation) only the loss is computed.
 
     The loss comes from probabilities the softmax already holds (``_row_losses``), so no pass
-    over the scores is spent on their maximum and sum.
+    over the scores is spent on their maximum and sum. On the CPU with several threads, each
+    thread works through its own share of the rows (``BLOCKS_PER_THREAD``), with its own d E
+    sum: the float sums differ from one thread's at rounding, as with any thread count.
     """
 
     @staticmethod
@@ -77,35 +81,74 @@ class _FullSoftmaxCrossEntropy(_GradientsFromForward):
         want_grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         count, num_items = len(classes), table.shape[0]
         rows = chunk_rows(num_items)
-        on_cpu = states.device.type == "cpu"
         track_best = not _branches_are_free(states.device)
         # Items along the contiguous dimension: the two products that stream the block (the
         # scores s E^T and d E^T += s^T G) run faster on a (D, N) operand than on a view of E.
         table_t = table.T.contiguous()
-        block = states.new_empty((min(rows, count), num_items))
         target_probability = states.new_empty(count)
         best = (states.new_empty(count), classes.new_empty(count)) if track_best else None
         grad_states = torch.empty_like(states) if want_grads else None
-        grad_table_t = torch.zeros_like(table_t) if want_grads else None
-        for start in range(0, count, rows):
-            s, c = states[start:start + rows], classes[start:start + rows]
-            done = slice(start, start + len(c))
+        parts = _thread_parts(count, rows, states.device)
+        grad_tables_t = [torch.zeros_like(table_t) if want_grads else None for _ in parts]
+        tasks = [partial(_softmax_blocks, states, table, table_t, classes, part, rows,
+                         target_probability, best, grad_states, grad_table_t)
+                 for part, grad_table_t in zip(parts, grad_tables_t, strict=True)]
+        if len(tasks) == 1:
+            tasks[0]()
+        else:
+            run_one_thread_each(tasks)
+        losses = _row_losses(target_probability, best, states, table, classes)
+        if want_grads:
+            grad_table_t = grad_tables_t[0]
+            for other in grad_tables_t[1:]:
+                grad_table_t += other
+            ctx.save_for_backward(grad_states.div_(count), grad_table_t.T.div_(count))
+        return losses.sum() / count
+
+
+# On the CPU with several intra-op threads, each thread takes its own share of the rows, block
+# after block, with one intra-op thread and its own d E sum (True); otherwise every op of a
+# block is split between the threads, which wait for each other at the end of each op and
+# share each block's data between their caches (False).
+BLOCKS_PER_THREAD = True
+
+
+def _thread_parts(count: int, rows: int, device: torch.device) -> list[range]:
+    """The positions each thread works through (one part: the calling thread, all ops split
+    between its intra-op threads as usual)."""
+    threads = torch.get_num_threads() if device.type == "cpu" and BLOCKS_PER_THREAD else 1
+    parts = max(1, min(threads, -(-count // rows)))  # no thread with less than a block
+    edges = [count * k // parts for k in range(parts + 1)]
+    return [range(a, b) for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def _softmax_blocks(states: torch.Tensor, table: torch.Tensor, table_t: torch.Tensor,
+                    classes: torch.Tensor, part: range, rows: int,
+                    target_probability: torch.Tensor,
+                    best: tuple[torch.Tensor, torch.Tensor] | None,
+                    grad_states: torch.Tensor | None,
+                    grad_table_t: torch.Tensor | None) -> None:
+    """The CE's work on the positions in ``part``, ``rows`` at a time: their target's
+    probability (and ``best``) and gradient rows are written, d E^T is added to
+    ``grad_table_t`` (None: no gradients). No grad mode: a worker thread starts with it on."""
+    on_cpu = states.device.type == "cpu"
+    with torch.no_grad():
+        block = states.new_empty((min(rows, len(part)), table.shape[0]))
+        for start in range(part.start, part.stop, rows):
+            done = slice(start, min(start + rows, part.stop))
+            s, c = states[done], classes[done]
             softmax = block[:len(c)]
             # In place on the CPU (tested there); elsewhere the softmax reads a separate product.
             scores = torch.mm(s, table_t, out=softmax if on_cpu else None)
             torch.softmax(scores, dim=1, out=softmax)
             own = (torch.arange(len(c), device=c.device), c)
             target_probability[done] = softmax[own]
-            if track_best:
+            if best is not None:
                 torch.max(softmax, dim=1, out=(best[0][done], best[1][done]))
-            if want_grads:
+            if grad_table_t is not None:
                 softmax[own] -= 1
                 torch.mm(softmax, table, out=grad_states[done])
                 grad_table_t.addmm_(s.T, softmax)
-        losses = _row_losses(target_probability, best, states, table, classes)
-        if want_grads:
-            ctx.save_for_backward(grad_states.div_(count), grad_table_t.T.div_(count))
-        return losses.sum() / count
 
 
 def _branches_are_free(device: torch.device) -> bool:

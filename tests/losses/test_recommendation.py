@@ -139,3 +139,66 @@ def test_target_positions_found_on_the_host_equal_the_device_mask():
         on_host = select_target_positions(hidden, targets)
         on_device = select_target_positions(hidden, torch.from_numpy(targets))
         assert torch.equal(on_host[0], on_device[0]) and torch.equal(on_host[1], on_device[1])
+
+
+@pytest.fixture
+def threads(request):
+    """torch's intra-op thread count for one test (the process-wide setting is put back)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [2, 3], indirect=True)
+@pytest.mark.parametrize("blocks_per_thread", [True, False])
+@pytest.mark.parametrize("block_elements", [40, 80, 120, 1 << 20])  # 1, 2, 3 rows, all 31
+def test_threads_give_the_value_and_gradients_of_torch(monkeypatch, loss_path, threads,
+                                                       blocks_per_thread, block_elements):
+    # 31 rows: the threads' shares of the rows and their last blocks are uneven.
+    gen = torch.Generator().manual_seed(6)
+    table = torch.randn(41, 8, generator=gen, requires_grad=True)
+    states = torch.randn(31, 8, generator=gen, requires_grad=True)
+    targets = torch.randint(1, 41, (31,), generator=gen)
+    monkeypatch.setattr(recommendation, "CHUNK_ELEMENTS", block_elements)
+    monkeypatch.setattr(recommendation, "BLOCKS_PER_THREAD", blocks_per_thread)
+    ours = cross_entropy_loss(states, targets, table)
+    ref = reference(states, targets, table)
+    torch.testing.assert_close(ours, ref)
+    for a, b in zip(torch.autograd.grad(ours, (states, table)),
+                    torch.autograd.grad(ref, (states, table)), strict=True):
+        torch.testing.assert_close(a, b)
+    assert torch.get_num_threads() == threads  # the caller's setting is left as it was
+
+
+@pytest.mark.parametrize("threads", [2], indirect=True)
+def test_blocks_per_thread_sends_each_thread_its_own_rows(monkeypatch, threads):
+    seen = []
+
+    def record(tasks):
+        seen.append(len(tasks))
+        return [task() for task in tasks]
+
+    monkeypatch.setattr(recommendation, "run_one_thread_each", record)
+    monkeypatch.setattr(recommendation, "CHUNK_ELEMENTS", 80)  # 2 rows a block
+    table, states = torch.randn(41, 8), torch.randn(30, 8)
+    targets = torch.randint(1, 41, (30,))
+    for blocks_per_thread, rows in [(True, 30), (False, 30), (True, 2), (True, 3)]:
+        monkeypatch.setattr(recommendation, "BLOCKS_PER_THREAD", blocks_per_thread)
+        cross_entropy_loss(states[:rows], targets[:rows], table)
+    # Split: 30 rows over both threads, and 3 rows (a block and a half); not split: the
+    # switch off, or a single block.
+    assert seen == [2, 2]
+
+
+def test_thread_parts_cover_every_row_once_and_none_gets_less_than_a_block():
+    before = torch.get_num_threads()
+    for count, rows, threads in [(1500, 86, 2), (31, 2, 3), (3, 2, 2), (2, 2, 2), (5, 1, 8)]:
+        torch.set_num_threads(threads)
+        try:
+            parts = recommendation._thread_parts(count, rows, torch.device("cpu"))
+        finally:
+            torch.set_num_threads(before)
+        assert [i for part in parts for i in part] == list(range(count))
+        assert len(parts) == min(threads, -(-count // rows))
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1

@@ -1,0 +1,69 @@
+"""Worker threads that each run torch's CPU ops on one intra-op thread.
+
+With several intra-op threads, torch splits every op between them and waits for all at the end
+of each op. A loop of short ops over data that fits in one core's cache (the CE's row blocks)
+can instead give each thread its own share of the loop: ``run_one_thread_each`` runs one task
+per worker thread, at the same time, each task's ops on that worker alone. torch releases the
+GIL inside its ops, so the workers compute in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+_workers: list[ThreadPoolExecutor] = []
+_lock = threading.Lock()
+
+
+def _use_one_intra_op_thread() -> None:
+    # torch gives a thread the process-wide thread count at its first parallel op; asking for
+    # the count first makes that happen now, so the setting below is not overwritten later.
+    torch.get_num_threads()
+    torch.set_num_threads(1)
+
+
+def _start_workers(count: int) -> list[ThreadPoolExecutor]:
+    with _lock:
+        if len(_workers) < count:
+            # set_num_threads in a worker also sets the count that threads started later
+            # inherit: put back the caller's once the new workers have taken theirs.
+            callers = torch.get_num_threads()
+            new = [ThreadPoolExecutor(1, thread_name_prefix="rclrec-cpu",
+                                      initializer=_use_one_intra_op_thread)
+                   for _ in range(count - len(_workers))]
+            for worker in new:
+                worker.submit(lambda: None).result()
+            torch.set_num_threads(callers)
+            _workers.extend(new)
+        return _workers[:count]
+
+
+def _forget_workers() -> None:
+    """In a forked child the workers' threads do not exist (submitting would wait forever)."""
+    global _lock
+    _workers.clear()
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_workers)
+
+
+def run_one_thread_each(tasks: Sequence[Callable[[], T]]) -> list[T]:
+    """Run the tasks at the same time, each on its own worker thread whose torch ops use one
+    intra-op thread; return their results in order (a task's exception is raised here).
+
+    The workers start with autograd's defaults (grad mode on): a task that writes into tensors
+    which require gradients runs its ops under ``torch.no_grad()`` itself.
+    """
+    workers = _start_workers(len(tasks))
+    futures = [worker.submit(task) for worker, task in zip(workers, tasks, strict=True)]
+    wait(futures)  # all, also when one fails: none is left writing into the caller's tensors
+    return [future.result() for future in futures]

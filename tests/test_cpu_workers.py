@@ -1,0 +1,65 @@
+"""Worker threads with one intra-op thread each."""
+
+import multiprocessing
+import threading
+
+import pytest
+import torch
+
+from rclrec.cpu_workers import run_one_thread_each
+
+
+def test_tasks_run_at_once_on_their_own_threads_with_one_intra_op_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        both_started = threading.Barrier(3, timeout=10)  # waits forever if they ran in turn
+
+        def task(k):
+            both_started.wait()
+            return k, threading.get_ident(), torch.get_num_threads()
+
+        results = run_one_thread_each([lambda k=k: task(k) for k in range(3)])
+        assert [k for k, _, _ in results] == [0, 1, 2]
+        assert len({ident for _, ident, _ in results}) == 3
+        assert threading.get_ident() not in {ident for _, ident, _ in results}
+        assert all(count == 1 for _, _, count in results)
+        assert torch.get_num_threads() == 2  # the caller's setting is left as it was
+        # Threads started later still get the caller's count, not the workers'.
+        later = []
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert later == [2]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_failing_task_raises_in_the_caller_after_the_others_finish():
+    finished = []
+
+    def slow():
+        threading.Event().wait(0.2)
+        finished.append(True)
+
+    def fail():
+        raise RuntimeError("task failed")
+
+    with pytest.raises(RuntimeError, match="task failed"):
+        run_one_thread_each([fail, slow])
+    assert finished == [True]
+
+
+def _child_sum(queue):
+    queue.put(sum(run_one_thread_each([lambda: 1, lambda: 2])))
+
+
+def test_a_forked_child_starts_its_own_workers():
+    run_one_thread_each([lambda: None, lambda: None])  # workers exist before the fork
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_sum, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert queue.get(timeout=1) == 3
