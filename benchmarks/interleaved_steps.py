@@ -66,6 +66,31 @@ def with_nn_dropout(encoder: nn.Module) -> nn.Module:
     return encoder
 
 
+def sasrec_setup(dataset: str):
+    """The default SASRec run's config, split and training instances of ``dataset``, and its
+    encoder as initialised with seed 0."""
+    cfg = resolve(load_config(overrides={"method": "sasrec", "data.dataset": dataset}))
+    split = leave_one_out(load_data(cfg))
+    instances = build_instances(cfg, split)
+    torch.manual_seed(0)
+    return cfg, split, instances, build_encoder(cfg.encoder, split.num_items, 0)
+
+
+def sasrec_trainers(cfg, split, instances, models: dict[str, nn.Module]
+                    ) -> tuple[dict[str, Trainer], list[np.ndarray]]:
+    """A trainer (SASRec's method, its own Adam) per model, and one epoch's batches in one
+    fixed order."""
+    device = torch.device("cpu")
+    trainers = {}
+    for label, model in models.items():
+        method = method_class("sasrec")(cfg, split, instances, device)
+        trainers[label] = Trainer(cfg, split, instances, model, method, device,
+                                  ROOT / "benchmarks" / ".work", show_progress=False)
+    batches = batch_order(next(iter(trainers.values())).lengths, cfg.train.batch_size,
+                          np.random.default_rng(0))
+    return trainers, batches
+
+
 def step(trainer: Trainer, index: np.ndarray, seed: int, ce_class: type) -> tuple[float, float,
                                                                                    float]:
     """One training step with ``ce_class`` as the CE: (CPU s, wall s, loss)."""
@@ -96,12 +121,7 @@ def main() -> int:
     p.add_argument("--name", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = resolve(load_config(overrides={"method": "sasrec", "data.dataset": args.dataset}))
-    split = leave_one_out(load_data(cfg))
-    instances = build_instances(cfg, split)
-    device = torch.device("cpu")
-    torch.manual_seed(0)
-    encoder = build_encoder(cfg.encoder, split.num_items, 0)
+    cfg, split, instances, encoder = sasrec_setup(args.dataset)
     if args.old_part == "ce":
         old = (with_nn_dropout(encoder), old_cross_entropy(args.old_tree))
     else:
@@ -109,13 +129,8 @@ def main() -> int:
         old_encoder.load_state_dict(encoder.state_dict())
         old = (old_encoder, recommendation._FullSoftmaxCrossEntropy)
     variants = {"old": old, "new": (encoder, recommendation._FullSoftmaxCrossEntropy)}
-    trainers = {}
-    for label, (model, _) in variants.items():
-        method = method_class("sasrec")(cfg, split, instances, device)
-        trainers[label] = Trainer(cfg, split, instances, model, method, device,
-                                  ROOT / "benchmarks" / ".work", show_progress=False)
-    batches = batch_order(trainers["new"].lengths, cfg.train.batch_size,
-                          np.random.default_rng(0))
+    trainers, batches = sasrec_trainers(cfg, split, instances,
+                                        {label: model for label, (model, _) in variants.items()})
     rounds, max_loss_gap = [], 0.0
     for round_no in range(1, args.rounds + 1):
         totals = {label: [0.0, 0.0] for label in variants}
