@@ -88,7 +88,7 @@ class _FullSoftmaxCrossEntropy(_GradientsFromForward):
         target_probability = states.new_empty(count)
         best = (states.new_empty(count), classes.new_empty(count)) if track_best else None
         grad_states = torch.empty_like(states) if want_grads else None
-        parts = _thread_parts(count, rows, states.device)
+        parts = _thread_parts(count, rows, table.numel(), states.device)
         grad_tables_t = [torch.zeros_like(table_t) if want_grads else None for _ in parts]
         tasks = [partial(_softmax_blocks, states, table, table_t, classes, part, rows,
                          target_probability, best, grad_states, grad_table_t)
@@ -111,12 +111,17 @@ class _FullSoftmaxCrossEntropy(_GradientsFromForward):
 # block is split between the threads, which wait for each other at the end of each op and
 # share each block's data between their caches (False).
 BLOCKS_PER_THREAD = True
+# Each thread past the first adds a d E sum as large as the item table: at most this many
+# elements in all (a catalogue of millions of items gets fewer threads, not gigabytes).
+EXTRA_SUM_ELEMENTS = 1 << 26
 
 
-def _thread_parts(count: int, rows: int, device: torch.device) -> list[range]:
+def _thread_parts(count: int, rows: int, table_elements: int,
+                  device: torch.device) -> list[range]:
     """The positions each thread works through (one part: the calling thread, all ops split
     between its intra-op threads as usual)."""
     threads = torch.get_num_threads() if device.type == "cpu" and BLOCKS_PER_THREAD else 1
+    threads = min(threads, 1 + EXTRA_SUM_ELEMENTS // max(table_elements, 1))
     parts = max(1, min(threads, -(-count // rows)))  # no thread with less than a block
     edges = [count * k // parts for k in range(parts + 1)]
     return [range(a, b) for a, b in zip(edges, edges[1:], strict=False)]

@@ -196,9 +196,21 @@ def test_thread_parts_cover_every_row_once_and_none_gets_less_than_a_block():
     for count, rows, threads in [(1500, 86, 2), (31, 2, 3), (3, 2, 2), (2, 2, 2), (5, 1, 8)]:
         torch.set_num_threads(threads)
         try:
-            parts = recommendation._thread_parts(count, rows, torch.device("cpu"))
+            parts = recommendation._thread_parts(count, rows, 41 * 8, torch.device("cpu"))
         finally:
             torch.set_num_threads(before)
         assert [i for part in parts for i in part] == list(range(count))
         assert len(parts) == min(threads, -(-count // rows))
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_a_huge_item_table_gets_fewer_threads_than_its_sums_would_need(monkeypatch):
+    monkeypatch.setattr(recommendation, "EXTRA_SUM_ELEMENTS", 1000)
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        parts = [len(recommendation._thread_parts(100, 1, elements, torch.device("cpu")))
+                 for elements in (10, 400, 1000, 5000)]
+    finally:
+        torch.set_num_threads(before)
+    assert parts == [4, 3, 2, 1]
