@@ -19,6 +19,9 @@ Three parts, all at ``--threads``:
    the ratio per round, and each as a multiple of the epoch's float32 floor
    (``profile_step.epoch_flops`` at the peak matmul rate).
 
+4. The CPU time main's OpenMP helper threads spend spinning after one parallel op (while the
+   CE's workers run, such a spin competes with them for the cores).
+
 The peak is the best 2048^3 float32 matmul of the process at ``--threads``, measured before and
 after. Wall times mean something only on an idle machine: the load average is printed.
 """
@@ -30,6 +33,7 @@ import copy
 import os
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -51,6 +55,31 @@ def load() -> str:
 
 def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def helper_spin_ms(samples: int = 5) -> list[float]:
+    """CPU ms that the process's other threads (the OpenMP helpers) burn in the 0.2 s after one
+    parallel op of the calling thread, while it sleeps: how long they spin waiting for the
+    next op (in the CE with blocks per thread, time taken from the two workers)."""
+    me = str(threading.get_native_id())
+
+    def others_ns() -> int:
+        total = 0
+        for task in os.listdir("/proc/self/task"):
+            if task != me:
+                with open(f"/proc/self/task/{task}/schedstat") as f:
+                    total += int(f.read().split()[0])
+        return total
+
+    x = torch.zeros(1 << 20)
+    out = []
+    for _ in range(samples):
+        time.sleep(0.2)
+        before = others_ns()
+        x.add_(1)
+        time.sleep(0.2)
+        out.append((others_ns() - before) / 1e6)
+    return out
 
 
 def block_profile(threads: int, num_items: int, dim: int, reps: int) -> dict[str, dict]:
@@ -182,7 +211,7 @@ def main() -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[19, 20, 21],
                    help="log2 of CHUNK_ELEMENTS tried in part 2")
     p.add_argument("--ce-rounds", type=int, default=15)
-    p.add_argument("--step-rounds", type=int, default=3, help="epochs of part 3 (0: skip)")
+    p.add_argument("--step-rounds", type=int, default=5, help="epochs of part 3 (0: skip)")
     p.add_argument("--block-elements", type=int, default=0,
                    help="CHUNK_ELEMENTS of the blocks-per-thread way in part 3 (0: the size "
                         "with the fastest median in part 2)")
@@ -257,13 +286,17 @@ def main() -> int:
               f"{gap:.2e}")
         every = all(r["ops"]["wall_seconds"] > r["blocks"]["wall_seconds"] for r in rounds)
         print(f"  blocks per thread faster in every round: {'yes' if every else 'no'}")
+    spin = helper_spin_ms() if os.path.exists("/proc/self/task") else []
+    if spin:
+        print(f"4. OpenMP helpers' CPU ms after one parallel op: "
+              f"{', '.join(f'{x:.1f}' for x in spin)}")
     print(f"peak float32 matmul, before / after: "
           f"{' / '.join(f'{x / 1e9:.0f}' for x in peak)} GFLOP/s; load average {load()}")
     write_result(args.name or f"ce_two_threads_{args.dataset}_{args.threads}threads",
                  {"threads": args.threads, "dataset": args.dataset, "peak_flops": peak,
                   "block_profile": profile, "ce_positions": args.positions,
                   "ce": ce_summary, "ce_times": times, "ce_cpu_times": cpu_times, "steps": steps,
-                  "load_average_end": load()})
+                  "helper_spin_ms": spin, "load_average_end": load()})
     return 0
 
 
