@@ -104,26 +104,28 @@ def block_profile(threads: int, num_items: int, dim: int, reps: int) -> dict[str
 
     mine, other = block_ops(), block_ops()
 
-    def repeat(fn: Callable[[], object]) -> Callable[[], float]:
+    def repeat(fn: Callable[[], object], clock=time.perf_counter) -> Callable[[], float]:
         def timed() -> float:
-            start = time.perf_counter()
+            start = clock()
             for _ in range(reps):
                 fn()
-            return (time.perf_counter() - start) / reps
+            return (clock() - start) / reps
         return timed
 
     out = {}
     for name in mine:
-        one, split, pair = [], [], []
+        one, one_cpu, split, pair = [], [], [], []
         for _ in range(5):
             torch.set_num_threads(1)
             one.append(repeat(mine[name])())
+            one_cpu.append(repeat(mine[name], time.process_time)())
             torch.set_num_threads(threads)
             split.append(repeat(mine[name])())
             start = time.perf_counter()
             run_one_thread_each([repeat(mine[name]), repeat(other[name])])
             pair.append((time.perf_counter() - start) / reps / 2)
-        out[name] = {"one_thread_us": 1e6 * min(one), "split_us": 1e6 * min(split),
+        out[name] = {"one_thread_us": 1e6 * min(one), "one_thread_cpu_us": 1e6 * min(one_cpu),
+                     "split_us": 1e6 * min(split),
                      "two_workers_us_per_block": 1e6 * min(pair)}
     return out
 
@@ -226,15 +228,17 @@ def main() -> int:
     print(f"peak float32 matmul: {peak[0] / 1e9:.0f} GFLOP/s", flush=True)
 
     print("1. one block, wall us per block (one thread | split between the threads | "
-          "two workers, each its own block)")
+          "two workers, each its own block), and one thread's CPU us")
     profile = block_profile(args.threads, num_items, dim, reps=20)
     torch.set_num_threads(args.threads)
     for name, row in profile.items():
         print(f"  {name:18s} {row['one_thread_us']:8.0f} | {row['split_us']:8.0f} | "
-              f"{row['two_workers_us_per_block']:8.0f}")
+              f"{row['two_workers_us_per_block']:8.0f}    {row['one_thread_cpu_us']:8.0f}")
     totals = {key: sum(row[key] for row in profile.values()) for key in next(
         iter(profile.values()))}
-    print("  {:18s} {:8.0f} | {:8.0f} | {:8.0f}".format("block", *totals.values()), flush=True)
+    print("  {:18s} {:8.0f} | {:8.0f} | {:8.0f}    {:8.0f}".format(
+        "block", totals["one_thread_us"], totals["split_us"], totals["two_workers_us_per_block"],
+        totals["one_thread_cpu_us"]), flush=True)
 
     print(f"2. one CE call, {args.positions} positions, value + both gradients, "
           f"{args.ce_rounds} rounds (load {load()})")
