@@ -10,7 +10,8 @@ Three parts, all at ``--threads``:
    between the threads, and two blocks at once on two workers of one thread each (per block).
 2. One CE call (value and both gradients) of ``--positions`` positions, each variant in turn
    (the order rotates every round): the two ways of sharing the blocks at several block sizes
-   (``CHUNK_ELEMENTS``), as wall ms, the ratio of today's default to each (median and range
+   (``CHUNK_ELEMENTS``), and a prototype third way ("batched": ``batched_blocks_ce``), as
+   wall ms, the ratio of today's default to each (median and range
    over rounds) and the multiple of the CE's floor (6 P N d FLOPs at the peak matmul rate).
 3. Whole SASRec training steps, every batch of a Beauty epoch, the two ways alternated on every
    batch (two copies of the same initial model, Adam each; the ops split at today's block size,
@@ -130,10 +131,45 @@ def block_profile(threads: int, num_items: int, dim: int, reps: int) -> dict[str
     return out
 
 
+def batched_blocks_ce(states: torch.Tensor, table: torch.Tensor, classes: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A prototype, not in the library: one block per thread as one batch of the batched ops
+    (``bmm``, ``softmax`` over the last dimension, ``baddbmm_``), which torch splits between
+    its threads by batch item, so each thread keeps to its own block without worker threads,
+    but all meet at the end of each op. The CE's mean loss and both gradients (``table`` without
+    the padding row, ``classes`` 0-based); a tail of fewer rows than a batch runs block by
+    block with every op split."""
+    count, num_items = len(classes), table.shape[0]
+    rows, threads = recommendation.chunk_rows(num_items), torch.get_num_threads()
+    table_t = table.T.contiguous()
+    probability, grad_states = states.new_empty(count), torch.empty_like(states)
+    grad_tables_t = torch.zeros(threads, *table_t.shape)
+    blocks = states.new_empty(threads, rows, num_items)
+    whole = count // (threads * rows) * threads * rows
+    for start in range(0, whole, threads * rows):
+        done = slice(start, start + threads * rows)
+        s = states[done].view(threads, rows, -1)
+        torch.bmm(s, table_t.expand(threads, *table_t.shape), out=blocks)
+        torch.softmax(blocks, dim=2, out=blocks)
+        flat = blocks.view(threads * rows, num_items)
+        own = (torch.arange(threads * rows), classes[done])
+        probability[done] = flat[own]
+        flat[own] -= 1
+        torch.bmm(blocks, table.expand(threads, *table.shape),
+                  out=grad_states[done].view(threads, rows, -1))
+        grad_tables_t.baddbmm_(s.transpose(1, 2), blocks)
+    recommendation._softmax_blocks(states, table, table_t, classes, range(whole, count), rows,
+                                   probability, None, grad_states, grad_tables_t[0])
+    grad_table_t = grad_tables_t.sum(0)
+    return (probability.log().neg_().sum() / count, grad_states.div_(count),
+            grad_table_t.T.div_(count))
+
+
 def ce_variants(sizes: list[int]) -> dict[str, tuple[str, int]]:
     variants = {f"{mode} 2^{size}": (mode, 1 << size)
                 for mode in ("ops", "blocks") for size in sizes}
     variants.setdefault("ops 2^20", TODAY)
+    variants["batched 2^20"] = ("batched", 1 << 20)
     return variants
 
 
@@ -160,16 +196,23 @@ def ce_calls(variants: dict[str, tuple[str, int]], positions: int, num_items: in
         loss = recommendation.cross_entropy_loss(states, targets, table)
         torch.autograd.grad(loss, (states, table))
 
+    def call_batched() -> None:
+        with torch.no_grad():
+            batched_blocks_ce(states, table[1:], targets - 1)
+
+    def run(label: str) -> None:
+        with_variant(variants[label], call_batched if variants[label][0] == "batched" else call)
+
     labels = list(variants)
     for label in labels:  # warm-up: buffers, worker threads
-        with_variant(variants[label], call)
+        run(label)
     wall: dict[str, list[float]] = {label: [] for label in labels}
     cpu: dict[str, list[float]] = {label: [] for label in labels}
     for round_no in range(rounds):
         shift = round_no % len(labels)
         for label in labels[shift:] + labels[:shift]:
             start, start_cpu = time.perf_counter(), time.process_time()
-            with_variant(variants[label], call)
+            run(label)
             wall[label].append(time.perf_counter() - start)
             cpu[label].append(time.process_time() - start_cpu)
     return wall, cpu
