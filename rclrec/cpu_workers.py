@@ -60,10 +60,19 @@ def run_one_thread_each(tasks: Sequence[Callable[[], T]]) -> list[T]:
     """Run the tasks at the same time, each on its own worker thread whose torch ops use one
     intra-op thread; return their results in order (a task's exception is raised here).
 
-    The workers start with autograd's defaults (grad mode on): a task that writes into tensors
-    which require gradients runs its ops under ``torch.no_grad()`` itself.
+    Each task runs under the caller's grad and inference modes (thread-local in torch: inside
+    an autograd Function's forward, say, grad mode is off, and a worker must not record ops).
     """
+    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+    def in_callers_modes(task: Callable[[], T]) -> Callable[[], T]:
+        def run() -> T:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                return task()
+        return run
+
     workers = _start_workers(len(tasks))
-    futures = [worker.submit(task) for worker, task in zip(workers, tasks, strict=True)]
+    futures = [worker.submit(in_callers_modes(task))
+               for worker, task in zip(workers, tasks, strict=True)]
     wait(futures)  # all, also when one fails: none is left writing into the caller's tensors
     return [future.result() for future in futures]

@@ -63,3 +63,18 @@ def test_a_forked_child_starts_its_own_workers():
     child.join(timeout=60)
     assert child.exitcode == 0
     assert queue.get(timeout=1) == 3
+
+
+def test_tasks_run_under_the_callers_grad_and_inference_modes():
+    def modes():
+        return torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+    assert run_one_thread_each([modes, modes]) == [(True, False)] * 2
+    with torch.no_grad():
+        assert run_one_thread_each([modes, modes]) == [(False, False)] * 2
+    with torch.inference_mode():
+        assert run_one_thread_each([modes, modes]) == [(False, True)] * 2
+        # A tensor made in inference mode can be written by a worker.
+        made_here = torch.zeros(2)
+        run_one_thread_each([lambda: made_here[0].fill_(1), lambda: made_here[1].fill_(2)])
+        assert made_here.tolist() == [1.0, 2.0]

@@ -135,25 +135,24 @@ def _softmax_blocks(states: torch.Tensor, table: torch.Tensor, table_t: torch.Te
                     grad_table_t: torch.Tensor | None) -> None:
     """The CE's work on the positions in ``part``, ``rows`` at a time: their target's
     probability (and ``best``) and gradient rows are written, d E^T is added to
-    ``grad_table_t`` (None: no gradients). No grad mode: a worker thread starts with it on."""
+    ``grad_table_t`` (None: no gradients)."""
     on_cpu = states.device.type == "cpu"
-    with torch.no_grad():
-        block = states.new_empty((min(rows, len(part)), table.shape[0]))
-        for start in range(part.start, part.stop, rows):
-            done = slice(start, min(start + rows, part.stop))
-            s, c = states[done], classes[done]
-            softmax = block[:len(c)]
-            # In place on the CPU (tested there); elsewhere the softmax reads a separate product.
-            scores = torch.mm(s, table_t, out=softmax if on_cpu else None)
-            torch.softmax(scores, dim=1, out=softmax)
-            own = (torch.arange(len(c), device=c.device), c)
-            target_probability[done] = softmax[own]
-            if best is not None:
-                torch.max(softmax, dim=1, out=(best[0][done], best[1][done]))
-            if grad_table_t is not None:
-                softmax[own] -= 1
-                torch.mm(softmax, table, out=grad_states[done])
-                grad_table_t.addmm_(s.T, softmax)
+    block = states.new_empty((min(rows, len(part)), table.shape[0]))
+    for start in range(part.start, part.stop, rows):
+        done = slice(start, min(start + rows, part.stop))
+        s, c = states[done], classes[done]
+        softmax = block[:len(c)]
+        # In place on the CPU (tested there); elsewhere the softmax reads a separate product.
+        scores = torch.mm(s, table_t, out=softmax if on_cpu else None)
+        torch.softmax(scores, dim=1, out=softmax)
+        own = (torch.arange(len(c), device=c.device), c)
+        target_probability[done] = softmax[own]
+        if best is not None:
+            torch.max(softmax, dim=1, out=(best[0][done], best[1][done]))
+        if grad_table_t is not None:
+            softmax[own] -= 1
+            torch.mm(softmax, table, out=grad_states[done])
+            grad_table_t.addmm_(s.T, softmax)
 
 
 def _branches_are_free(device: torch.device) -> bool:

@@ -214,3 +214,14 @@ def test_a_huge_item_table_gets_fewer_threads_than_its_sums_would_need(monkeypat
     finally:
         torch.set_num_threads(before)
     assert parts == [4, 3, 2, 1]
+
+
+@pytest.mark.parametrize("threads", [2], indirect=True)
+def test_threads_under_inference_mode_give_the_value_of_torch(monkeypatch, threads):
+    monkeypatch.setattr(recommendation, "CHUNK_ELEMENTS", 80)  # 2 rows a block
+    gen = torch.Generator().manual_seed(7)
+    table, states = torch.randn(41, 8, generator=gen), torch.randn(30, 8, generator=gen)
+    targets = torch.randint(1, 41, (30,), generator=gen)
+    with torch.inference_mode():
+        loss = cross_entropy_loss(states, targets, table)
+    torch.testing.assert_close(loss, reference(states, targets, table))
