@@ -39,8 +39,9 @@ import time
 from collections.abc import Callable
 from functools import partial
 
+import numpy as np
 import torch
-from interleaved_steps import sasrec_setup, sasrec_trainers, step
+from interleaved_steps import alternated_epoch, sasrec_setup, sasrec_trainers, step
 from profile_step import epoch_flops, peak_matmul_rate
 from result_file import write_result
 
@@ -226,17 +227,14 @@ def whole_steps(args, rounds: int) -> tuple[dict, list[dict], float]:
     ways = {"ops": ("ops", args.block_elements_ops), "blocks": ("blocks", args.block_elements)}
     results, max_loss_gap = [], 0.0
     ce_class = recommendation._FullSoftmaxCrossEntropy
+
+    def way(label: str) -> Callable[[np.ndarray, int], tuple[float, float, float]]:
+        return lambda index, number: with_variant(
+            ways[label], partial(step, trainers[label], index, number, ce_class))
+
     for round_no in range(1, rounds + 1):
-        totals = {label: [0.0, 0.0] for label in ways}
-        for number, index in enumerate(batches):
-            order = list(ways) if number % 2 == 0 else list(reversed(ways))
-            losses = {}
-            for label in order:
-                cpu, wall, losses[label] = with_variant(
-                    ways[label], partial(step, trainers[label], index, number, ce_class))
-                totals[label][0] += cpu
-                totals[label][1] += wall
-            max_loss_gap = max(max_loss_gap, abs(losses["ops"] - losses["blocks"]))
+        totals, gap = alternated_epoch(batches, {label: way(label) for label in ways})
+        max_loss_gap = max(max_loss_gap, gap)
         results.append({label: {"cpu_seconds": c, "wall_seconds": w}
                         for label, (c, w) in totals.items()})
         print(f"  round {round_no}: ops {totals['ops'][1]:.2f} s ({totals['ops'][0]:.2f} CPU s),"

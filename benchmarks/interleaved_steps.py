@@ -25,6 +25,8 @@ import importlib.util
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +93,24 @@ def sasrec_trainers(cfg, split, instances, models: dict[str, nn.Module]
     return trainers, batches
 
 
+def alternated_epoch(batches: list[np.ndarray], steps: dict[str, Callable]
+                     ) -> tuple[dict[str, list[float]], float]:
+    """Every batch run by each of the two ``steps`` in turn (which goes first alternates; a
+    step is called with the batch and its number, the dropout seed, and returns CPU s, wall s
+    and loss): per label [CPU s, wall s] over the epoch, and the largest loss difference."""
+    labels = list(steps)
+    totals = {label: [0.0, 0.0] for label in labels}
+    max_loss_gap = 0.0
+    for number, index in enumerate(batches):
+        losses = {}
+        for label in labels if number % 2 == 0 else reversed(labels):
+            cpu, wall, losses[label] = steps[label](index, number)
+            totals[label][0] += cpu
+            totals[label][1] += wall
+        max_loss_gap = max(max_loss_gap, abs(losses[labels[0]] - losses[labels[1]]))
+    return totals, max_loss_gap
+
+
 def step(trainer: Trainer, index: np.ndarray, seed: int, ce_class: type) -> tuple[float, float,
                                                                                    float]:
     """One training step with ``ce_class`` as the CE: (CPU s, wall s, loss)."""
@@ -133,16 +153,10 @@ def main() -> int:
                                         {label: model for label, (model, _) in variants.items()})
     rounds, max_loss_gap = [], 0.0
     for round_no in range(1, args.rounds + 1):
-        totals = {label: [0.0, 0.0] for label in variants}
-        for number, index in enumerate(batches):
-            order = list(variants) if number % 2 == 0 else list(reversed(variants))
-            losses = {}
-            for label in order:
-                cpu, wall, losses[label] = step(trainers[label], index, number,
-                                                variants[label][1])
-                totals[label][0] += cpu
-                totals[label][1] += wall
-            max_loss_gap = max(max_loss_gap, abs(losses["old"] - losses["new"]))
+        totals, gap = alternated_epoch(
+            batches, {label: partial(step, trainers[label], ce_class=ce_class)
+                      for label, (_, ce_class) in variants.items()})
+        max_loss_gap = max(max_loss_gap, gap)
         rounds.append({label: {"cpu_seconds": c, "wall_seconds": w}
                        for label, (c, w) in totals.items()})
         print(f"round {round_no}: old {totals['old'][0]:.2f} CPU s ({totals['old'][1]:.2f} wall)"

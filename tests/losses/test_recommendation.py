@@ -53,19 +53,34 @@ def loss_path(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("block_elements", [40, 80, 120, 1 << 20])  # 1, 2, 3 rows, all 30
-def test_row_blocks_give_the_same_value_and_gradients(monkeypatch, loss_path, block_elements):
+@pytest.fixture
+def threads(request):
+    """torch's intra-op thread count for one test (the process-wide setting is put back)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3], indirect=True)
+@pytest.mark.parametrize("blocks_per_thread", [True, False])
+@pytest.mark.parametrize("block_elements", [40, 80, 120, 1 << 20])  # 1, 2, 3 rows, all 31
+def test_row_blocks_give_the_same_value_and_gradients(monkeypatch, loss_path, threads,
+                                                      blocks_per_thread, block_elements):
+    # 31 rows: with several threads their shares of the rows and last blocks are uneven.
     gen = torch.Generator().manual_seed(2)
     table = torch.randn(41, 8, generator=gen, requires_grad=True)
-    states = torch.randn(30, 8, generator=gen, requires_grad=True)
-    targets = torch.randint(1, 41, (30,), generator=gen)
+    states = torch.randn(31, 8, generator=gen, requires_grad=True)
+    targets = torch.randint(1, 41, (31,), generator=gen)
     monkeypatch.setattr(recommendation, "CHUNK_ELEMENTS", block_elements)
+    monkeypatch.setattr(recommendation, "BLOCKS_PER_THREAD", blocks_per_thread)
     ours = cross_entropy_loss(states, targets, table)
     ref = reference(states, targets, table)
     torch.testing.assert_close(ours, ref)
     for a, b in zip(torch.autograd.grad(ours, (states, table)),
                     torch.autograd.grad(ref, (states, table)), strict=True):
         torch.testing.assert_close(a, b)
+    assert torch.get_num_threads() == threads  # the caller's setting is left as it was
 
 
 @pytest.mark.parametrize("block_elements", [40, 1 << 20])
@@ -139,36 +154,6 @@ def test_target_positions_found_on_the_host_equal_the_device_mask():
         on_host = select_target_positions(hidden, targets)
         on_device = select_target_positions(hidden, torch.from_numpy(targets))
         assert torch.equal(on_host[0], on_device[0]) and torch.equal(on_host[1], on_device[1])
-
-
-@pytest.fixture
-def threads(request):
-    """torch's intra-op thread count for one test (the process-wide setting is put back)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(before)
-
-
-@pytest.mark.parametrize("threads", [2, 3], indirect=True)
-@pytest.mark.parametrize("blocks_per_thread", [True, False])
-@pytest.mark.parametrize("block_elements", [40, 80, 120, 1 << 20])  # 1, 2, 3 rows, all 31
-def test_threads_give_the_value_and_gradients_of_torch(monkeypatch, loss_path, threads,
-                                                       blocks_per_thread, block_elements):
-    # 31 rows: the threads' shares of the rows and their last blocks are uneven.
-    gen = torch.Generator().manual_seed(6)
-    table = torch.randn(41, 8, generator=gen, requires_grad=True)
-    states = torch.randn(31, 8, generator=gen, requires_grad=True)
-    targets = torch.randint(1, 41, (31,), generator=gen)
-    monkeypatch.setattr(recommendation, "CHUNK_ELEMENTS", block_elements)
-    monkeypatch.setattr(recommendation, "BLOCKS_PER_THREAD", blocks_per_thread)
-    ours = cross_entropy_loss(states, targets, table)
-    ref = reference(states, targets, table)
-    torch.testing.assert_close(ours, ref)
-    for a, b in zip(torch.autograd.grad(ours, (states, table)),
-                    torch.autograd.grad(ref, (states, table)), strict=True):
-        torch.testing.assert_close(a, b)
-    assert torch.get_num_threads() == threads  # the caller's setting is left as it was
 
 
 @pytest.mark.parametrize("threads", [2], indirect=True)
