@@ -14,8 +14,8 @@ Three parts, all at ``--threads``:
    wall ms, the ratio of today's default to each (median and range
    over rounds) and the multiple of the CE's floor (6 P N d FLOPs at the peak matmul rate).
 3. Whole SASRec training steps, every batch of a Beauty epoch, the two ways alternated on every
-   batch (two copies of the same initial model, Adam each; the ops split at today's block size,
-   blocks per thread at part 2's fastest unless ``--block-elements`` names one): wall and CPU
+   batch (two copies of the same initial model, Adam each; both at the library's block size
+   unless ``--block-elements`` / ``--block-elements-ops`` name others): wall and CPU
    seconds per epoch,
    the ratio per round, and each as a multiple of the epoch's float32 floor
    (``profile_step.epoch_flops`` at the peak matmul rate).
@@ -255,9 +255,9 @@ def main() -> int:
                    help="log2 of CHUNK_ELEMENTS tried in part 2")
     p.add_argument("--ce-rounds", type=int, default=15)
     p.add_argument("--step-rounds", type=int, default=5, help="epochs of part 3 (0: skip)")
-    p.add_argument("--block-elements", type=int, default=0,
-                   help="CHUNK_ELEMENTS of the blocks-per-thread way in part 3 (0: the size "
-                        "with the fastest median in part 2)")
+    p.add_argument("--block-elements", type=int, default=recommendation.CHUNK_ELEMENTS,
+                   help="CHUNK_ELEMENTS of the blocks-per-thread way in part 3 (default: the "
+                        "library's)")
     p.add_argument("--block-elements-ops", type=int, default=1 << 20,
                    help="CHUNK_ELEMENTS of the ops-split way in part 3")
     p.add_argument("--name", default=None)
@@ -302,10 +302,6 @@ def main() -> int:
               f"  {s['floor_multiple']:.2f}x its floor; CPU {s['cpu_ms']['median']:.1f} ms",
               flush=True)
 
-    if not args.block_elements:
-        fastest = min((label for label in variants if variants[label][0] == "blocks"),
-                      key=lambda label: ce_summary[label]["wall_ms"]["median"])
-        args.block_elements = variants[fastest][1]
     steps = None
     if args.step_rounds:
         print(f"3. whole SASRec steps over an epoch of {args.dataset}, ops (2^"
