@@ -70,14 +70,14 @@ def untrained_sasrec(dataset: str):
     return cfg, split, build_encoder(cfg.encoder, split.num_items)
 
 
-def one_stage(evaluate):
-    """``evaluate`` with this tree's two-stage CPU pass switched off during the call."""
+def serial(evaluate):
+    """``evaluate`` with this tree's threaded CPU pass switched off during the call."""
     def run(*args, **kwargs):
-        ranking.TWO_STAGE_CPU_PASS = False
+        ranking.THREADED_CPU_PASS = False
         try:
             return evaluate(*args, **kwargs)
         finally:
-            ranking.TWO_STAGE_CPU_PASS = True
+            ranking.THREADED_CPU_PASS = True
     return run
 
 
@@ -88,16 +88,16 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--name", default=None)
-    p.add_argument("--one-stage", action="store_true",
-                   help="add this tree with encoding and ranking on one thread after another "
-                        "(ranking.TWO_STAGE_CPU_PASS off), to see what the two stages bring")
+    p.add_argument("--serial", action="store_true",
+                   help="add this tree with its pieces encoded and ranked one after another on "
+                        "all threads (ranking.THREADED_CPU_PASS off): what the threads bring")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg, split, encoder = untrained_sasrec(args.dataset)
     inputs, targets = split.valid_inputs(), split.valid_targets
     versions = {"old": load_old_ranking(args.old), "new": evaluate_ranking}
-    if args.one_stage:
-        versions["new_1stage"] = one_stage(evaluate_ranking)
+    if args.serial:
+        versions["new_serial"] = serial(evaluate_ranking)
     seconds: dict[str, list[float]] = {k: [] for k in versions}
     cpu_seconds: dict[str, list[float]] = {k: [] for k in versions}
     metrics, ranks = {}, {}
@@ -124,10 +124,10 @@ def main() -> int:
         ratios[unit] = r
         print(f"new is x{statistics.median(r):.2f} faster than old in {unit} (median "
               f"of {args.rounds} rounds, range {min(r):.2f}-{max(r):.2f})")
-        if "new_1stage" in measured:
-            r = [o / n for o, n in zip(measured["new_1stage"], measured["new"], strict=True)]
-            ratios[f"{unit} against one stage"] = r
-            print(f"new is x{statistics.median(r):.2f} faster than new_1stage in {unit} "
+        if "new_serial" in measured:
+            r = [o / n for o, n in zip(measured["new_serial"], measured["new"], strict=True)]
+            ratios[f"{unit} against serial"] = r
+            print(f"new is x{statistics.median(r):.2f} faster than new_serial in {unit} "
                   f"(median of {args.rounds} rounds, range {min(r):.2f}-{max(r):.2f})")
     print("metrics and every user's rank identical")
     out = {"dataset": args.dataset, "users": len(inputs), "threads": args.threads,

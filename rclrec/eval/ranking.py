@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -14,7 +15,7 @@ from rclrec.data.dataset import PAD
 from rclrec.errors import InputError
 from rclrec.eval._count_kernel import count_above_and_alike
 from rclrec.eval.metrics import metrics_from_ranks
-from rclrec.models.encode import iter_last_states
+from rclrec.models.encode import iter_last_states, iter_pieces
 
 
 def mask_unrankable(scores: torch.Tensor, history: torch.Tensor | None = None,
@@ -319,54 +320,78 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
     ranks = np.empty(len(histories), dtype=np.int64)
     ties = np.empty(len(histories), dtype=np.int64)
     on_cpu = table.device.type == "cpu"
-    scratch, columns = (score_scratch(table), item_columns(table)) if on_cpu else (None, None)
+    columns = item_columns(table) if on_cpu else None
+    buffers = threading.local()  # a score buffer for each thread that ranks
 
     @torch.no_grad()  # (grad mode is per thread: the ranking may run on another one)
     def rank(rows: np.ndarray, h: torch.Tensor) -> None:
+        if on_cpu and not hasattr(buffers, "scratch"):
+            buffers.scratch = score_scratch(table)
         y = torch.from_numpy(targets[rows]).to(device)
         history = torch.from_numpy(histories.left_pad(rows))
         higher, tied = rank_targets(h, table, history.to(device), y, exclude_history,
-                                    scratch=scratch, columns=columns)
+                                    scratch=getattr(buffers, "scratch", None), columns=columns)
         ranks[rows], ties[rows] = higher.cpu(), tied.cpu()
 
     chunks = partial(equal_width_chunks, size=batch_size)
-    states = iter_last_states(encoder, histories.left_pad(width=max_len), chunks, device,
-                              positions=CPU_ENCODER_POSITIONS if on_cpu else None)
-    if on_cpu and torch.get_num_threads() > 1 and TWO_STAGE_CPU_PASS:
-        encode_while_ranking(states, rank)
+    padded = histories.left_pad(width=max_len)
+    positions = CPU_ENCODER_POSITIONS if on_cpu else None
+    if on_cpu and torch.get_num_threads() > 1 and THREADED_CPU_PASS:
+        @torch.no_grad()
+        def encode_and_rank(rows: np.ndarray, piece: torch.Tensor) -> None:
+            rank(rows, encoder.last_state(piece))
+
+        on_threads(iter_pieces(padded, chunks, device, positions), encode_and_rank,
+                   torch.get_num_threads())
     else:
-        for rows, h in states:
+        for rows, h in iter_last_states(encoder, padded, chunks, device, positions):
             rank(rows, h)
     encoder.train(was_training)
     metrics = metrics_from_ranks(ranks, ks, ties)
     return (metrics, ranks + ties / 2.0) if return_ranks else metrics
 
 
-# Encode and rank at once on a CPU of two threads or more (``encode_while_ranking``).
-TWO_STAGE_CPU_PASS = True
+# Encode and rank pieces on every thread at once on a CPU of two threads or more (on_threads).
+THREADED_CPU_PASS = True
 
 
-def encode_while_ranking(states: Iterator[tuple[np.ndarray, torch.Tensor]],
-                         rank: Callable[[np.ndarray, torch.Tensor], None]) -> None:
-    """``rank`` each piece of ``states`` on a second thread while this one encodes the next.
+def on_threads(pieces: Iterator[tuple[np.ndarray, torch.Tensor]],
+               work: Callable[[np.ndarray, torch.Tensor], None], threads: int) -> None:
+    """``work`` on every piece, on ``threads`` threads (this one among them) that each take
+    the next piece when done with one, each with one torch thread.
 
     The encoder's many small operations scale poorly over threads (each waits for the
-    slowest), and the counting kernel runs on one: here each stage has a thread of its own
-    (this one keeps the rest of torch's threads) and they overlap, handing over a piece at a
-    time. Every product and state is the one a single thread computes (tested), so the ranks
-    are those of the one-thread loop.
+    slowest at every operation) and the counting kernel runs on one; whole pieces per thread
+    meet only to take the next one. Every state and product is the one a single thread
+    computes (tested), so the ranks are those of the one-thread loop. The first error stops
+    the other threads at their next piece and reaches the caller; torch's thread count
+    (which is per thread) is restored.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(threads - 1)
+    lock, failed = threading.Lock(), threading.Event()
+
+    def worker() -> None:
+        torch.set_num_threads(1)
+        try:
+            while not failed.is_set():
+                with lock:
+                    piece = next(pieces, None)
+                if piece is None:
+                    return
+                work(*piece)
+        except BaseException:
+            failed.set()
+            raise
+
+    before = torch.get_num_threads()
     try:
-        # torch's thread count is per thread: the ranking thread sets its own.
-        with ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            ranking = None
-            for rows, h in states:
-                if ranking is not None:
-                    ranking.result()  # one piece ahead at most; the ranking's errors surface
-                ranking = pool.submit(rank, rows, h)
-            if ranking is not None:
-                ranking.result()
+        with ThreadPoolExecutor(threads - 1) as pool:
+            others = [pool.submit(worker) for _ in range(threads - 1)]
+            try:
+                worker()
+            finally:
+                errors = [f.exception() for f in others]
+        for error in errors:
+            if error is not None:
+                raise error
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)

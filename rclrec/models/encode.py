@@ -86,9 +86,17 @@ def iter_last_states(encoder: nn.Module, seqs: torch.Tensor | np.ndarray, chunk:
     """
     if device is None and isinstance(seqs, np.ndarray):
         device = encoder.item_table.device
+    for rows, piece in iter_pieces(seqs, chunk, device, positions):
+        yield rows, encoder.last_state(piece)
+
+
+def iter_pieces(seqs: torch.Tensor | np.ndarray, chunk: Chunking,
+                device: torch.device | str | None = None, positions: int | None = None
+                ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """What :func:`iter_last_states` encodes: the rows and windows of ``chunk_windows``, each
+    cut by ``row_pieces`` (arguments as there), for callers that encode them elsewhere."""
     for rows, window in chunk_windows(seqs, chunk, device):
-        for part, piece in row_pieces(rows, window, positions):
-            yield part, encoder.last_state(piece)
+        yield from row_pieces(rows, window, positions)
 
 
 # Rows a piece keeps at least: a product of one or two rows may round differently from a

@@ -128,7 +128,7 @@ def test_rank_targets_alone_cuts_cached_blocks_with_the_whole_matrix_ranks(monke
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_encoding_while_ranking_gives_the_one_thread_ranks(threads, monkeypatch):
+def test_pieces_on_threads_give_the_one_thread_ranks(threads, monkeypatch):
     torch.manual_seed(0)
     encoder = build_encoder(EncoderConfig(name="sasrec", max_len=MAX_LEN, hidden_dim=16,
                                           num_heads=2, inner_dim=32), ITEMS).eval()
@@ -138,18 +138,21 @@ def test_encoding_while_ranking_gives_the_one_thread_ranks(threads, monkeypatch)
     monkeypatch.setattr(ranking, "CPU_ENCODER_POSITIONS", 300)
     before = torch.get_num_threads()
     handed = []
-    two_stage = ranking.encode_while_ranking
+    threaded = ranking.on_threads
 
-    def spy(states, rank):
-        handed.append(torch.get_num_threads())
-        return two_stage(states, rank)
+    def spy(pieces, work, count):
+        handed.append(count)
+        done = []
+        threaded(pieces, lambda rows, piece: done.append(work(rows, piece)), count)
+        assert len(done) > count  # more pieces than threads, every one done
+        return None
 
-    monkeypatch.setattr(ranking, "encode_while_ranking", spy)
+    monkeypatch.setattr(ranking, "on_threads", spy)
     try:
         torch.set_num_threads(1)
         _, want = evaluate_ranking(encoder, seqs, targets, MAX_LEN, batch_size=64,
                                    return_ranks=True)
-        assert not handed  # one thread: one stage
+        assert not handed  # one thread: the plain loop
         torch.set_num_threads(threads)
         _, got = evaluate_ranking(encoder, seqs, targets, MAX_LEN, batch_size=64,
                                   return_ranks=True)
