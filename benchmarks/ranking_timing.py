@@ -24,6 +24,7 @@ from result_file import write_result
 
 from rclrec.config import load_config
 from rclrec.data.split import leave_one_out
+from rclrec.eval import ranking
 from rclrec.eval.ranking import evaluate_ranking
 from rclrec.models import build_encoder
 from rclrec.run import load_data, resolve
@@ -32,6 +33,9 @@ from rclrec.run import load_data, resolve
 def load_module(name: str, path: Path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    # Importable under its own name: numba's cached kernels are looked up by their module
+    # (the second run of an old tree, which loads them from its cache, failed without it).
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -66,6 +70,17 @@ def untrained_sasrec(dataset: str):
     return cfg, split, build_encoder(cfg.encoder, split.num_items)
 
 
+def serial(evaluate):
+    """``evaluate`` with this tree's threaded CPU pass switched off during the call."""
+    def run(*args, **kwargs):
+        ranking.THREADED_CPU_PASS = False
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            ranking.THREADED_CPU_PASS = True
+    return run
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--dataset", default="beauty")
@@ -73,11 +88,16 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--name", default=None)
+    p.add_argument("--serial", action="store_true",
+                   help="add this tree with its pieces encoded and ranked one after another on "
+                        "all threads (ranking.THREADED_CPU_PASS off): what the threads bring")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg, split, encoder = untrained_sasrec(args.dataset)
     inputs, targets = split.valid_inputs(), split.valid_targets
     versions = {"old": load_old_ranking(args.old), "new": evaluate_ranking}
+    if args.serial:
+        versions["new_serial"] = serial(evaluate_ranking)
     seconds: dict[str, list[float]] = {k: [] for k in versions}
     cpu_seconds: dict[str, list[float]] = {k: [] for k in versions}
     metrics, ranks = {}, {}
@@ -104,6 +124,11 @@ def main() -> int:
         ratios[unit] = r
         print(f"new is x{statistics.median(r):.2f} faster than old in {unit} (median "
               f"of {args.rounds} rounds, range {min(r):.2f}-{max(r):.2f})")
+        if "new_serial" in measured:
+            r = [o / n for o, n in zip(measured["new_serial"], measured["new"], strict=True)]
+            ratios[f"{unit} against serial"] = r
+            print(f"new is x{statistics.median(r):.2f} faster than new_serial in {unit} "
+                  f"(median of {args.rounds} rounds, range {min(r):.2f}-{max(r):.2f})")
     print("metrics and every user's rank identical")
     out = {"dataset": args.dataset, "users": len(inputs), "threads": args.threads,
            "seconds": seconds, "cpu_seconds": cpu_seconds,

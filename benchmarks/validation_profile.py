@@ -56,11 +56,7 @@ class Clock:
 
 def row_blocks(b: int, n: int) -> int:
     """How many near-equal row blocks rank_targets cuts b users into (n items, whole rows)."""
-    limit, block_rows = ranking.score_limits(torch.device("cpu"))
-    if b * n <= limit:
-        return 1
-    rows = limit // n if limit // n >= block_rows else block_rows
-    return -(-b // rows)
+    return -(-b // ranking.rows_per_block(n, torch.device("cpu")))
 
 
 @torch.no_grad()
@@ -69,9 +65,10 @@ def parts_of_a_pass(encoder, inputs, targets, max_len: int, batch_size: int) -> 
     flat = clock.timed("padding", FlatHistories, inputs)
     padded = clock.timed("padding", flat.left_pad, None, max_len)
     table = encoder.item_table
-    scratch = ranking.score_scratch(table)  # the products' reused buffer, as in the library
+    # the products' reused buffer and the table they read, as in the library
+    scratch, item_columns = ranking.score_scratch(table), ranking.item_columns(table)
     chunks = partial(ranking.equal_width_chunks, size=batch_size)
-    states = iter_last_states(encoder, padded, chunks)
+    states = iter_last_states(encoder, padded, chunks, positions=ranking.CPU_ENCODER_POSITIONS)
     while True:
         step = clock.timed("encoder", next, states, None)
         if step is None:
@@ -83,7 +80,8 @@ def parts_of_a_pass(encoder, inputs, targets, max_len: int, batch_size: int) -> 
         blocks = row_blocks(len(rows), table.shape[0])
         for s, c, t in zip(h.tensor_split(blocks), columns.tensor_split(blocks),
                            y.tensor_split(blocks), strict=True):
-            scores = clock.timed("products", ranking._scores, s, table, scratch)
+            scores = clock.timed("products", ranking._scores, s, table, scratch,
+                                 item_columns)
             clock.timed("counting", ranking.block_counts, scores, PAD,
                         scores.gather(1, t[:, None]), c, t)
     return clock

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -12,7 +15,7 @@ from rclrec.data.dataset import PAD
 from rclrec.errors import InputError
 from rclrec.eval._count_kernel import count_above_and_alike
 from rclrec.eval.metrics import metrics_from_ranks
-from rclrec.models.encode import iter_last_states
+from rclrec.models.encode import iter_last_states, iter_pieces
 
 
 def mask_unrankable(scores: torch.Tensor, history: torch.Tensor | None = None,
@@ -71,12 +74,18 @@ BLOCK_ROWS = 4096
 # a fresh block of tens of MB is mapped and page-faulted in on every product.
 CPU_SCORE_ELEMENTS = 1 << 21
 CPU_BLOCK_ROWS = 64
+# Whole-catalogue rows are scored on the CPU in blocks of about this many scores (but at least
+# CPU_BLOCK_ROWS rows): a block that stays in a core's cache is counted from there.
+CPU_CACHED_SCORES = 1 << 20
+# Positions the encoder reads per call on the CPU: its activations (positions x inner_dim)
+# then stay in the caches (the chunks are cut into pieces at their own width, same states).
+CPU_ENCODER_POSITIONS = 4096
 
 
 def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tensor,
                  targets: torch.Tensor, exclude_history: bool = True,
-                 item_block: int | None = None, scratch: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+                 item_block: int | None = None, scratch: torch.Tensor | None = None,
+                 columns: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`target_ranks` of the scores ``states @ table.T``, in blocks of items.
 
     Args:
@@ -89,25 +98,27 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
         scratch: a flat buffer of the table's dtype and device, of at least
             :func:`score_limits`' scores, that the whole-row products are written into [one is
             allocated per call on the CPU]. A fresh block per product costs its page faults.
+        columns: ``item_columns(table)``, to reuse call after call [made per call on the
+            CPU]: the whole-row products read it.
 
     Returns:
         higher, tied as :func:`target_ranks` gives them for the whole score matrix.
     """
     b, n = states.shape[0], table.shape[0]
-    limit, block_rows = score_limits(states.device)
+    limit = score_limits(states.device)[0]
     if item_block is None:
-        if b * n <= limit:
-            return target_ranks(_scores(states, table, scratch), history, targets,
+        rows = rows_per_block(n, states.device)
+        if b <= rows and b * n <= limit:
+            return target_ranks(_scores(states, table, scratch, columns), history, targets,
                                 exclude_history)
-        # Whole-catalogue rows while a block of them fits, else block_rows users by item blocks.
-        rows = limit // n if limit // n >= block_rows else block_rows
         if b > rows:
             if scratch is None and states.device.type == "cpu":
-                scratch = score_scratch(table)
+                scratch, columns = score_scratch(table), item_columns(table)
             # Near-equal chunks: no remainder of one or two rows, which a BLAS may round
             # differently from a larger product (a near-tie could then flip).
             chunks = -(-b // rows)
-            parts = [rank_targets(s, table, h, y, exclude_history, scratch=scratch)
+            parts = [rank_targets(s, table, h, y, exclude_history, scratch=scratch,
+                                  columns=columns)
                      for s, h, y in zip(states.tensor_split(chunks), history.tensor_split(chunks),
                                         targets.tensor_split(chunks), strict=True)]
             return tuple(torch.cat(p) for p in zip(*parts, strict=True))
@@ -133,19 +144,39 @@ def rank_targets(states: torch.Tensor, table: torch.Tensor, history: torch.Tenso
     return higher, alike - 1  # minus the target itself
 
 
+def rows_per_block(n: int, device: torch.device) -> int:
+    """Users per product on ``device`` with ``n`` items: whole-catalogue rows while a block of
+    them fits, else ``score_limits``' users per item-blocked product."""
+    limit, block_rows = score_limits(device)
+    if limit // n < block_rows:
+        return block_rows
+    if device.type == "cpu":
+        return max(block_rows, min(limit, CPU_CACHED_SCORES) // n)
+    return limit // n
+
+
 def score_scratch(table: torch.Tensor) -> torch.Tensor:
     """A buffer for :func:`rank_targets`' products with ``table``, to reuse call after call."""
     return table.new_empty(score_limits(table.device)[0], requires_grad=False)
 
 
-def _scores(states: torch.Tensor, table: torch.Tensor,
-            scratch: torch.Tensor | None) -> torch.Tensor:
-    """``states @ table.T``, written into ``scratch`` where it may be (no autograd needed)."""
+def item_columns(table: torch.Tensor) -> torch.Tensor:
+    """(D, num_items + 1) the table transposed into its own memory, for :func:`rank_targets`'
+    products to read: on the CPU a product reads it faster than the transposed view (the same
+    scores bit for bit, tested)."""
+    return table.detach().T.contiguous()
+
+
+def _scores(states: torch.Tensor, table: torch.Tensor, scratch: torch.Tensor | None,
+            columns: torch.Tensor | None = None) -> torch.Tensor:
+    """``states @ table.T``, written into ``scratch`` where it may be (no autograd needed),
+    read from ``columns`` (``item_columns(table)``) where given."""
     b, n = states.shape[0], table.shape[0]
     if (scratch is None or b * n > scratch.numel()
             or (torch.is_grad_enabled() and (states.requires_grad or table.requires_grad))):
         return states @ table.T
-    return torch.matmul(states, table.T, out=scratch[:b * n].view(b, n))
+    return torch.matmul(states, table.T if columns is None else columns,
+                        out=scratch[:b * n].view(b, n))
 
 
 def score_limits(device: torch.device) -> tuple[int, int]:
@@ -288,14 +319,79 @@ def evaluate_ranking(encoder: torch.nn.Module, inputs: list[np.ndarray], targets
     table = encoder.item_table  # (num_items + 1, D)
     ranks = np.empty(len(histories), dtype=np.int64)
     ties = np.empty(len(histories), dtype=np.int64)
-    scratch = score_scratch(table) if table.device.type == "cpu" else None
-    chunks = partial(equal_width_chunks, size=batch_size)
-    for rows, h in iter_last_states(encoder, histories.left_pad(width=max_len), chunks, device):
+    on_cpu = table.device.type == "cpu"
+    columns = item_columns(table) if on_cpu else None
+    buffers = threading.local()  # a score buffer for each thread that ranks
+
+    @torch.no_grad()  # (grad mode is per thread: the ranking may run on another one)
+    def rank(rows: np.ndarray, h: torch.Tensor) -> None:
+        if on_cpu and not hasattr(buffers, "scratch"):
+            buffers.scratch = score_scratch(table)
         y = torch.from_numpy(targets[rows]).to(device)
         history = torch.from_numpy(histories.left_pad(rows))
         higher, tied = rank_targets(h, table, history.to(device), y, exclude_history,
-                                    scratch=scratch)
+                                    scratch=getattr(buffers, "scratch", None), columns=columns)
         ranks[rows], ties[rows] = higher.cpu(), tied.cpu()
+
+    chunks = partial(equal_width_chunks, size=batch_size)
+    padded = histories.left_pad(width=max_len)
+    positions = CPU_ENCODER_POSITIONS if on_cpu else None
+    if on_cpu and torch.get_num_threads() > 1 and THREADED_CPU_PASS:
+        @torch.no_grad()
+        def encode_and_rank(rows: np.ndarray, piece: torch.Tensor) -> None:
+            rank(rows, encoder.last_state(piece))
+
+        on_threads(iter_pieces(padded, chunks, device, positions), encode_and_rank,
+                   torch.get_num_threads())
+    else:
+        for rows, h in iter_last_states(encoder, padded, chunks, device, positions):
+            rank(rows, h)
     encoder.train(was_training)
     metrics = metrics_from_ranks(ranks, ks, ties)
     return (metrics, ranks + ties / 2.0) if return_ranks else metrics
+
+
+# Encode and rank pieces on every thread at once on a CPU of two threads or more (on_threads).
+THREADED_CPU_PASS = True
+
+
+def on_threads(pieces: Iterator[tuple[np.ndarray, torch.Tensor]],
+               work: Callable[[np.ndarray, torch.Tensor], None], threads: int) -> None:
+    """``work`` on every piece, on ``threads`` threads (this one among them) that each take
+    the next piece when done with one, each with one torch thread.
+
+    The encoder's many small operations scale poorly over threads (each waits for the
+    slowest at every operation) and the counting kernel runs on one; whole pieces per thread
+    meet only to take the next one. Every state and product is the one a single thread
+    computes (tested), so the ranks are those of the one-thread loop. The first error stops
+    the other threads at their next piece and reaches the caller; torch's thread count
+    (which is per thread) is restored.
+    """
+    lock, failed = threading.Lock(), threading.Event()
+
+    def worker() -> None:
+        torch.set_num_threads(1)
+        try:
+            while not failed.is_set():
+                with lock:
+                    piece = next(pieces, None)
+                if piece is None:
+                    return
+                work(*piece)
+        except BaseException:
+            failed.set()
+            raise
+
+    before = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(threads - 1) as pool:
+            others = [pool.submit(worker) for _ in range(threads - 1)]
+            try:
+                worker()
+            finally:
+                errors = [f.exception() for f in others]
+        for error in errors:
+            if error is not None:
+                raise error
+    finally:
+        torch.set_num_threads(before)

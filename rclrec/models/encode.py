@@ -66,7 +66,7 @@ def chunk_windows(seqs: torch.Tensor | np.ndarray, chunk: Chunking,
 
 
 def iter_last_states(encoder: nn.Module, seqs: torch.Tensor | np.ndarray, chunk: Chunking,
-                     device: torch.device | str | None = None
+                     device: torch.device | str | None = None, positions: int | None = None
                      ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """Last-position states of left-padded sequences, one chunk (``chunk_windows``) at a time.
 
@@ -76,15 +76,48 @@ def iter_last_states(encoder: nn.Module, seqs: torch.Tensor | np.ndarray, chunk:
         chunk: rows per forward pass, or a plan (``Chunking``).
         device: where each chunk is encoded [``seqs``' device; the encoder's for a numpy
             array].
+        positions: a chunk of more positions (rows x width) than this is encoded in pieces of
+            about this many, all at the chunk's width [whole chunks]: the same states (see
+            ``row_pieces``), with activations small enough to stay in a CPU's caches.
 
     Yields:
-        rows (C,) int64 indices into ``seqs`` and their states (C, D). Autograd is kept: the
-        caller decides on ``torch.no_grad``.
+        rows (C,) int64 indices into ``seqs`` and their states (C, D), per chunk or piece.
+        Autograd is kept: the caller decides on ``torch.no_grad``.
     """
     if device is None and isinstance(seqs, np.ndarray):
         device = encoder.item_table.device
+    for rows, piece in iter_pieces(seqs, chunk, device, positions):
+        yield rows, encoder.last_state(piece)
+
+
+def iter_pieces(seqs: torch.Tensor | np.ndarray, chunk: Chunking,
+                device: torch.device | str | None = None, positions: int | None = None
+                ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """What :func:`iter_last_states` encodes: the rows and windows of ``chunk_windows``, each
+    cut by ``row_pieces`` (arguments as there), for callers that encode them elsewhere."""
     for rows, window in chunk_windows(seqs, chunk, device):
-        yield rows, encoder.last_state(window)
+        yield from row_pieces(rows, window, positions)
+
+
+# Rows a piece keeps at least: a product of one or two rows may round differently from a
+# larger one (a different BLAS path), one of a few rows more does not.
+MIN_PIECE_ROWS = 16
+
+
+def row_pieces(rows: np.ndarray, window: torch.Tensor, positions: int | None
+               ) -> list[tuple[np.ndarray, torch.Tensor]]:
+    """``rows`` and their ``window`` cut into near-equal pieces of rows of about ``positions``
+    positions each (of at least ``MIN_PIECE_ROWS`` rows; whole when ``positions`` is None).
+
+    A row's state depends on its window's width, not on the other rows of its call: the
+    encoders' operations are row by row (the products' rows included, at a few rows or more),
+    so pieces at the chunk's own width give its states bit for bit.
+    """
+    count = 1 if positions is None else min(-(-window.numel() // positions),
+                                            len(rows) // MIN_PIECE_ROWS)
+    if count <= 1:
+        return [(rows, window)]
+    return list(zip(np.array_split(rows, count), window.tensor_split(count), strict=True))
 
 
 def last_states(encoder: nn.Module, seqs: torch.Tensor | np.ndarray, chunk: Chunking = 256,
