@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
 import torch
 
+from rclrec.cpu_workers import run_one_thread_each
 from rclrec.data.batches import FlatHistories, length_sorted_chunks
 from rclrec.data.dataset import PAD
 from rclrec.errors import InputError
@@ -357,20 +357,18 @@ THREADED_CPU_PASS = True
 
 def on_threads(pieces: Iterator[tuple[np.ndarray, torch.Tensor]],
                work: Callable[[np.ndarray, torch.Tensor], None], threads: int) -> None:
-    """``work`` on every piece, on ``threads`` threads (this one among them) that each take
-    the next piece when done with one, each with one torch thread.
+    """``work`` on every piece, on ``threads`` worker threads of one torch thread each
+    (``rclrec.cpu_workers``) that each take the next piece when done with one.
 
     The encoder's many small operations scale poorly over threads (each waits for the
     slowest at every operation) and the counting kernel runs on one; whole pieces per thread
     meet only to take the next one. Every state and product is the one a single thread
     computes (tested), so the ranks are those of the one-thread loop. The first error stops
-    the other threads at their next piece and reaches the caller; torch's thread count
-    (which is per thread) is restored.
+    the other threads at their next piece and reaches the caller.
     """
     lock, failed = threading.Lock(), threading.Event()
 
-    def worker() -> None:
-        torch.set_num_threads(1)
+    def take_pieces() -> None:
         try:
             while not failed.is_set():
                 with lock:
@@ -382,16 +380,4 @@ def on_threads(pieces: Iterator[tuple[np.ndarray, torch.Tensor]],
             failed.set()
             raise
 
-    before = torch.get_num_threads()
-    try:
-        with ThreadPoolExecutor(threads - 1) as pool:
-            others = [pool.submit(worker) for _ in range(threads - 1)]
-            try:
-                worker()
-            finally:
-                errors = [f.exception() for f in others]
-        for error in errors:
-            if error is not None:
-                raise error
-    finally:
-        torch.set_num_threads(before)
+    run_one_thread_each([take_pieces] * threads)
