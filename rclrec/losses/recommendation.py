@@ -109,8 +109,9 @@ class _FullSoftmaxCrossEntropy(_GradientsFromForward):
 # On the CPU with several intra-op threads, each thread takes its own share of the rows, block
 # after block, with one intra-op thread and its own d E sum (True); otherwise every op of a
 # block is split between the threads, which wait for each other at the end of each op and
-# share each block's data between their caches (False).
-BLOCKS_PER_THREAD = True
+# share each block's data between their caches (False). Off: whole training epochs ran slower
+# with it (docs/RESULTS.md, "The CE on two cores"), although a CE call alone ran faster.
+BLOCKS_PER_THREAD = False
 # Each thread past the first adds a d E sum as large as the item table: at most this many
 # elements in all (a catalogue of millions of items gets fewer threads, not gigabytes).
 EXTRA_SUM_ELEMENTS = 1 << 26

@@ -176,7 +176,8 @@ def test_blocks_per_thread_sends_each_thread_its_own_rows(monkeypatch, threads):
     assert seen == [2, 2]
 
 
-def test_thread_parts_cover_every_row_once_and_none_gets_less_than_a_block():
+def test_thread_parts_cover_every_row_once_and_none_gets_less_than_a_block(monkeypatch):
+    monkeypatch.setattr(recommendation, "BLOCKS_PER_THREAD", True)
     before = torch.get_num_threads()
     for count, rows, threads in [(1500, 86, 2), (31, 2, 3), (3, 2, 2), (2, 2, 2), (5, 1, 8)]:
         torch.set_num_threads(threads)
@@ -190,6 +191,7 @@ def test_thread_parts_cover_every_row_once_and_none_gets_less_than_a_block():
 
 
 def test_a_huge_item_table_gets_fewer_threads_than_its_sums_would_need(monkeypatch):
+    monkeypatch.setattr(recommendation, "BLOCKS_PER_THREAD", True)
     monkeypatch.setattr(recommendation, "EXTRA_SUM_ELEMENTS", 1000)
     before = torch.get_num_threads()
     torch.set_num_threads(4)
@@ -203,6 +205,7 @@ def test_a_huge_item_table_gets_fewer_threads_than_its_sums_would_need(monkeypat
 
 @pytest.mark.parametrize("threads", [2], indirect=True)
 def test_threads_under_inference_mode_give_the_value_of_torch(monkeypatch, threads):
+    monkeypatch.setattr(recommendation, "BLOCKS_PER_THREAD", True)
     monkeypatch.setattr(recommendation, "CHUNK_ELEMENTS", 80)  # 2 rows a block
     gen = torch.Generator().manual_seed(7)
     table, states = torch.randn(41, 8, generator=gen), torch.randn(30, 8, generator=gen)
