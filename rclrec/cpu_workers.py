@@ -21,9 +21,11 @@ T = TypeVar("T")
 
 _workers: list[ThreadPoolExecutor] = []
 _lock = threading.Lock()
+_this_thread = threading.local()
 
 
 def _use_one_intra_op_thread() -> None:
+    _this_thread.is_worker = True
     # torch gives a thread the process-wide thread count at its first parallel op; asking for
     # the count first makes that happen now, so the setting below is not overwritten later.
     torch.get_num_threads()
@@ -60,14 +62,20 @@ def run_one_thread_each(tasks: Sequence[Callable[[], T]]) -> list[T]:
     """Run the tasks at the same time, each on its own worker thread whose torch ops use one
     intra-op thread; return their results in order (a task's exception is raised here).
 
-    Each task runs under the caller's grad and inference modes (thread-local in torch: inside
-    an autograd Function's forward, say, grad mode is off, and a worker must not record ops).
+    Each task runs under the caller's grad, inference and CPU autocast modes (thread-local in
+    torch: inside an autograd Function's forward, say, grad mode is off, and a worker must not
+    record ops). Called from a worker, the tasks run one after the other on it (its executor
+    would wait on itself).
     """
+    if getattr(_this_thread, "is_worker", False):
+        return [task() for task in tasks]
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+    autocast = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
 
     def in_callers_modes(task: Callable[[], T]) -> Callable[[], T]:
         def run() -> T:
-            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            with (torch.inference_mode(inference), torch.set_grad_enabled(grad),
+                  torch.autocast("cpu", dtype=autocast[1], enabled=autocast[0])):
                 return task()
         return run
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from rclrec.errors import ConfigError
 
 # Top-level history keys that are times, not losses.
-TIME_KEYS = ("train_seconds", "epoch_seconds")
+TIME_KEYS = ("train_seconds", "epoch_seconds", "cpu_seconds")
 
 
 class Tracker(Protocol):

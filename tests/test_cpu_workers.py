@@ -6,10 +6,20 @@ import threading
 import pytest
 import torch
 
+from rclrec import cpu_workers
 from rclrec.cpu_workers import run_one_thread_each
 
 
-def test_tasks_run_at_once_on_their_own_threads_with_one_intra_op_thread():
+@pytest.fixture
+def no_workers_yet():
+    """Workers that earlier tests started would make the start-up code of this test idle."""
+    for worker in cpu_workers._workers:
+        worker.shutdown(wait=True)
+    cpu_workers._forget_workers()
+    yield
+
+
+def test_tasks_run_at_once_on_their_own_threads_with_one_intra_op_thread(no_workers_yet):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -78,3 +88,21 @@ def test_tasks_run_under_the_callers_grad_and_inference_modes():
         made_here = torch.zeros(2)
         run_one_thread_each([lambda: made_here[0].fill_(1), lambda: made_here[1].fill_(2)])
         assert made_here.tolist() == [1.0, 2.0]
+
+
+def test_tasks_run_under_the_callers_cpu_autocast():
+    def product_dtype():
+        return (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+
+    assert run_one_thread_each([product_dtype, product_dtype]) == [torch.float32] * 2
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert run_one_thread_each([product_dtype, product_dtype]) == [torch.bfloat16] * 2
+
+
+def test_a_call_from_a_worker_runs_its_tasks_there_instead_of_waiting_on_itself():
+    def nested():
+        return run_one_thread_each([threading.get_ident, threading.get_ident])
+
+    inner = run_one_thread_each([nested, nested])  # would never return if it queued
+    assert [len(set(idents)) for idents in inner] == [1, 1]
+    assert inner[0][0] != inner[1][0]

@@ -37,7 +37,7 @@ def expected_history(history: list[dict]) -> dict[str, dict[int, float]]:
     for entry in history:
         for name, value in entry["valid"].items():
             want.setdefault(f"valid/{name}", {})[entry["epoch"]] = value
-        for key in ("loss", "rec", "train_seconds", "epoch_seconds"):
+        for key in ("loss", "rec", "train_seconds", "epoch_seconds", "cpu_seconds"):
             tag = f"{'time' if 'seconds' in key else 'train'}/{key}"
             want.setdefault(tag, {})[entry["epoch"]] = entry[key]
     return want

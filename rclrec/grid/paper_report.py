@@ -104,9 +104,11 @@ def share_base(rcl: list[float], sasrec: list[float]) -> float | None:
 def cell_cost(cell: dict[str, Any]) -> tuple[str, float]:
     """(unit, amount) of one cell: GPU-minutes on a GPU, core-hours on a CPU.
 
-    On a CPU the core-hours are the run's CPU time where every epoch recorded it (a shared
-    machine stretches wall time, not CPU time); otherwise threads x the longer of the run's
-    time (resumed parts summed) and the call's wall time, an upper bound.
+    On a CPU the core-hours are the CPU time of the run's epochs where every epoch recorded
+    it (a shared machine stretches wall time, not CPU time; a lower bound: loading, the
+    similarity index, the test ranking and other ranks' processes are not in it); otherwise
+    threads x the longer of the run's time (resumed parts summed) and the call's wall time,
+    an upper bound.
     """
     seconds = max(float(cell.get("seconds") or 0.0), float(cell.get("wall_seconds") or 0.0))
     if str(cell.get("device", "cpu")).lower() == "cpu":
@@ -474,8 +476,9 @@ class PaperReport(Report):
                        f"All {len(cells)} cells (searches included): {total_cost_text(cells)}. "
                        "GPU-minutes are wall minutes of one grid process; benchmarks/gpu_grid.sh "
                        "runs several processes on one GPU, so a cell's GPU-minutes are of a "
-                       "shared GPU. Core-hours on a CPU: the run's CPU hours where it recorded "
-                       "them, else threads x wall hours (an upper bound on a shared machine).", ""]
+                       "shared GPU. Core-hours on a CPU: the CPU hours of a run's epochs where it "
+                       "recorded them (a lower bound), else threads x wall hours (an upper "
+                       "bound on a shared machine).", ""]
 
 
 def build_paper_report(results: str | os.PathLike, out: str | os.PathLike) -> str:
