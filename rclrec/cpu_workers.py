@@ -1,8 +1,9 @@
 """Worker threads that each run torch's CPU ops on one intra-op thread.
 
 With several intra-op threads, torch splits every op between them and waits for all at the end
-of each op. A loop of short ops over data that fits in one core's cache (the CE's row blocks)
-can instead give each thread its own share of the loop: ``run_one_thread_each`` runs one task
+of each op. A loop of short ops over data that fits in one core's cache (the validation pass's
+encoder and ranking pieces; the CE's row blocks behind its switch) can instead give each thread
+its own share of the loop: ``run_one_thread_each`` runs one task
 per worker thread, at the same time, each task's ops on that worker alone. torch releases the
 GIL inside its ops, so the workers compute in parallel.
 """
