@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ import torch
 from profile_step import epoch_flops, peak_matmul_rate
 from result_file import write_result
 from torch.profiler import ProfilerActivity, profile, record_function
+from tree_modules import load_module
 
 from rclrec.config import load_config
 from rclrec.data.batches import batch_order, trim_padding
@@ -50,17 +50,11 @@ from rclrec.run import build_instances, load_data, resolve
 
 def old_encoder_class(tree: Path) -> type:
     """SASRec of an older tree, its ``layers.py`` loaded beside today's (same weight names)."""
-    def load(name: str, path: Path):
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-
     today = sys.modules["rclrec.models.layers"]
-    sys.modules["rclrec.models.layers"] = load("old_layers", tree / "rclrec/models/layers.py")
+    old_layers = load_module("old_layers", tree / "rclrec/models/layers.py")
+    sys.modules["rclrec.models.layers"] = old_layers
     try:  # the old sasrec.py imports its layers by their usual name
-        return load("old_sasrec", tree / "rclrec/models/sasrec.py").SASRec
+        return load_module("old_sasrec", tree / "rclrec/models/sasrec.py").SASRec
     finally:
         sys.modules["rclrec.models.layers"] = today
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ import torch
 from encoder_profile import old_encoder_class
 from result_file import write_result
 from torch import nn
+from tree_modules import load_module
 
 from rclrec.config import load_config
 from rclrec.data.batches import batch_order
@@ -51,11 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def old_cross_entropy(tree: Path) -> type:
     """The full-softmax CE class of the older tree, loaded beside today's module."""
     path = tree / "rclrec" / "losses" / "recommendation.py"
-    spec = importlib.util.spec_from_file_location("old_recommendation", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module._FullSoftmaxCrossEntropy
+    return load_module("old_recommendation", path)._FullSoftmaxCrossEntropy
 
 
 def with_nn_dropout(encoder: nn.Module) -> nn.Module:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tree_modules import load_module
 
 
 def memory_mb(field: str) -> float:
@@ -43,11 +44,7 @@ def worker(args) -> None:
     torch.set_num_threads(args.threads)
     module = "serve/recommender" if args.serve else "eval/ranking"
     if args.tree:
-        spec = importlib.util.spec_from_file_location(
-            "other_version", Path(args.tree) / "rclrec" / f"{module}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        module = load_module("other_version", Path(args.tree) / "rclrec" / f"{module}.py")
     else:
         module = importlib.import_module("rclrec." + module.replace("/", "."))
     torch.manual_seed(0)

@@ -12,7 +12,6 @@ the process's CPU seconds are both reported: on a machine loaded by other jobs, 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from result_file import write_result
+from tree_modules import load_module
 
 from rclrec.config import load_config
 from rclrec.data.split import leave_one_out
@@ -28,16 +28,6 @@ from rclrec.eval import ranking
 from rclrec.eval.ranking import evaluate_ranking
 from rclrec.models import build_encoder
 from rclrec.run import load_data, resolve
-
-
-def load_module(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    # Importable under its own name: numba's cached kernels are looked up by their module
-    # (the second run of an old tree, which loads them from its cache, failed without it).
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def load_old_ranking(tree: Path):
