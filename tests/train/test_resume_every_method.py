@@ -5,6 +5,7 @@ import torch
 
 from rclrec.methods import METHODS
 from rclrec.run import run_training
+from rclrec.tracking import TIME_KEYS
 from rclrec.train.checkpoint import load_torch
 from rclrec.train.trainer import Trainer
 
@@ -12,7 +13,6 @@ from rclrec.train.trainer import Trainer
 THREE_EPOCHS = {"data.max_len": "20", "encoder.num_blocks": "1", "train.batch_size": "64",
                 "train.eval_batch_size": "512", "train.epochs": "3", "rcl.similarity": "jaccard",
                 "hpm.num_clusters": "8"}  # the stand-in clusters stay tiny
-WALL_CLOCK = ("train_seconds", "epoch_seconds", "cpu_seconds")  # the only entries allowed to differ
 
 
 def die_in_epoch(monkeypatch, epoch: int) -> None:
@@ -37,7 +37,8 @@ def die_in_epoch(monkeypatch, epoch: int) -> None:
 
 
 def per_epoch(metrics):
-    return [{k: v for k, v in h.items() if k not in WALL_CLOCK} for h in metrics["history"]]
+    """Every history entry without its clocks (the only entries that may differ)."""
+    return [{k: v for k, v in h.items() if k not in TIME_KEYS} for h in metrics["history"]]
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ state every checkpoint holds (and data-parallel ranks reseed per epoch)."""
 import pytest
 
 from rclrec.run import run_training
+from rclrec.tracking import TIME_KEYS
 from rclrec.train.trainer import Trainer
 
 # The tiny run over three epochs of three steps (the sampled losses get few negatives).
@@ -11,11 +12,9 @@ THREE_EPOCHS = {"data.max_len": "20", "encoder.num_blocks": "1", "train.batch_si
                 "train.eval_batch_size": "512", "train.epochs": "3", "rcl.similarity": "jaccard"}
 
 
-CLOCKS = ("train_seconds", "epoch_seconds", "cpu_seconds")  # the only entries that may differ
-
-
 def per_epoch(metrics):
-    return [{k: v for k, v in h.items() if k not in CLOCKS} for h in metrics["history"]]
+    """Every history entry without its clocks (the only entries that may differ)."""
+    return [{k: v for k, v in h.items() if k not in TIME_KEYS} for h in metrics["history"]]
 
 
 @pytest.mark.slow
